@@ -1,0 +1,194 @@
+"""A small blocking SCGI client: health probes, debugging, tests.
+
+``python -m django_scgi.client ADDRESS [PATH]`` sends one request the way a bare
+front-end would (``REQUEST_URI`` and the usual CGI variables), prints the response
+and exits 0 for a status below 500, 1 for a 5xx, 2 when the server could not be
+reached, timed out or answered with something that is not a CGI response. That makes
+it a Docker ``HEALTHCHECK``.
+
+Imports: stdlib and ``protocol`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import socket
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+from .protocol import encode_request, parse_response_head
+
+EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE = 0, 1, 2
+RECV_SIZE = 64 * 1024
+
+
+class ClientError(Exception):
+    """The server could not be reached, timed out or answered nonsense."""
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return default
+
+    def header_list(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+def connect(address: str, timeout: float) -> socket.socket:
+    """Connect to ``HOST:PORT``, ``[V6]:PORT``, ``PORT`` or ``unix:PATH``."""
+    if address.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target: object = address[5:]
+    else:
+        host, port = _split_host_port(address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        target = (host, port)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(target)
+    except OSError as error:
+        sock.close()
+        raise ClientError(f"cannot connect to {address}: {error.strerror or error}") from None
+    return sock
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    if address.isdigit():
+        return "127.0.0.1", int(address)
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ClientError(f"{address!r} is not HOST:PORT, [V6]:PORT, PORT or unix:PATH")
+    return host.strip("[]"), int(port)
+
+
+def build_environ(
+    path: str, method: str = "GET", headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None, body_length: int = 0,
+) -> dict[str, str]:
+    """CGI variables for ``path`` as a minimal front-end sends them."""
+    _, _, query = path.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "REQUEST_URI": path,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "localhost",
+    }
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value
+        else:
+            environ["HTTP_" + key] = value
+    environ.update(extra or {})
+    return environ
+
+
+def request(
+    address: str, path: str = "/", *, method: str = "GET", body: bytes = b"",
+    headers: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    """Send one request and read the whole response (the server closes to end it)."""
+    cgi = environ if environ is not None else build_environ(path, method, headers)
+    deadline = time.monotonic() + timeout
+    with connect(address, timeout) as sock:
+        sock.sendall(encode_request(cgi, body))
+        data = b"".join(_receive_all(sock, deadline))
+    return parse_response(data)
+
+
+def _receive_all(sock: socket.socket, deadline: float) -> Iterator[bytes]:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ClientError("timed out waiting for the response")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise ClientError("timed out waiting for the response") from None
+        except ConnectionResetError:
+            raise ClientError("the server reset the connection") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def parse_response(data: bytes) -> Response:
+    if not data:
+        raise ClientError("the server closed the connection without a response")
+    try:
+        head = parse_response_head(data, max_size=len(data) + 1)
+    except ValueError as error:
+        raise ClientError(f"not a CGI response: {error}") from None
+    if head is None:
+        raise ClientError("the response ended inside its head")
+    return Response(head.status, head.reason, head.headers, data[head.body_offset :])
+
+
+def _parse_headers(values: Sequence[str]) -> dict[str, str]:
+    headers = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise SystemExit(f"-H {item!r}: write 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_scgi.client",
+        description="Send one SCGI request and print the response. Exit status: 0 below "
+        "500, 1 for a 5xx, 2 when unreachable, timed out or not a CGI response.",
+    )
+    parser.add_argument("address", help="HOST:PORT, [V6]:PORT, PORT or unix:PATH")
+    parser.add_argument("path", nargs="?", default="/", help="request path and query")
+    parser.add_argument("-X", "--method", default="GET")
+    parser.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    parser.add_argument("-d", "--data", default=None, help="request body (implies POST)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    args = parser.parse_args(argv)
+    body = args.data.encode() if args.data is not None else b""
+    method = "POST" if args.data is not None and args.method == "GET" else args.method
+    try:
+        response = request(args.address, args.path, method=method, body=body,
+                           headers=_parse_headers(args.header), timeout=args.timeout)
+    except ClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if not args.quiet:
+        _print_response(response)
+    return EXIT_SERVER_ERROR if response.status >= 500 else EXIT_OK
+
+
+def _print_response(response: Response) -> None:
+    out = sys.stdout.buffer
+    out.write(f"Status: {response.status} {response.reason}\n".encode("latin-1"))
+    for name, value in response.headers:
+        out.write(f"{name}: {value}\n".encode("latin-1"))
+    out.write(b"\n" + response.body)
+    if response.body and not response.body.endswith(b"\n"):
+        out.write(b"\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""Every server option, declared once.
+
+One ``Option`` row gives an option's name, its CLI flag, its ``SCGI_*`` setting, its
+type/validator, its default and its help text. ``runscgi`` builds its argparse options
+from the table, the README's settings table is generated from it (a test keeps the two
+together) and the system checks validate settings with the same validators.
+
+Precedence (CLI > setting > default) is resolved in one place, ``resolve()``, into a
+frozen ``ServerConfig`` that is passed down explicitly: the server never reads settings.
+Imports: stdlib only; ``django.conf.settings`` is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+DEFAULT_PORT = 4000
+DEFAULT_HOST = "127.0.0.1"
+SETTING_PREFIX = "SCGI_"
+
+
+class ConfigError(ValueError):
+    """An option value that cannot be used; the message is a sentence for the user."""
+
+
+# --- addresses -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TCPAddress:
+    host: str
+    port: int
+
+    @property
+    def family_is_v6(self) -> bool:
+        return ":" in self.host
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if self.family_is_v6 else f"{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class UnixAddress:
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FDAddress:
+    """A listening socket inherited from a parent process (``fd:3``)."""
+
+    fd: int
+
+    def __str__(self) -> str:
+        return f"fd:{self.fd}"
+
+
+Address = TCPAddress | UnixAddress | FDAddress
+
+
+def parse_address(text: str) -> Address:
+    """Parse ``PORT``, ``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH`` or ``fd:N``."""
+    text = str(text).strip()
+    if text.startswith("unix:"):
+        return _parse_unix(text[5:])
+    if text.startswith("fd:"):
+        return _parse_fd(text[3:])
+    if text.isdigit():
+        return TCPAddress(DEFAULT_HOST, _parse_port(text, text))
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"{text!r} is not an address: write [IPV6]:PORT, e.g. [::1]:4000.")
+        return TCPAddress(_parse_ip(host, text, v6=True), _parse_port(port, text))
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(
+            f"{text!r} is not an address: write PORT, HOST:PORT, [IPV6]:PORT or unix:PATH."
+        )
+    return TCPAddress(_parse_host(host, text), _parse_port(port, text))
+
+
+def _parse_unix(path: str) -> UnixAddress:
+    if not path:
+        raise ConfigError("unix: needs a path, e.g. unix:/run/myapp/scgi.sock.")
+    # sun_path holds 108 bytes on Linux including the terminating NUL.
+    if len(os.fsencode(path)) > 107:
+        raise ConfigError(f"The unix socket path {path!r} is longer than the 107 bytes allowed.")
+    return UnixAddress(path)
+
+
+def _parse_fd(number: str) -> FDAddress:
+    if not number.isdigit():
+        raise ConfigError(f"fd:{number} is not a file descriptor number.")
+    return FDAddress(int(number))
+
+
+def _parse_port(port: str, text: str) -> int:
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{text!r} has no valid port: use a number from 0 to 65535.")
+    return int(port)
+
+
+def _parse_ip(host: str, text: str, v6: bool = False) -> str:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{host!r} in {text!r} is not an IP address.") from None
+    if v6 and address.version != 6:
+        raise ConfigError(f"{text!r}: brackets are for IPv6 addresses only.")
+    return str(address)
+
+
+def _parse_host(host: str, text: str) -> str:
+    if ":" in host:
+        raise ConfigError(f"{text!r}: put an IPv6 address in brackets, e.g. [::1]:4000.")
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    # A name other than localhost: resolved at bind time; keep it as written.
+    if not all(part and part.replace("-", "").isalnum() for part in host.split(".")):
+        raise ConfigError(f"{host!r} in {text!r} is not a host name or IP address.")
+    return host
+
+
+# --- value types: each takes a CLI string or a setting's native value -------------------
+
+
+def addresses(value: Any) -> tuple[Address, ...]:
+    items = [value] if isinstance(value, (str, int)) else list(value)
+    if not items:
+        raise ConfigError("At least one address to listen on is needed.")
+    return tuple(parse_address(item) for item in items)
+
+
+def positive_int(value: Any) -> int:
+    number = _as_int(value)
+    if number < 1:
+        raise ConfigError(f"{value!r} must be a whole number of at least 1.")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    number = _as_int(value)
+    if number < 0:
+        raise ConfigError(f"{value!r} must be a whole number of at least 0.")
+    return number
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{value!r} is not a whole number.")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{value!r} is not a whole number.") from None
+
+
+def seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{value!r} is not a number of seconds.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{value!r} is not a number of seconds.") from None
+    if not number > 0 or number == float("inf"):
+        raise ConfigError(f"{value!r} must be a number of seconds above 0.")
+    return number
+
+
+def file_mode(value: Any) -> int:
+    """Octal permission bits: ``"660"``, ``"0o660"`` or the int ``0o660``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        text = str(value).lower().removeprefix("0o")
+        if not text or any(c not in "01234567" for c in text):
+            raise ConfigError(f"{value!r} is not an octal file mode such as 660.")
+        mode = int(text, 8)
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(f"{value!r} is not a file mode between 000 and 777.")
+    return mode
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{value!r} is not true or false.")
+
+
+def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    try:
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
+    except ValueError as error:
+        raise ConfigError(f"{error}: write addresses or networks like 127.0.0.1 or 10.0.0.0/8.")
+
+
+# --- the table -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    name: str
+    type: Callable[[Any], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+    positional: bool = False
+    flag_is_boolean: bool = False
+
+    @property
+    def setting(self) -> str:
+        return SETTING_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default_text(self) -> str:
+        if self.type is file_mode:
+            return format(self.default, "o")
+        if isinstance(self.default, tuple):
+            return " ".join(str(item) for item in self.default) or "(none)"
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return str(self.default)
+
+
+MiB = 1024 * 1024
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "bind", addresses, (f"{DEFAULT_HOST}:{DEFAULT_PORT}",),
+        "Addresses to listen on, one or more: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or "
+        "fd:N (an inherited listening socket). The command takes them as positional "
+        "arguments; the setting takes a string or a list.",
+        metavar="ADDRESS", positional=True,
+    ),
+    Option(
+        "socket_mode", file_mode, 0o660,
+        "Permission bits of unix sockets we create. 660 lets the owner and the group "
+        "(put the web server's user in it) connect, nobody else: SCGI has no authentication.",
+        metavar="OCTAL",
+    ),
+    Option(
+        "max_connections", positive_int, 1000,
+        "Connections served at once; beyond it the server stops accepting and the kernel "
+        "backlog holds the rest. Each one may hold its own database connection.",
+        metavar="N",
+    ),
+    Option(
+        "backlog", positive_int, 1024,
+        "Listen backlog: connections the kernel queues while all slots are busy "
+        "(capped by net.core.somaxconn).",
+        metavar="N",
+    ),
+    Option(
+        "max_header_size", positive_int, 64 * 1024,
+        "Largest SCGI header block accepted, in bytes; larger requests get 431.",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_body_size", non_negative_int, 0,
+        "Largest request body accepted, in bytes; larger requests get 413 before any of "
+        "the body is read. 0: no limit of our own (front-ends have theirs).",
+        metavar="BYTES",
+    ),
+    Option(
+        "header_timeout", seconds, 15.0,
+        "Seconds a connection may take to deliver its whole header block (slow peers are "
+        "closed).",
+        metavar="SECONDS",
+    ),
+    Option(
+        "body_timeout", seconds, 60.0,
+        "Seconds reading the request body may wait for the next bytes.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "write_timeout", seconds, 60.0,
+        "Seconds a response write may wait for the peer to accept more bytes.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "graceful_timeout", seconds, 30.0,
+        "On SIGTERM/SIGINT, seconds in-flight requests get to finish before they are "
+        "cancelled.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "drain_limit", non_negative_int, 16 * MiB,
+        "Unread request body bytes discarded before the response is sent and before "
+        "closing, so the front-end neither deadlocks nor sees a reset; a larger unread "
+        "remainder is left and the connection closed.",
+        metavar="BYTES",
+    ),
+    Option(
+        "access_log", boolean, True,
+        "Write an access line per request to the django.server logger.",
+        flag_is_boolean=True,
+    ),
+)
+
+OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    """Resolved options; field names are the ``OPTIONS`` names (a test holds them equal)."""
+
+    bind: tuple[Address, ...]
+    socket_mode: int
+    max_connections: int
+    backlog: int
+    max_header_size: int
+    max_body_size: int
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float
+    graceful_timeout: float
+    drain_limit: int
+    access_log: bool
+    # Not options: derived from Django's own settings.
+    mount_prefix: str = ""
+
+
+def resolve(
+    cli: Mapping[str, Any] | None = None,
+    settings: Any = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> ServerConfig:
+    """Resolve every option as CLI value, else ``SCGI_*`` setting, else default.
+
+    ``cli`` maps option names to values, ``None`` meaning "not given". ``settings`` is
+    Django's settings object (any object with attributes); ``None`` reads
+    ``django.conf.settings`` at call time so ``override_settings`` applies.
+    ``defaults`` replaces table defaults (the command's ``default_addr``/``default_port``).
+    All errors are collected and raised together as one ``ConfigError``.
+    """
+    cli = cli or {}
+    if settings is None:
+        from django.conf import settings
+    values, errors = {}, []
+    for option in OPTIONS:
+        source, raw = _pick(option, cli, settings, defaults or {})
+        try:
+            values[option.name] = option.type(raw)
+        except ConfigError as error:
+            errors.append(f"{source}: {error}")
+    if errors:
+        raise ConfigError(" ".join(errors))
+    values["mount_prefix"] = mount_prefix_from(getattr(settings, "FORCE_SCRIPT_NAME", None))
+    return ServerConfig(**values)
+
+
+def _pick(
+    option: Option, cli: Mapping[str, Any], settings: Any, defaults: Mapping[str, Any]
+) -> tuple[str, Any]:
+    value = cli.get(option.name)
+    if value is not None and value != []:
+        return option.flag if not option.positional else "address", value
+    value = getattr(settings, option.setting, None)
+    if value is not None:
+        return option.setting, value
+    return "default", defaults.get(option.name, option.default)
+
+
+def check_setting(option: Option, settings: Any) -> str | None:
+    """The error sentence for one ``SCGI_*`` setting, or None when it is fine or unset."""
+    value = getattr(settings, option.setting, None)
+    if value is None:
+        return None
+    try:
+        option.type(value)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+def mount_prefix_from(force_script_name: str | None) -> str:
+    """The mount prefix from ``FORCE_SCRIPT_NAME``: no trailing slash, "" for the root."""
+    if not force_script_name:
+        return ""
+    prefix = "/" + force_script_name.strip("/")
+    return "" if prefix == "/" else prefix
+
+
+# --- documentation -------------------------------------------------------------------
+
+
+def options_rst() -> str:
+    """The README's option reference, generated from ``OPTIONS``."""
+    lines = []
+    for option in OPTIONS:
+        cli = "positional ``ADDRESS …``" if option.positional else _flag_text(option)
+        lines += [
+            f"``{option.setting}``",
+            "    " + f"CLI: {cli}. Default: ``{option.default_text}``.",
+            "    " + option.help,
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _flag_text(option: Option) -> str:
+    if option.flag_is_boolean:
+        return f"``{option.flag}`` / ``--no-{option.flag[2:]}``"
+    return f"``{option.flag} {option.metavar}``"
+
+
+def iter_settings_names() -> Iterable[str]:
+    return (option.setting for option in OPTIONS)
+
+
+if __name__ == "__main__":
+    print(options_rst())

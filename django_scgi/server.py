@@ -1,0 +1,667 @@
+"""The SCGI server: listeners, connection pool, per-connection handling, shutdown.
+
+Owns sockets, greenlets, timeouts and limits. Serves any WSGI callable and never
+imports Django or reads settings: everything arrives as a ``ServerConfig``.
+
+One connection carries one request: read the header block (bounded in size and
+time), build the environ, call the application, write ``Status:`` + headers and each
+body chunk as the iterable yields it, drain what the application left unread, close.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket as stdlib_socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent
+from gevent import socket
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from . import protocol
+from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
+from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("django.server")
+
+# recv() size for the header block: one call reads a typical front-end request
+# (Apache sends 600-900 bytes of variables) together with the start of the body.
+RECV_SIZE = 64 * 1024
+# Largest response chunk that is copied to join the head in one send(); larger chunks
+# go out in their own send() rather than being copied.
+COALESCE_LIMIT = 64 * 1024
+# Peer errors that mean "the front-end went away": close quietly.
+PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, errno.ECONNABORTED})
+
+INTERNAL_ERROR = protocol.encode_response_head(
+    "500 Internal Server Error",
+    [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
+) + b"Internal Server Error"
+
+
+class ListenerError(OSError):
+    """A listener could not be set up; the message is one sentence for the operator."""
+
+
+class PeerGone(Exception):
+    """The front-end closed the connection or stopped reading in time."""
+
+
+class IncompleteBody(OSError):
+    """The request body ended before CONTENT_LENGTH bytes arrived.
+
+    An ``OSError`` so Django turns it into ``UnreadablePostError``: no view gets to
+    build a success response on a truncated body.
+    """
+
+
+# --- listeners -----------------------------------------------------------------------
+
+
+class Listener:
+    """A bound, listening socket and how to clean up after it."""
+
+    def __init__(self, sock: stdlib_socket.socket, address: Address, owned_path: str | None = None):
+        self.socket = sock
+        self.address = address
+        self.owned_path = owned_path
+        self._inode = os.stat(owned_path).st_ino if owned_path else None
+
+    @property
+    def display(self) -> str:
+        if isinstance(self.address, TCPAddress):
+            host, port = self.socket.getsockname()[:2]
+            return str(TCPAddress(host, port))
+        return str(self.address)
+
+    def close(self) -> None:
+        self.socket.close()
+        self.remove_socket_file()
+
+    def remove_socket_file(self) -> None:
+        """Unlink our unix socket, unless someone else's socket replaced it meanwhile."""
+        if not self.owned_path:
+            return
+        try:
+            if os.stat(self.owned_path).st_ino == self._inode:
+                os.unlink(self.owned_path)
+        except FileNotFoundError:
+            pass
+
+
+def open_listeners(addresses: Iterable[Address], *, socket_mode: int, backlog: int) -> list[Listener]:
+    """Bind every address or none: on an error the ones already bound are closed."""
+    listeners: list[Listener] = []
+    try:
+        for address in addresses:
+            listeners.append(open_listener(address, socket_mode=socket_mode, backlog=backlog))
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def open_listener(address: Address, *, socket_mode: int, backlog: int) -> Listener:
+    if isinstance(address, UnixAddress):
+        return _open_unix(address, socket_mode, backlog)
+    if isinstance(address, FDAddress):
+        return _adopt_fd(address)
+    return _open_tcp(address, backlog)
+
+
+def _open_tcp(address: TCPAddress, backlog: int) -> Listener:
+    family = stdlib_socket.AF_INET6 if address.family_is_v6 else stdlib_socket.AF_INET
+    if not address.family_is_v6 and not address.host[0].isdigit():
+        family = stdlib_socket.AF_UNSPEC
+    try:
+        infos = stdlib_socket.getaddrinfo(address.host, address.port, family, stdlib_socket.SOCK_STREAM)
+    except stdlib_socket.gaierror:
+        raise ListenerError(errno.EADDRNOTAVAIL, f"Cannot resolve the host name {address.host!r}.")
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = stdlib_socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+        if family == stdlib_socket.AF_INET6:
+            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return Listener(sock, address)
+
+
+def _open_unix(address: UnixAddress, mode: int, backlog: int) -> Listener:
+    path = address.path
+    _clear_stale_socket(path)
+    sock = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # chmod after bind: the mode given to bind() is filtered by the umask.
+        os.chmod(path, mode)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return Listener(sock, address, owned_path=path)
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Remove a socket file left by a dead server; refuse anything else at ``path``."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise ListenerError(errno.EEXIST, f"{path} exists and is not a socket; not touching it.")
+    probe = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)
+        return
+    except OSError as error:
+        raise ListenerError(error.errno, f"Cannot probe the socket {path}: {error.strerror}.")
+    finally:
+        probe.close()
+    raise ListenerError(errno.EADDRINUSE, f"Another server is listening on {path}; leaving it alone.")
+
+
+def _adopt_fd(address: FDAddress) -> Listener:
+    try:
+        sock = stdlib_socket.socket(fileno=address.fd)
+    except OSError as error:
+        raise ListenerError(error.errno, f"File descriptor {address.fd} is not a usable socket.")
+    if sock.type != stdlib_socket.SOCK_STREAM:
+        raise ListenerError(errno.ENOTSOCK, f"File descriptor {address.fd} is not a stream socket.")
+    return Listener(sock, address)
+
+
+# --- request body ----------------------------------------------------------------------
+
+
+class BodyInput:
+    """``wsgi.input``: reads the body lazily from the socket, never past CONTENT_LENGTH."""
+
+    __slots__ = ("_sock", "_parser", "_pending", "_timeout", "bytes_read", "_eof")
+
+    def __init__(self, sock: Any, parser: protocol.RequestParser, timeout: float) -> None:
+        self._sock = sock
+        self._parser = parser
+        self._pending = b""
+        self._timeout = timeout
+        self.bytes_read = 0
+        self._eof = parser.state is not protocol.State.BODY
+
+    @property
+    def remaining(self) -> int:
+        return len(self._pending) + self._parser.remaining
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._read_all()
+        chunks, wanted = [], size
+        while wanted > 0:
+            chunk = self._next_chunk(wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _read_all(self) -> bytes:
+        chunks = []
+        while chunk := self._next_chunk(RECV_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = sys.maxsize if size is None or size < 0 else size
+        line = b""
+        while len(line) < limit:
+            chunk = self._next_chunk(limit - len(line))
+            if not chunk:
+                break
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                self._unread(chunk[newline + 1 :])
+                return line + chunk[: newline + 1]
+            line += chunk
+        return line
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def _unread(self, data: bytes) -> None:
+        if data:
+            self._pending = data + self._pending
+            self.bytes_read -= len(data)
+
+    def _next_chunk(self, wanted: int) -> bytes:
+        """Up to ``wanted`` body bytes; b"" at the end of the body."""
+        if self._pending:
+            chunk, self._pending = self._pending[:wanted], self._pending[wanted:]
+        else:
+            chunk = self._from_parser()
+            if len(chunk) > wanted:
+                chunk, self._pending = chunk[:wanted], chunk[wanted:]
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def _from_parser(self) -> bytes:
+        while not self._eof:
+            event = self._next_event()
+            if type(event) is protocol.Data:
+                return event.data
+            if event is protocol.NEED_DATA:
+                self._receive()
+            else:
+                self._eof = True
+        return b""
+
+    def _next_event(self):
+        try:
+            return self._parser.next_event()
+        except protocol.IncompleteRequest:
+            self._eof = True
+            raise IncompleteBody(
+                errno.EPIPE, f"request body ended after {self.bytes_read} bytes"
+            ) from None
+
+    def _receive(self) -> None:
+        self._sock.settimeout(self._timeout)
+        size = min(self._parser.remaining, RECV_SIZE)
+        self._parser.receive_data(self._sock.recv(size))
+
+    def discard(self, limit: int) -> bool:
+        """Read and drop the unread body if at most ``limit`` bytes; True when all gone."""
+        if self.remaining > limit:
+            return False
+        try:
+            while self._next_chunk(RECV_SIZE):
+                pass
+        except OSError:
+            return False
+        return True
+
+
+# --- file offload ------------------------------------------------------------------------
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: lets the server send a real file with ``os.sendfile``."""
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while chunk := read(self.block_size):
+            yield chunk
+
+    def fileno(self) -> int | None:
+        try:
+            fd = self.filelike.fileno()
+            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+# --- one connection ------------------------------------------------------------------------
+
+
+class Exchange:
+    """One request and its response on one connection."""
+
+    __slots__ = (
+        "server", "sock", "peer", "environ", "body", "status", "headers",
+        "head_sent", "bytes_sent", "started", "is_head",
+    )
+
+    def __init__(self, server: SCGIServer, sock: Any, peer: Any) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.environ: dict[str, Any] | None = None
+        self.body: BodyInput | None = None
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.bytes_sent = 0
+        self.started = time.monotonic()
+        self.is_head = False
+
+    # -- reading the request --
+
+    def read_request(self) -> bool:
+        """Parse the header block; False when there is no request to answer."""
+        config = self.server.config
+        parser = protocol.RequestParser(
+            max_header_size=config.max_header_size, max_body_size=config.max_body_size or None
+        )
+        try:
+            event = self._read_headers(parser, self.started + config.header_timeout)
+        except protocol.ProtocolError as error:
+            self._refuse(error)
+            return False
+        except (TimeoutError, socket.timeout):
+            logger.warning("Closing %s: no complete header block in %ss.", self.peer_text,
+                           config.header_timeout)
+            return False
+        except OSError:
+            return False
+        if type(event) is not protocol.Headers:
+            return False  # closed before the first byte: Apache does this; not an error
+        self.body = BodyInput(self.sock, parser, config.body_timeout)
+        self.environ = build_environ(
+            event.environ, self.body, self.server.base_environ,
+            mount_prefix=config.mount_prefix, peer=self.peer,
+        )
+        self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
+        return True
+
+    def _read_headers(self, parser: protocol.RequestParser, deadline: float):
+        sock = self.sock
+        while True:
+            event = parser.next_event()
+            if event is not protocol.NEED_DATA:
+                return event
+            remaining_time = deadline - time.monotonic()
+            if remaining_time <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining_time)
+            parser.receive_data(sock.recv(RECV_SIZE))
+
+    def _refuse(self, error: protocol.ProtocolError) -> None:
+        logger.warning("Refused a malformed request from %s: %s", self.peer_text, error)
+        status = f"{error.status_hint}"
+        head = protocol.encode_response_head(
+            status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(error.message)))]
+        )
+        try:
+            self.sock.settimeout(self.server.config.write_timeout)
+            self.sock.sendall(head + error.message.encode("ascii", "replace"))
+        except OSError:
+            pass
+
+    @property
+    def peer_text(self) -> str:
+        if isinstance(self.peer, tuple) and self.peer:
+            return f"{self.peer[0]}:{self.peer[1]}"
+        return "a unix socket peer"
+
+    # -- running the application --
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
+        if exc_info:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() was already called")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy WSGI ``write()`` callable."""
+        self.send_chunk(data)
+
+    def run_application(self, app: Callable) -> None:
+        result = None
+        try:
+            result = app(self.environ, self.start_response)
+            self.send_result(result)
+        except PeerGone:
+            logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
+        except Exception:
+            self._application_failed()
+        finally:
+            self._close_result(result)
+
+    def send_result(self, result: Iterable[bytes]) -> None:
+        if self.is_head:
+            for _ in result:
+                pass
+        elif type(result) is FileWrapper and (fd := result.fileno()) is not None:
+            self._send_file(fd)
+        else:
+            streaming = getattr(result, "streaming", False)
+            for chunk in result:
+                if chunk:
+                    self.send_chunk(chunk, streaming)
+        if not self.head_sent:
+            self.send_chunk(b"")
+
+    def send_chunk(self, chunk: bytes, streaming: bool = False) -> None:
+        if self.head_sent:
+            self._send(chunk)
+            return
+        head = self._head(streaming)
+        if len(chunk) <= COALESCE_LIMIT:
+            self._send(head + chunk)
+        else:
+            self._send(head)
+            self._send(chunk)
+
+    def _head(self, streaming: bool) -> bytes:
+        if self.status is None:
+            raise AssertionError("the application sent body bytes before start_response()")
+        head = response_head(self.status, self.headers, streaming=streaming)
+        self._discard_unread_body()
+        self.head_sent = True
+        return head
+
+    def _discard_unread_body(self) -> None:
+        # Apache writes the whole request body before it reads any of the response: a
+        # response that fills the socket buffers while the body sits unread deadlocks
+        # both sides. An application that has not touched the body by the time it
+        # answers will not; an application that has started reading may go on reading
+        # while it streams, so leave its body alone.
+        body = self.body
+        if body.bytes_read == 0 and body.remaining:
+            body.discard(self.server.config.drain_limit)
+
+    def _send(self, data: bytes) -> None:
+        sock = self.sock
+        try:
+            sock.settimeout(self.server.config.write_timeout)
+            sock.sendall(data)
+        except (TimeoutError, socket.timeout):
+            raise PeerGone("write timed out") from None
+        except OSError as error:
+            if error.errno in PEER_GONE_ERRNOS:
+                raise PeerGone(str(error)) from None
+            raise
+        self.bytes_sent += len(data)
+
+    def _send_file(self, fd: int) -> None:
+        self.send_chunk(b"")
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        end = os.fstat(fd).st_size
+        out = self.sock.fileno()
+        timeout = self.server.config.write_timeout
+        while offset < end:
+            try:
+                sent = os.sendfile(out, fd, offset, end - offset)
+            except BlockingIOError:
+                self._wait_writable(out, timeout)
+                continue
+            except OSError as error:
+                if error.errno in PEER_GONE_ERRNOS:
+                    raise PeerGone(str(error)) from None
+                raise
+            if sent == 0:
+                break
+            offset += sent
+            self.bytes_sent += sent
+
+    @staticmethod
+    def _wait_writable(fd: int, timeout: float) -> None:
+        try:
+            socket.wait_write(fd, timeout=timeout)
+        except (TimeoutError, socket.timeout):
+            raise PeerGone("write timed out") from None
+
+    def _application_failed(self) -> None:
+        where = request_line(self.environ)
+        if self.head_sent:
+            logger.error(
+                "Error after the response head was sent for %s; closing the connection.",
+                where, exc_info=True, extra={"environ": mask_environ(self.environ)},
+            )
+            return
+        logger.error(
+            "Error while serving %s; answering 500. Environ: %r", where,
+            mask_environ(self.environ), exc_info=True,
+        )
+        self.status = "500 Internal Server Error"
+        try:
+            self._send(INTERNAL_ERROR)
+            self.head_sent = True
+        except (PeerGone, OSError):
+            pass
+
+    def _close_result(self, result: Any) -> None:
+        close = getattr(result, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception:
+            logger.exception("Error closing the response of %s", request_line(self.environ))
+
+    def finish(self) -> None:
+        body = self.body
+        if body is not None and body.remaining:
+            body.discard(self.server.config.drain_limit)
+        if self.server.config.access_log and self.environ is not None:
+            self._log_access()
+
+    def _log_access(self) -> None:
+        code = _status_code(self.status)
+        access_logger.info(
+            '%s "%s" %s %d %.3f',
+            self.environ.get("REMOTE_ADDR") or "-",
+            request_line(self.environ).strip('"'),
+            code, self.bytes_sent, time.monotonic() - self.started,
+            extra={"status_code": code},
+        )
+
+
+def _status_code(status: str | None) -> int:
+    try:
+        return int(status[:3])  # type: ignore[index]
+    except (TypeError, ValueError):
+        return 0
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+class SCGIServer:
+    """Serves one WSGI application on a set of listeners until told to stop."""
+
+    def __init__(self, app: Callable, listeners: list[Listener], config: ServerConfig) -> None:
+        self.app = app
+        self.listeners = listeners
+        self.config = config
+        self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
+        self.pool = Pool(config.max_connections)
+        for listener in listeners:
+            # StreamServer accepts in a loop until EAGAIN: a blocking listener would
+            # stall every greenlet on the last accept().
+            listener.socket.setblocking(False)
+        self.servers = [
+            StreamServer(listener.socket, self.handle, spawn=self.pool) for listener in listeners
+        ]
+        self._stopping = False
+        self._stopped = Event()
+
+    def handle(self, sock: Any, peer: Any) -> None:
+        exchange = Exchange(self, sock, peer)
+        try:
+            if exchange.read_request():
+                exchange.run_application(self.app)
+                exchange.finish()
+        except Exception:
+            logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+        finally:
+            sock.close()
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        """Serve until ``stop()`` (or SIGTERM/SIGINT when ``install_signals``) finishes."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        self.start()
+        self._stopped.wait()
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping:
+            logger.warning("Second %s: exiting at once.", name)
+            self._remove_socket_files()
+            os._exit(1)
+        logger.info("%s received: finishing in-flight requests (up to %ss).", name,
+                    self.config.graceful_timeout)
+        gevent.spawn(self.stop)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish within ``timeout``, then kill them."""
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        for server in self.servers:
+            server.close()
+        for listener in self.listeners:
+            listener.close()
+        graceful = self.config.graceful_timeout if timeout is None else timeout
+        if not self.pool.join(timeout=graceful):
+            logger.warning("Cancelling %d request(s) still running after %ss.",
+                           len(self.pool), graceful)
+            self.pool.kill(block=True, timeout=1)
+        self._stopped.set()
+
+    def _remove_socket_files(self) -> None:
+        for listener in self.listeners:
+            listener.remove_socket_file()
+
+    @property
+    def addresses(self) -> list[str]:
+        return [listener.display for listener in self.listeners]

@@ -1,0 +1,66 @@
+"""Settings of the demo project: SQLite, nothing to configure.
+
+Values that differ between a laptop, CI and a container come from the environment,
+so ``docker run -e SCGI_BIND=…`` works without code changes.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A demo key: set DJANGO_SECRET_KEY for anything reachable by others.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-scgi-testproject-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+ALLOWED_HOSTS = os.environ.get(
+    "DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
+).split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_scgi",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+WSGI_APPLICATION = "testproject.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_DB_PATH", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+
+# The mount point when the front-end serves the project below a path (e.g. "/app/").
+FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME") or None
+# Front-ends that terminate TLS send HTTPS=on; nothing to set for that.
+
+# Directory the file-offload views may hand to the front-end.
+PROTECTED_FILES_DIR = os.environ.get("PROTECTED_FILES_DIR", str(BASE_DIR / "testproject" / "files"))
+
+# runscgi settings (every one has a CLI option too; see README.rst).
+SCGI_BIND = os.environ.get("SCGI_BIND") or None
+if os.environ.get("SCGI_SOCKET_MODE"):
+    SCGI_SOCKET_MODE = os.environ["SCGI_SOCKET_MODE"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django_scgi": {"handlers": ["console"], "level": os.environ.get("SCGI_LOG_LEVEL", "INFO")},
+    },
+}

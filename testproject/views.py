@@ -1,0 +1,169 @@
+"""Views of the demo project; the test suite and the benchmark drive each one."""
+
+import hashlib
+import json
+import os
+import time
+
+from django.conf import settings
+from django.db import connection, connections
+from django.http import (
+    FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+READ_SIZE = 64 * 1024
+
+
+def _number(request, name, default):
+    try:
+        return type(default)(request.GET.get(name, default))
+    except ValueError:
+        return default
+
+
+def hello(request):
+    return HttpResponse("Hello from django-scgi\n", content_type="text/plain")
+
+
+def small_json(request):
+    return JsonResponse({"message": "hello", "items": [1, 2, 3], "ok": True})
+
+
+def stream(request):
+    """``n`` chunks, ``delay`` seconds apart, each stamped with when it was made."""
+    count, delay = _number(request, "n", 3), _number(request, "delay", 0.5)
+
+    def chunks():
+        for index in range(count):
+            if index:
+                time.sleep(delay)
+            yield f"chunk {index} at {time.time():.3f}\n".encode()
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def stream_error(request):
+    """Fails after the first chunk, i.e. after the response head went out."""
+
+    def chunks():
+        yield b"first chunk\n"
+        raise RuntimeError("stream broke after the first chunk")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def big(request):
+    """``mb`` MiB of streamed bytes, in 64 KiB chunks, never held in memory at once."""
+    total = _number(request, "mb", 1) * 1024 * 1024
+    block = b"x" * READ_SIZE
+
+    def chunks():
+        sent = 0
+        while sent < total:
+            piece = block[: total - sent]
+            sent += len(piece)
+            yield piece
+
+    response = StreamingHttpResponse(chunks(), content_type="application/octet-stream")
+    response["Content-Length"] = str(total)
+    return response
+
+
+@csrf_exempt
+def upload(request):
+    """Hashes the body while reading it in pieces: the body is never held whole."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := request.read(READ_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    return JsonResponse({"bytes": size, "sha256": digest.hexdigest()})
+
+
+@csrf_exempt
+def echo(request):
+    return HttpResponse(request.body, content_type=request.content_type or "text/plain")
+
+
+def db(request):
+    """Holds a DB connection for ``sleep`` seconds; reports which connection it was."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+        time.sleep(_number(request, "sleep", 0.2))
+    return JsonResponse({
+        "connection": id(connection.connection),
+        # The storage behind Django's per-thread connections: gevent's local when
+        # gevent patched threading before Django loaded, the thread's local otherwise.
+        "local_class": _class_name(connections._connections._storage),
+        "pid": os.getpid(),
+    })
+
+
+def _class_name(value):
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def sleep(request):
+    time.sleep(_number(request, "s", 0.5))
+    return HttpResponse("slept\n", content_type="text/plain")
+
+
+def info(request, rest=""):
+    """What Django made of the request: paths, scheme, host, cookies, auth."""
+    return JsonResponse({
+        "path": request.path,
+        "path_info": request.path_info,
+        "script_name": request.META.get("SCRIPT_NAME"),
+        "full_path": request.get_full_path(),
+        "reverse": reverse("info"),
+        "is_secure": request.is_secure(),
+        "host": request.get_host(),
+        "method": request.method,
+        "query": dict(request.GET.lists()),
+        "cookies": request.COOKIES,
+        "authorization": request.META.get("HTTP_AUTHORIZATION"),
+        "remote_addr": request.META.get("REMOTE_ADDR"),
+        "url_scheme": request.META.get("wsgi.url_scheme"),
+    })
+
+
+def error(request):
+    raise RuntimeError("this view fails on purpose")
+
+
+def redirect_home(request):
+    return HttpResponseRedirect(reverse("hello"))
+
+
+def cookies(request):
+    response = HttpResponse("cookies set\n", content_type="text/plain")
+    response.set_cookie("first", "1")
+    response.set_cookie("second", "2")
+    response.set_cookie("third", "3")
+    return response
+
+
+def _protected_file(request):
+    name = os.path.basename(request.GET.get("name", "sample.txt"))
+    path = os.path.join(settings.PROTECTED_FILES_DIR, name)
+    if not os.path.isfile(path):
+        raise Http404("no such file")
+    return name, path
+
+
+def file(request):
+    """A FileResponse: the server sends it with os.sendfile via wsgi.file_wrapper."""
+    _, path = _protected_file(request)
+    return FileResponse(open(path, "rb"), content_type="text/plain")
+
+
+def offload(request):
+    """Hands the file to the front-end instead of sending it (``via`` = header kind)."""
+    from django_scgi.offload import offload_response
+
+    name, path = _protected_file(request)
+    return offload_response(path, via=request.GET.get("via", "x-sendfile"),
+                            uri=f"/protected/{name}", content_type="text/plain")
