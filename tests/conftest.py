@@ -1,0 +1,134 @@
+"""Shared fixtures: real ``runscgi`` processes of the demo project.
+
+Servers bind port 0 (or a unix socket in a temp dir) and the fixture reads the real
+addresses from the start-up banner. Every process started here is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BANNER_PREFIX = "Serving SCGI on "
+
+
+class ServerProcess:
+    """A ``manage.py runscgi`` subprocess and everything it printed."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, command: list[str] | None):
+        self.args = args
+        base = command or [sys.executable, "manage.py", "runscgi"]
+        self.proc = subprocess.Popen(
+            [*base, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.lines: list[str] = []
+        self._banner = threading.Event()
+        self.addresses: list[str] = []
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_output(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            if line.startswith(BANNER_PREFIX):
+                self.addresses = line[len(BANNER_PREFIX):].split(", ")
+                self._banner.set()
+        self._banner.set()
+
+    def wait_started(self, timeout: float = 30.0) -> ServerProcess:
+        if not self._banner.wait(timeout) or not self.addresses:
+            self.stop()
+            raise AssertionError("runscgi did not start:\n" + self.output)
+        return self
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                return self.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.wait(timeout)
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+@pytest.fixture
+def server_env(tmp_path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("SCGI_BIND", None)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "testproject.settings",
+        "DJANGO_DB_PATH": str(tmp_path / "db.sqlite3"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture
+def start_server(server_env, tmp_path):
+    """``start_server(*args, env=…, wait=True)`` → a started ``ServerProcess``."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True,
+              cwd: Path = REPO, command: list[str] | None = None) -> ServerProcess:
+        merged = {**server_env, **(env or {})}
+        server = ServerProcess(list(args), merged, cwd, command)
+        started.append(server)
+        return server.wait_started() if wait else server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    """One runscgi on 127.0.0.1 with an OS-chosen port."""
+    return start_server("127.0.0.1:0")
+
+
+@pytest.fixture
+def short_tmp():
+    """A short temp dir for unix sockets (sun_path is limited to 107 bytes)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="scgi-", dir="/tmp") as path:
+        yield Path(path)
