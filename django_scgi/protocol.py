@@ -1,0 +1,640 @@
+"""Sans-I/O SCGI: an incremental request parser and the encoders around it.
+
+Boundary: this module turns bytes into events and events into bytes. It never
+touches a socket, a clock, gevent or Django, and it imports only the standard
+library, so it can be fed from any event loop and tested one byte at a time.
+``server.py`` owns the I/O, ``environ.py`` turns :class:`Headers` into a WSGI
+environ, ``client.py`` uses the encoders.
+
+Parser use (the caller owns the socket)::
+
+    parser = RequestParser(max_body_size=limit)
+    while True:
+        event = parser.next_event()      # may raise a ProtocolError subclass
+        if event is NEED_DATA:           # after Headers, recv() at most parser.remaining
+            parser.receive_data(sock.recv(size))   # b"" at EOF
+        elif isinstance(event, (EndOfMessage, ConnectionClosed)):
+            break
+        else:
+            ...                          # Headers once, then Data
+
+Events, in order: :class:`Headers` once, :class:`Data` zero or more times (their
+bytes add up to exactly ``content_length``), :class:`EndOfMessage` once. EOF
+before the first byte gives :class:`ConnectionClosed` instead: Apache connects
+and closes without a byte when it refuses a chunked upload, which is a quiet
+close, not an error.
+
+Policies the SCGI spec leaves open:
+
+* Duplicate names. The spec forbids them, but nginx before 1.23 sends a repeated
+  client header as repeated ``HTTP_*`` keys (two ``HTTP_COOKIE`` lines, say).
+  Keeping only the last would silently lose data, so duplicates of ``HTTP_COOKIE``
+  are joined with ``"; "`` (the Cookie header's own separator) and duplicates of
+  any other ``HTTP_*`` name with ``", "`` (the HTTP list separator). A duplicate of
+  any other name (``CONTENT_LENGTH``, ``SCGI``, ``REQUEST_METHOD``, ...) is
+  ambiguous framing or CGI data and is refused with :class:`DuplicateHeader`.
+* Bytes after the body. Only ``CONTENT_LENGTH`` frames the request; whatever
+  follows it is dropped. nginx before 1.29.6 with ``scgi_request_buffering off``
+  sends ``CONTENT_LENGTH=0`` followed by the body anyway: those bytes are ignored.
+* EOF. Before the first byte: :class:`ConnectionClosed`. Anywhere inside the
+  length prefix, the header block or a non-empty body: :class:`IncompleteRequest`,
+  so a truncated body can never be answered as if it were complete.
+* Terminal states repeat themselves: after :class:`EndOfMessage` every
+  ``next_event()`` returns :class:`EndOfMessage` again, after
+  :class:`ConnectionClosed` it returns :class:`ConnectionClosed` again, and after
+  an error it raises the same error again.
+
+Every name and value is decoded as latin-1, as PEP 3333 wants for the environ.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+
+__all__ = [
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_HEADER_SIZE",
+    "DEFAULT_MAX_RESPONSE_HEAD_SIZE",
+    "MAX_CONTENT_LENGTH",
+    "NEED_DATA",
+    "BadContentLength",
+    "BadHeaderBlock",
+    "BadLengthPrefix",
+    "BodyTooLarge",
+    "ConnectionClosed",
+    "Data",
+    "DuplicateHeader",
+    "EndOfMessage",
+    "Event",
+    "HeaderBlockTooLarge",
+    "Headers",
+    "IncompleteRequest",
+    "MissingScgiHeader",
+    "ProtocolError",
+    "RequestParser",
+    "ResponseHead",
+    "State",
+    "TooManyHeaders",
+    "encode_request",
+    "encode_response_head",
+    "parse_response_head",
+]
+
+# Cap on the header block (the netstring payload). nginx's default
+# large_client_header_buffers (4 x 8 KiB) bounds what a client can send to 32 KiB,
+# and the CGI variables the front-end adds are a few hundred bytes to a few KiB;
+# 64 KiB holds both with room to spare, while a hostile peer cannot make us buffer
+# more than that before the request is refused.
+DEFAULT_MAX_HEADER_SIZE = 65536
+
+# Cap on the number of name/value pairs. Apache refuses more than 100 client
+# headers by default (LimitRequestFields) and the front-ends add about 20-40 CGI
+# variables of their own, so real requests carry well under 200 pairs. 1000 is an
+# order of magnitude of headroom, and it stops a 64 KiB block of 3-byte pairs
+# ("a\0\0") from turning into ~21,000 dict entries.
+DEFAULT_MAX_HEADERS = 1000
+
+# Largest CONTENT_LENGTH we accept at all: 2**63 - 1, the largest off_t, which is
+# the type Apache (apr_off_t), nginx (off_t) and lighttpd keep body sizes in, so no
+# front-end can send a larger one. It also keeps int() away from the interpreter's
+# 4300-digit conversion limit (which would raise ValueError, not a ProtocolError).
+MAX_CONTENT_LENGTH = 2**63 - 1
+_MAX_CONTENT_LENGTH_DIGITS = len(str(MAX_CONTENT_LENGTH))
+
+# Default cap for parse_response_head (client side). nginx refuses a response head
+# that does not fit in scgi_buffer_size (one memory page, 4 or 8 KiB, by default:
+# "upstream sent too big header"), so no head that works behind nginx comes near
+# 64 KiB; the cap only stops a broken server from making the client buffer forever.
+DEFAULT_MAX_RESPONSE_HEAD_SIZE = 65536
+
+
+# --------------------------------------------------------------------- errors
+
+
+class ProtocolError(Exception):
+    """Abstract base: the peer sent something that is not a valid SCGI request.
+
+    ``status_hint`` is the HTTP status to answer with (if nothing was sent yet);
+    ``message`` is a fixed sentence that quotes nothing the peer sent, so it is
+    safe to log and to send back.
+    """
+
+    status_hint: int = 400
+    message: str = "Malformed SCGI request."
+
+    def __init__(self) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError("ProtocolError is abstract; raise one of its subclasses")
+        super().__init__(self.message)
+
+
+class BadLengthPrefix(ProtocolError):
+    status_hint = 400
+    message = "The netstring length prefix is not a decimal number followed by ':'."
+
+
+class HeaderBlockTooLarge(ProtocolError):
+    status_hint = 431
+    message = "The SCGI header block is larger than the configured limit."
+
+
+class TooManyHeaders(ProtocolError):
+    status_hint = 431
+    message = "The SCGI header block has more headers than the configured limit."
+
+
+class BadHeaderBlock(ProtocolError):
+    status_hint = 400
+    message = "The SCGI header block is not a sequence of NUL-terminated name/value pairs."
+
+
+class BadContentLength(ProtocolError):
+    status_hint = 400
+    message = "The first SCGI header is not CONTENT_LENGTH with a decimal value."
+
+
+class MissingScgiHeader(ProtocolError):
+    status_hint = 400
+    message = "The SCGI header is missing or its value is not '1'."
+
+
+class DuplicateHeader(ProtocolError):
+    status_hint = 400
+    message = "A non-HTTP SCGI header appears more than once."
+
+
+class BodyTooLarge(ProtocolError):
+    status_hint = 413
+    message = "The request body is larger than the configured limit."
+
+
+class IncompleteRequest(ProtocolError):
+    status_hint = 400
+    message = "The connection was closed before the request was complete."
+
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The whole header block arrived. ``environ`` holds latin-1-decoded names
+    and values (duplicates joined per the module's policy), CONTENT_LENGTH and
+    SCGI included."""
+
+    environ: dict[str, str]
+    content_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """Some body bytes; all Data events of a request add up to its body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The body is complete (right after Headers when CONTENT_LENGTH is 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """EOF arrived before the first byte of a request: a quiet close."""
+
+
+class _NeedData:
+    """Type of the NEED_DATA sentinel: feed more bytes (or b"" for EOF)."""
+
+    _instance: _NeedData | None = None
+
+    def __new__(cls) -> _NeedData:
+        # A singleton, so callers can test with ``is NEED_DATA``.
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+Event = Headers | Data | EndOfMessage | ConnectionClosed
+
+# Events without fields are immutable and equal to each other: share one each.
+_END_OF_MESSAGE = EndOfMessage()
+_CONNECTION_CLOSED = ConnectionClosed()
+
+
+class State(enum.Enum):
+    LENGTH = "LENGTH"  # reading the netstring length prefix "<digits>:"
+    HEADERS = "HEADERS"  # reading the header block and its trailing ","
+    BODY = "BODY"  # Headers emitted; handing out body bytes
+    DONE = "DONE"  # EndOfMessage emitted; further input is dropped
+    CLOSED = "CLOSED"  # EOF before any byte: ConnectionClosed emitted
+    ERROR = "ERROR"  # a ProtocolError was raised; it is raised again on every call
+
+
+# --------------------------------------------------------------------- parser
+
+
+class RequestParser:
+    """Incremental parser for one SCGI request (one connection)."""
+
+    # One parser per request: slots keep construction and attribute access cheap.
+    __slots__ = (
+        "_block_length",
+        "_block_start",
+        "_buf",
+        "_chunks",
+        "_eof",
+        "_error",
+        "_max_body_size",
+        "_max_header_size",
+        "_max_headers",
+        "_max_prefix_digits",
+        "_remaining",
+        "_state",
+    )
+
+    def __init__(
+        self,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_body_size: int | None = None,
+    ) -> None:
+        if max_header_size < 0 or max_headers < 0:
+            raise ValueError("max_header_size and max_headers must not be negative")
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError("max_body_size must be None or not negative")
+        self._max_header_size = max_header_size
+        self._max_headers = max_headers
+        self._max_body_size = max_body_size
+        # A prefix longer than the limit's own decimal form must exceed the limit
+        # (no leading zeros are allowed), so it is refused without reading more.
+        self._max_prefix_digits = len(str(max_header_size))
+        self._state = State.LENGTH
+        # LENGTH/HEADERS input. A bytes object while it is a single chunk (the
+        # common case: the whole head in one recv, no copy), a bytearray once a
+        # second chunk has to be appended (amortised O(1) appends).
+        self._buf: bytes | bytearray = b""
+        self._block_start = 0  # offset of the header block in _buf, known in HEADERS
+        self._block_length = 0  # its declared length
+        self._chunks: deque[bytes] = deque()  # BODY bytes received, not yet handed out
+        self._remaining = 0  # BODY bytes not received yet
+        self._eof = False
+        self._error: ProtocolError | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def remaining(self) -> int:
+        """Body bytes not yet received: 0 until Headers has been returned and once
+        the whole body is in. Size recv() calls with it so that the server never
+        reads past CONTENT_LENGTH; bytes already received may still be waiting to
+        be returned as Data, so keep calling next_event() until EndOfMessage."""
+        return self._remaining
+
+    # ---- input
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes as they arrive; ``b""`` means EOF."""
+        if self._eof:
+            raise RuntimeError("receive_data() called after EOF (b'')")
+        if not data:
+            self._eof = True
+        elif self._state is State.LENGTH or self._state is State.HEADERS:
+            self._append(data)
+        elif self._state is State.BODY:
+            self._receive_body(data)
+        # DONE and ERROR: the request is over; whatever follows is dropped.
+
+    def _append(self, data: bytes) -> None:
+        if not self._buf:
+            self._buf = bytes(data)  # no copy when data is already bytes
+        else:
+            if type(self._buf) is bytes:
+                self._buf = bytearray(self._buf)
+            self._buf += data
+
+    def _receive_body(self, data: bytes) -> None:
+        # Cut at CONTENT_LENGTH here, so bytes past the body are never stored.
+        if len(data) > self._remaining:
+            data = data[: self._remaining]
+        if data:
+            self._remaining -= len(data)
+            self._chunks.append(bytes(data))
+
+    # ---- output
+
+    def next_event(self) -> Event | _NeedData:
+        """Return the next event or NEED_DATA; raise a ProtocolError subclass."""
+        if self._error is not None:
+            # Same instance each time; drop the traceback so it does not grow.
+            raise self._error.with_traceback(None)
+        try:
+            return _READERS[self._state](self)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self._state = State.ERROR
+        self._error = exc
+        self._buf = b""  # release what the peer made us hold
+        self._chunks.clear()
+        self._remaining = 0
+
+    def _need_data(self) -> _NeedData:
+        if self._eof:
+            raise IncompleteRequest()
+        return NEED_DATA
+
+    def _read_length(self) -> Event | _NeedData:
+        if self._eof and not self._buf:
+            self._state = State.CLOSED
+            return _CONNECTION_CLOSED
+        # Only the first max_prefix_digits + 1 bytes can matter: a longer prefix
+        # is too large whatever follows. Checking exactly this window makes the
+        # verdict the same however the input was split.
+        window = bytes(self._buf[: self._max_prefix_digits + 1])
+        colon = window.find(b":")
+        digits = window if colon < 0 else window[:colon]
+        _check_prefix_digits(digits)
+        if colon < 0:
+            if len(digits) > self._max_prefix_digits:
+                raise HeaderBlockTooLarge()
+            return self._need_data()
+        if not digits:
+            raise BadLengthPrefix()
+        self._block_length = int(digits)
+        if self._block_length > self._max_header_size:
+            raise HeaderBlockTooLarge()
+        # Keep an offset rather than slicing: the buffer is copied only once
+        # more, when the body part of it is handed over.
+        self._block_start = colon + 1
+        self._state = State.HEADERS
+        return self._read_headers()
+
+    def _read_headers(self) -> Event | _NeedData:
+        start = self._block_start
+        end = start + self._block_length
+        if len(self._buf) <= end:  # the block and its "," are not all here yet
+            return self._need_data()
+        if self._buf[end] != 0x2C:  # ","
+            raise BadHeaderBlock()
+        headers = self._parse_block(self._buf[start:end].decode("latin-1"))
+        self._start_body(headers.content_length, end + 1)
+        return headers
+
+    def _parse_block(self, block: str) -> Headers:
+        fields = self._split_fields(block)
+        content_length = _parse_content_length(fields)
+        environ = _build_environ(fields)
+        if environ.get("SCGI") != "1":
+            raise MissingScgiHeader()
+        if self._max_body_size is not None and content_length > self._max_body_size:
+            raise BodyTooLarge()
+        return Headers(environ, content_length)
+
+    def _split_fields(self, block: str) -> list[str]:
+        if not block:
+            return []  # "0:," is a valid netstring; the missing headers fail later
+        # One split for the whole block. Even a hostile block yields at most
+        # max_header_size / 2 fields, mostly the interpreter's cached 1-char strings.
+        fields = block.split("\0")
+        if fields.pop() != "" or len(fields) % 2:  # must end in NUL; pairs only
+            raise BadHeaderBlock()
+        if len(fields) // 2 > self._max_headers:
+            raise TooManyHeaders()
+        return fields
+
+    def _start_body(self, content_length: int, body_start: int) -> None:
+        # Body bytes that came with the head; anything past CONTENT_LENGTH is dropped.
+        body = bytes(self._buf[body_start : body_start + content_length])
+        self._buf = b""
+        if body:
+            self._chunks.append(body)
+        self._remaining = content_length - len(body)
+        self._state = State.BODY
+
+    def _read_body(self) -> Event | _NeedData:
+        if self._chunks:
+            return Data(self._chunks.popleft())
+        if self._remaining == 0:
+            self._state = State.DONE
+            return _END_OF_MESSAGE
+        return self._need_data()
+
+    def _read_done(self) -> Event | _NeedData:
+        return _END_OF_MESSAGE
+
+    def _read_closed(self) -> Event | _NeedData:
+        return _CONNECTION_CLOSED
+
+
+# State -> reader; built once at import (per-instance bound methods cost more than
+# the parsing of a small request). ERROR has no reader: next_event() re-raises.
+_READERS: dict[State, Callable[[RequestParser], Event | _NeedData]] = {
+    State.LENGTH: RequestParser._read_length,
+    State.HEADERS: RequestParser._read_headers,
+    State.BODY: RequestParser._read_body,
+    State.DONE: RequestParser._read_done,
+    State.CLOSED: RequestParser._read_closed,
+}
+
+
+def _check_prefix_digits(digits: bytes) -> None:
+    """Refuse what can already be seen to be wrong in the length prefix."""
+    if digits and not digits.isdigit():  # bytes.isdigit() is ASCII-only
+        raise BadLengthPrefix()
+    if len(digits) > 1 and digits[0] == 0x30:  # netstrings forbid leading zeros
+        raise BadLengthPrefix()
+
+
+def _parse_content_length(fields: list[str]) -> int:
+    # The spec puts CONTENT_LENGTH first so that framing never depends on a
+    # header found later; a request that does otherwise is refused.
+    if not fields or fields[0] != "CONTENT_LENGTH":
+        raise BadContentLength()
+    value = fields[1]
+    # str.isdigit() alone would accept latin-1 superscripts such as "\xb2".
+    if not (value.isascii() and value.isdigit()):
+        raise BadContentLength()
+    value = value.lstrip("0") or "0"
+    if len(value) > _MAX_CONTENT_LENGTH_DIGITS or int(value) > MAX_CONTENT_LENGTH:
+        raise BadContentLength()
+    return int(value)
+
+
+def _build_environ(fields: list[str]) -> dict[str, str]:
+    pairs = iter(fields)
+    environ = dict(zip(pairs, pairs))  # fast path: C-level, right when no duplicates
+    if "" in environ:
+        raise BadHeaderBlock()
+    if len(environ) != len(fields) // 2:
+        environ = _join_duplicates(fields[0::2], fields[1::2])
+    return environ
+
+
+def _join_duplicates(names: list[str], values: list[str]) -> dict[str, str]:
+    """The slow path (nginx < 1.23): join repeated HTTP_* names, refuse others."""
+    environ: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}  # joined once at the end: linear, not quadratic
+    for name, value in zip(names, values):
+        if name not in environ:
+            environ[name] = value
+        elif not name.startswith("HTTP_"):
+            raise DuplicateHeader()
+        elif name in repeated:
+            repeated[name].append(value)
+        else:
+            repeated[name] = [environ[name], value]
+    for name, parts in repeated.items():
+        environ[name] = ("; " if name == "HTTP_COOKIE" else ", ").join(parts)
+    return environ
+
+
+# --------------------------------------------------------------------- encoders
+
+
+def encode_request(
+    environ: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes = b""
+) -> bytes:
+    """Encode one SCGI request (client side): netstring header block + body.
+
+    CONTENT_LENGTH comes first and is always ``len(body)`` (one given in
+    ``environ`` is ignored); ``SCGI=1`` follows unless ``environ`` has its own
+    SCGI. An iterable of pairs may repeat a name (to imitate nginx).
+    """
+    items = environ.items() if isinstance(environ, Mapping) else environ
+    pairs = [(name, value) for name, value in items if name != "CONTENT_LENGTH"]
+    head = [("CONTENT_LENGTH", str(len(body)))]
+    if not any(name == "SCGI" for name, _ in pairs):
+        head.append(("SCGI", "1"))
+    parts = []
+    for name, value in head + pairs:
+        _check_request_field(name, value)
+        parts.append(f"{name}\0{value}\0")
+    block = "".join(parts).encode("latin-1")  # UnicodeEncodeError is a ValueError
+    return b"%d:%b,%b" % (len(block), block, body)
+
+
+def _check_request_field(name: str, value: str) -> None:
+    if not name:
+        raise ValueError("SCGI header names must not be empty")
+    if "\0" in name or "\0" in value:
+        raise ValueError(f"NUL in SCGI header {name!r}")
+
+
+# Reason phrases for statuses given without one: nginx before 1.25.3 passes an
+# empty reason on to the client instead of filling it in.
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+_STATUS_RE = re.compile(r"([1-9][0-9]{2})(?: (.*))?", re.DOTALL)
+_BAD_NAME_RE = re.compile(r"[\s:\0]")  # \s covers CR, LF, and latin-1 NBSP/NEL
+_BAD_VALUE_RE = re.compile(r"[\r\n\0]")
+
+
+def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """Encode a CGI response head: ``Status:`` line, headers, blank line.
+
+    ``status`` is a WSGI status ("200 OK"); a missing reason is filled in. No
+    header is filtered here: hop-by-hop policy lives in environ.py.
+    """
+    code, reason = _split_status(status)
+    lines = [f"Status: {code} {reason}\r\n"]
+    for name, value in headers:
+        if not name or _BAD_NAME_RE.search(name):
+            raise ValueError(f"invalid response header name {name!r}")
+        if _BAD_VALUE_RE.search(value):
+            raise ValueError(f"CR, LF or NUL in the value of response header {name!r}")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def _split_status(status: str) -> tuple[int, str]:
+    match = _STATUS_RE.fullmatch(status)
+    if match is None:
+        raise ValueError(f"invalid status {status!r}: want 'NNN Reason'")
+    code = int(match[1])
+    reason = match[2] or _REASONS.get(code, "Unknown")
+    if _BAD_VALUE_RE.search(reason):
+        raise ValueError("CR, LF or NUL in the status reason")
+    return code, reason
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """A parsed CGI response head; the body starts at ``body_offset``."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body_offset: int
+
+
+# The head ends at the first empty line; lines may end in CRLF or bare LF. The
+# alternative "^" covers a head with no header lines at all.
+_HEAD_END_RE = re.compile(rb"(?:^|\n)\r?\n")
+_STATUS_LINE_RE = re.compile(r"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: (.*))?")
+
+
+def parse_response_head(
+    data: bytes, max_size: int = DEFAULT_MAX_RESPONSE_HEAD_SIZE
+) -> ResponseHead | None:
+    """Parse a CGI response head (client side) from the start of ``data``.
+
+    Returns None while the blank line has not arrived; raises ValueError if the
+    head is malformed or does not end within ``max_size`` bytes. Status comes
+    from a ``Status:`` header or an ``HTTP/1.x NNN`` first line; without either
+    it is 302 when Location is present, else 200.
+    """
+    match = _HEAD_END_RE.search(data, 0, max_size)
+    if match is None:
+        if len(data) >= max_size:
+            raise ValueError(f"response head does not end within {max_size} bytes")
+        return None
+    text = data[: match.start()].decode("latin-1")
+    lines = [line.removesuffix("\r") for line in text.split("\n")] if text else []
+    code, reason, headers = _parse_head_lines(lines)
+    return ResponseHead(code, reason, headers, match.end())
+
+
+def _parse_head_lines(lines: list[str]) -> tuple[int, str, list[tuple[str, str]]]:
+    status: str | None = None
+    if lines and lines[0].startswith("HTTP/"):
+        line_match = _STATUS_LINE_RE.fullmatch(lines.pop(0))
+        if line_match is None:
+            raise ValueError("malformed HTTP status line in response head")
+        status = line_match[1] + (f" {line_match[2]}" if line_match[2] else "")
+    headers = []
+    for line in lines:
+        name, value = _split_header_line(line)
+        if name.lower() != "status":
+            headers.append((name, value))
+        elif status is None:
+            status = value
+        else:
+            raise ValueError("more than one status in response head")
+    if status is None:
+        has_location = any(name.lower() == "location" for name, _ in headers)
+        status = "302" if has_location else "200"
+    code, reason = _split_status(status)
+    return code, reason, headers
+
+
+def _split_header_line(line: str) -> tuple[str, str]:
+    name, colon, value = line.partition(":")
+    if not colon or not name or _BAD_NAME_RE.search(name):
+        raise ValueError("malformed header line in response head")
+    return name, value.strip(" \t")
