@@ -1,0 +1,400 @@
+"""SCGI CGI variables -> PEP 3333 WSGI environ, and WSGI status/headers -> CGI response head.
+
+Boundary: this module knows what Apache ``mod_proxy_scgi``, nginx ``scgi_pass`` and
+lighttpd ``mod_scgi`` actually send (``/work/shared/frontends.md``), and every quirk of
+theirs is corrected here and nowhere else. It does no I/O and reads no settings: the
+server passes in the header dict from ``protocol``, the body object, the constant part of
+the environ and the configured mount prefix. Imports: the standard library and
+``protocol`` only (no gevent, no Django).
+
+Every environ value that came from the front-end stays a latin-1 ``str`` (the raw bytes,
+PEP 3333); Django re-encodes them to bytes. Nothing is ever copied into ``os.environ``.
+
+How the request path is found -- the "full path" is the decoded, normalised request path;
+it is then cut into ``SCRIPT_NAME`` + ``PATH_INFO`` on a path-segment boundary:
+
+1. ``PATH_INFO`` sent (lighttpd; an nginx regex location; Apache's
+   ``proxy-scgi-pathinfo`` when it works): full = SCRIPT_NAME + PATH_INFO, and the
+   front-end's SCRIPT_NAME is its split. Exception: Apache's ``proxy-scgi-pathinfo``
+   sends a *percent-encoded* PATH_INFO next to the whole *decoded* path in SCRIPT_NAME
+   for non-ASCII paths; that PATH_INFO is ignored and rule 3 applies.
+2. ``DOCUMENT_URI`` sent (nginx's stock ``scgi_params``): full = DOCUMENT_URI; a
+   ``SCRIPT_NAME`` sent alongside (``scgi_param SCRIPT_NAME /app;``) is the split.
+3. ``SCRIPT_NAME`` alone from Apache (known by ``SCRIPT_FILENAME=proxy:...``): it is
+   the whole path. ``SCRIPT_FILENAME`` is ``proxy:scgi://<authority>/<rest>`` with
+   ``<rest>`` percent-encoded; when the decoded ``/<rest>`` is a tail of the full path,
+   the part before it is the split, else there is none. From anything else (lighttpd's
+   ``GET /app``), a missing PATH_INFO is an empty one, as in CGI: rule 1 with "".
+4. Only ``REQUEST_URI`` (a bare SCGI client): full = its path part, percent-decoded to
+   bytes, then latin-1; absolute-form ``http://host/path`` gives ``/path``. Nothing: "/".
+
+A configured mount prefix (``FORCE_SCRIPT_NAME``) overrides the split from rules 1-3: a
+full path equal to the prefix or under ``prefix + "/"`` gets ``SCRIPT_NAME = prefix``,
+anything else ``SCRIPT_NAME = ""`` and ``PATH_INFO = full`` (outside the mount: Django
+404s it). ``/application/x`` is not under ``/app``. ``REQUEST_URI`` is never routed on
+when a decoded path variable exists: it is raw, not normalised, absolute-form on Apache
+and stale after an Apache internal redirect. ``SCRIPT_NAME`` never ends with "/";
+``PATH_INFO`` is "" only for a request for exactly the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO
+from urllib.parse import quote, unquote_to_bytes
+
+from . import protocol
+
+# A socket peer address: (host, port), (host, port, flowinfo, scope_id) for IPv6, or a
+# unix socket path ("" when the peer socket is unnamed).
+Peer = tuple[str, int] | tuple[str, int, int, int] | str | None
+
+__all__ = [
+    "build_environ",
+    "make_base_environ",
+    "mask_environ",
+    "request_line",
+    "response_head",
+]
+
+# Variables removed from every environ. HTTP_PROXY: a client "Proxy:" header, forwarded
+# by nginx, would be read as the proxy setting by HTTP libraries (httpoxy).
+# HTTP_CONTENT_LENGTH / HTTP_CONTENT_TYPE: nginx and lighttpd copy the client's headers
+# next to CONTENT_LENGTH / CONTENT_TYPE; only CONTENT_LENGTH frames the body, and a second,
+# possibly different value invites confusion. HTTP_TRANSFER_ENCODING: nginx sends
+# "chunked" for a body it has already de-chunked.
+_DROPPED = ("HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING")
+
+# Values of HTTPS that mean TLS. All three front-ends send "on"; others use "1".
+_HTTPS_ON = frozenset({"on", "1", "yes", "true"})
+
+# Headers that describe one hop. A CGI response must not carry them: the front-end
+# frames the response towards the client itself, and a chunked Transfer-Encoding from
+# the backend reaches the client double-chunked through Apache and nginx.
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+    "upgrade",
+})
+
+_MASK = "********"
+_SECRET_NAMES = frozenset({
+    "HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_X_API_KEY",
+    "HTTP_X_CSRFTOKEN",
+})
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "SESSION", "KEY")
+# Values safe to show in an error log as they are: they cannot hold a secret or a
+# large object. Everything else that is not a str is shown by its type name.
+_PLAIN_TYPES = (bool, int, float, type(None))
+
+# For log lines: control characters, space, '"' and bytes >= 0x7f become %XX, so a
+# request line is one printable ASCII token that cannot forge or break a log line.
+_LOG_ESCAPES = {c: f"%{c:02X}" for c in (*range(0x21), 0x22, *range(0x7F, 0x100))}
+# Characters left alone when re-quoting a decoded path (RFC 3986 pchar plus "/").
+_PATH_SAFE = "/!$&'()*+,;=:@~"
+
+
+# --- environ ------------------------------------------------------------------------------
+
+
+def make_base_environ(
+    *,
+    errors: IO[str],
+    file_wrapper: Callable | None = None,
+    multithread: bool = True,
+    multiprocess: bool = False,
+) -> dict[str, object]:
+    """The constant part of every environ; build it once per server."""
+    base: dict[str, object] = {
+        "wsgi.version": (1, 0),
+        "wsgi.errors": errors,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.url_scheme": "http",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "REQUEST_METHOD": "GET",
+        "SERVER_PROTOCOL": "HTTP/1.0",
+    }
+    if file_wrapper is not None:
+        base["wsgi.file_wrapper"] = file_wrapper
+    return base
+
+
+def build_environ(
+    cgi: Mapping[str, str],
+    body: IO[bytes],
+    base: Mapping[str, object],
+    *,
+    mount_prefix: str | None = None,
+    peer: Peer = None,
+) -> dict[str, object]:
+    """The WSGI environ for one request. ``cgi`` is read, never modified.
+
+    ``mount_prefix`` is the configured mount point as text, like ``FORCE_SCRIPT_NAME``
+    ("/app"; "" or None: find it from what the front-end sent). ``peer`` is the socket
+    peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR.
+    """
+    environ = dict(base)
+    environ.update(cgi)
+    _keep_server_objects(environ, cgi, base)
+    for name in _DROPPED:
+        environ.pop(name, None)
+    scheme = _url_scheme(cgi)
+    environ["wsgi.input"] = body
+    environ["wsgi.url_scheme"] = scheme
+    environ["REQUEST_METHOD"] = cgi.get("REQUEST_METHOD") or "GET"
+    environ["SERVER_PROTOCOL"] = cgi.get("SERVER_PROTOCOL") or "HTTP/1.0"
+    if "QUERY_STRING" not in cgi:
+        environ["QUERY_STRING"] = cgi.get("REQUEST_URI", "").partition("?")[2]
+    _set_server(environ, cgi, scheme)
+    _set_remote(environ, cgi, peer)
+    environ["SCRIPT_NAME"], environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
+    return environ
+
+
+def _keep_server_objects(environ: dict[str, object], cgi: Mapping[str, str],
+                         base: Mapping[str, object]) -> None:
+    # SCGI has no authentication and names are arbitrary bytes: a variable called
+    # "wsgi.errors" or "wsgi.file_wrapper" must not replace the server's objects with a
+    # str (the server and Django call them). Real CGI names never contain a dot.
+    for name in cgi:
+        if name.startswith("wsgi."):
+            if name in base:
+                environ[name] = base[name]
+            else:
+                del environ[name]
+
+
+def _url_scheme(cgi: Mapping[str, str]) -> str:
+    # X-Forwarded-Proto is deliberately ignored: trusting it is Django's
+    # SECURE_PROXY_SSL_HEADER decision.
+    if cgi.get("HTTPS", "").lower() in _HTTPS_ON:
+        return "https"
+    return "https" if cgi.get("REQUEST_SCHEME", "").lower() == "https" else "http"
+
+
+def _set_server(environ: dict[str, object], cgi: Mapping[str, str], scheme: str) -> None:
+    # All three front-ends send SERVER_NAME and SERVER_PORT, and they are kept as sent
+    # (lighttpd sends an empty SERVER_NAME for a request without Host). A bare client
+    # may send neither: take them from Host, as Django's get_host() prefers anyway.
+    name = cgi.get("SERVER_NAME")
+    port = cgi.get("SERVER_PORT")
+    if name and port:
+        return
+    host_name, host_port = _split_host(cgi.get("HTTP_HOST", ""))
+    environ["SERVER_NAME"] = name or host_name or "localhost"
+    environ["SERVER_PORT"] = port or host_port or ("443" if scheme == "https" else "80")
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    """("example.com", "8443") from "example.com:8443"; IPv6 keeps its brackets.
+
+    "[::1]" needs no special case: its last ":" is followed by "1]", not a port.
+    """
+    name, colon, port = host.rpartition(":")
+    if not colon:
+        return host, ""
+    # isascii(): str.isdigit() also accepts latin-1 superscripts such as "\xb2".
+    if not port or (port.isascii() and port.isdigit()):
+        return name, port
+    return host, ""
+
+
+def _set_remote(environ: dict[str, object], cgi: Mapping[str, str], peer: Peer) -> None:
+    # Only a bare client omits REMOTE_ADDR. Both values then come from the peer (never
+    # the front-end's REMOTE_ADDR with the peer's port: that pair would be invented).
+    if cgi.get("REMOTE_ADDR") or peer is None:
+        return
+    if isinstance(peer, tuple) and len(peer) >= 2:  # (host, port) or IPv6 4-tuple
+        environ["REMOTE_ADDR"] = str(peer[0])
+        environ["REMOTE_PORT"] = str(peer[1])
+    else:  # a unix socket peer has no address; "" keeps META["REMOTE_ADDR"] readable
+        environ["REMOTE_ADDR"] = ""
+
+
+# --- path ---------------------------------------------------------------------------------
+
+
+def _split_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
+    full, split = _locate(cgi)
+    if not full:
+        full = "/"
+    prefix = _prefix_from_config(mount_prefix) if mount_prefix else ""
+    if prefix:
+        return _under(full, prefix) or ("", full)
+    if split:
+        return _under(full, split.rstrip("/")) or ("", full)
+    return "", full
+
+
+def _locate(cgi: Mapping[str, str]) -> tuple[str, str | None]:
+    """(full decoded path, the SCRIPT_NAME the front-end implies or None)."""
+    script_name = cgi.get("SCRIPT_NAME", "")
+    path_info = cgi.get("PATH_INFO")
+    # mod_proxy_scgi always sends SCRIPT_FILENAME=proxy:...; nothing else does.
+    apache = cgi.get("SCRIPT_FILENAME", "").startswith("proxy:")
+    if path_info is not None and not (apache and _is_encoded_copy(script_name, path_info)):
+        return script_name + path_info, script_name
+    document_uri = cgi.get("DOCUMENT_URI")
+    if document_uri:
+        return document_uri, script_name
+    if apache:
+        return script_name, _apache_split(script_name, cgi["SCRIPT_FILENAME"])
+    if script_name:
+        # CGI: no PATH_INFO means an empty one (lighttpd's "GET /app" for "/app").
+        return script_name, script_name
+    return _path_from_uri(cgi.get("REQUEST_URI", "")), None
+
+
+def _is_encoded_copy(script_name: str, path_info: str) -> bool:
+    # Apache's proxy-scgi-pathinfo builds PATH_INFO from the re-encoded URL; for a path
+    # that re-encodes differently (non-ASCII, space, "?") it then leaves the whole
+    # decoded path in SCRIPT_NAME and sends PATH_INFO percent-encoded (frontends.md
+    # §2.2). When it works, PATH_INFO equals its own re-encoding and so has no "%".
+    if "%" not in path_info:
+        return False
+    return script_name.endswith(_unquote(path_info))
+
+
+def _apache_split(full: str, script_filename: str) -> str | None:
+    """The mount point Apache implies: ``full`` minus the backend path, or None."""
+    tail = _apache_backend_path(script_filename)
+    if tail is None or not full.endswith(tail):
+        return None
+    # ``tail`` starts with "/", so the cut falls on a segment boundary.
+    return full[: len(full) - len(tail)]
+
+
+def _apache_backend_path(script_filename: str) -> str | None:
+    # "proxy:scgi://127.0.0.1:14000/some/path" or, for a unix socket backend,
+    # "proxy:scgi://localhost/some/path": the authority is whatever the ProxyPass URL
+    # said. The rest is percent-encoded (Apache re-encodes the path it decoded).
+    if not script_filename.startswith("proxy:"):
+        return None
+    _, scheme_sep, rest = script_filename.partition("://")
+    if not scheme_sep:
+        return None
+    # lstrip: "ProxyPass /app scgi://h:p/" maps /app/x to "//x".
+    return "/" + _unquote(rest.partition("/")[2].lstrip("/"))
+
+
+def _path_from_uri(uri: str) -> str:
+    path = uri.partition("?")[0]
+    if not path.startswith("/"):
+        _, scheme_sep, rest = path.partition("://")
+        if scheme_sep:  # absolute-form: drop scheme and authority
+            path = "/" + rest.partition("/")[2]
+    return _unquote(path)
+
+
+def _unquote(text: str) -> str:
+    # Percent-decode to bytes, then latin-1 -- the same form the front-ends send their
+    # decoded paths in. The str is encoded as latin-1 first: unquote_to_bytes() would
+    # encode it as UTF-8 and double-encode raw non-ASCII bytes.
+    if "%" not in text:
+        return text
+    return unquote_to_bytes(text.encode("latin-1")).decode("latin-1")
+
+
+def _prefix_from_config(mount_prefix: str) -> str:
+    # FORCE_SCRIPT_NAME is text; the environ holds UTF-8 bytes as latin-1. "/" is root.
+    prefix = mount_prefix.rstrip("/")
+    if not prefix.isascii():
+        prefix = prefix.encode("utf-8").decode("latin-1")
+    return prefix
+
+
+def _under(full: str, prefix: str) -> tuple[str, str] | None:
+    """(prefix, rest) when ``full`` is ``prefix`` or lies below it, else None."""
+    if not full.startswith(prefix):
+        return None
+    if len(full) == len(prefix):
+        return prefix, ""
+    if full[len(prefix)] == "/":
+        return prefix, full[len(prefix):]
+    return None  # "/application/x" is not under "/app"
+
+
+# --- response -----------------------------------------------------------------------------
+
+
+def response_head(status: str, headers: Iterable[tuple[str, str]], *,
+                  streaming: bool = False) -> bytes:
+    """The CGI response head for a WSGI status and header list.
+
+    Hop-by-hop headers are dropped; repeated headers (Set-Cookie) stay separate lines.
+    For a streaming response ``X-Accel-Buffering: no`` is added unless the application
+    set it: nginx otherwise holds a trickling stream until the backend closes (Apache
+    and lighttpd pass the header on harmlessly). Raises ValueError (from
+    ``protocol.encode_response_head``) on a bad status, name or value.
+    """
+    kept = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+    if streaming and not any(name.lower() == "x-accel-buffering" for name, _ in kept):
+        kept.append(("X-Accel-Buffering", "no"))
+    return protocol.encode_response_head(status, kept)
+
+
+# --- logging ------------------------------------------------------------------------------
+
+
+def mask_environ(environ: Mapping[str, object]) -> dict[str, object]:
+    """A copy for error logs: secrets replaced by "********", objects by their type."""
+    return {name: _masked(name, value) for name, value in environ.items()}
+
+
+def _masked(name: str, value: object) -> object:
+    if isinstance(value, str):
+        return _MASK if _is_secret(name) else value
+    if isinstance(value, _PLAIN_TYPES) or (
+        isinstance(value, tuple) and all(isinstance(item, _PLAIN_TYPES) for item in value)
+    ):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def _is_secret(name: str) -> bool:
+    upper = name.upper()
+    # An Apache internal redirect copies every variable as REDIRECT_<name>, cookies too.
+    while upper.startswith("REDIRECT_"):
+        upper = upper[len("REDIRECT_"):]
+    if upper in _SECRET_NAMES:
+        return True
+    return upper.startswith("HTTP_") and any(word in upper for word in _SECRET_WORDS)
+
+
+def request_line(environ: Mapping[str, object]) -> str:
+    """'"GET /app/path?q=1 HTTP/1.1"' for log lines; "-" for what is missing.
+
+    The raw REQUEST_URI when the front-end sent one (what the client asked for),
+    otherwise SCRIPT_NAME + PATH_INFO re-quoted plus the query string. Never raises.
+    """
+    method = _log_text(environ.get("REQUEST_METHOD")) or "-"
+    uri = _log_text(environ.get("REQUEST_URI")) or _rebuilt_uri(environ) or "-"
+    protocol_ = _log_text(environ.get("SERVER_PROTOCOL")) or "-"
+    return f'"{method} {uri} {protocol_}"'
+
+
+def _rebuilt_uri(environ: Mapping[str, object]) -> str:
+    path = _text(environ.get("SCRIPT_NAME")) + _text(environ.get("PATH_INFO"))
+    if not path:
+        return ""
+    uri = quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE)
+    query = _log_text(environ.get("QUERY_STRING"))
+    return f"{uri}?{query}" if query else uri
+
+
+def _log_text(value: object) -> str:
+    return _text(value).translate(_LOG_ESCAPES)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 -- a log line must never fail on an odd value
+        return f"<{type(value).__name__}>"
