@@ -71,7 +71,7 @@ def parse_address(text: str) -> Address:
         return _parse_unix(text[5:])
     if text.startswith("fd:"):
         return _parse_fd(text[3:])
-    if text.isdigit():
+    if _is_number(text):
         return TCPAddress(DEFAULT_HOST, _parse_port(text, text))
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
@@ -95,14 +95,20 @@ def _parse_unix(path: str) -> UnixAddress:
     return UnixAddress(path)
 
 
+def _is_number(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" and "٤", which int() rejects
+    # or reads as a number nobody meant.
+    return text.isascii() and text.isdigit()
+
+
 def _parse_fd(number: str) -> FDAddress:
-    if not number.isdigit():
+    if not _is_number(number):
         raise ConfigError(f"fd:{number} is not a file descriptor number.")
     return FDAddress(int(number))
 
 
 def _parse_port(port: str, text: str) -> int:
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not _is_number(port) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{text!r} has no valid port: use a number from 0 to 65535.")
     return int(port)
 
@@ -126,6 +132,11 @@ def _parse_host(host: str, text: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
+    # A name whose last label is all digits is not a host name (RFC 1123 2.1 keeps
+    # top-level labels alphabetic): it is a mistyped IP such as 999.1.1.1. Say so now,
+    # rather than let a resolver lookup fail (or hang on DNS) at bind time.
+    if host.rsplit(".", 1)[-1].isdigit():
+        raise ConfigError(f"{host!r} in {text!r} is not a valid IP address.")
     # A name other than localhost: resolved at bind time; keep it as written.
     if not all(part and part.replace("-", "").isalnum() for part in host.split(".")):
         raise ConfigError(f"{host!r} in {text!r} is not a host name or IP address.")
@@ -157,7 +168,8 @@ def non_negative_int(value: Any) -> int:
 
 
 def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
+    # int() would quietly turn True into 1 and 1.5 into 1.
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ConfigError(f"{value!r} is not a whole number.")
     try:
         return int(value)
@@ -187,7 +199,9 @@ def file_mode(value: Any) -> int:
             raise ConfigError(f"{value!r} is not an octal file mode such as 660.")
         mode = int(text, 8)
     if not 0 <= mode <= 0o777:
-        raise ConfigError(f"{value!r} is not a file mode between 000 and 777.")
+        # The usual slip is SCGI_SOCKET_MODE = 660, a decimal int: show the spelling.
+        hint = " (write 0o660 or '660', not 660)" if isinstance(value, int) else ""
+        raise ConfigError(f"{value!r} is not a file mode between 000 and 777{hint}.")
     return mode
 
 
@@ -207,7 +221,9 @@ def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
     try:
         return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
     except ValueError as error:
-        raise ConfigError(f"{error}: write addresses or networks like 127.0.0.1 or 10.0.0.0/8.")
+        raise ConfigError(
+            f"{error}: write addresses or networks like 127.0.0.1 or 10.0.0.0/8."
+        ) from None
 
 
 # --- the table -----------------------------------------------------------------------

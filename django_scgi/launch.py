@@ -22,13 +22,18 @@ import sys
 patched_before_django = False
 # Marks a process that was re-executed by ``relaunch()``, to stop a relaunch loop.
 RELAUNCH_MARK = "DJANGO_SCGI_RELAUNCHED_PID"
+# Names the directory ``relaunch()`` put in front of PYTHONPATH, so the launcher can
+# take it out again once this package is imported.
+ADDED_PATH_MARK = "DJANGO_SCGI_ADDED_PYTHONPATH"
 
 
 def patch() -> None:
     global patched_before_django
     from gevent import monkey
 
-    patched_before_django = not any(name == "django" or name.startswith("django.") for name in sys.modules)
+    patched_before_django = not any(
+        name == "django" or name.startswith("django.") for name in sys.modules
+    )
     monkey.patch_all()
 
 
@@ -58,13 +63,54 @@ def relaunch_command(argv: list[str] | None = None) -> list[str]:
     return [sys.executable, *flags, "-m", "django_scgi.launch", *target, *argv[1:]]
 
 
+def import_root() -> str:
+    """The ``sys.path`` directory this package was imported from."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(package_dir)
+
+
+def path_to_add(root: str, path: list[str], cwd: str) -> str | None:
+    """``root`` when ``python -m django_scgi.launch`` would not find this package.
+
+    A new interpreter rebuilds ``sys.path[1:]`` from PYTHONPATH, site-packages and
+    ``.pth`` files, and its ``sys.path[0]`` is the working directory. What it does not
+    rebuild: our ``sys.path[0]``, the directory of ``manage.py`` (the package may sit
+    next to it, not installed, while the command runs from elsewhere: systemd without
+    WorkingDirectory), and entries added at run time (``--pythonpath``).
+    """
+    if root == cwd or root in path[1:]:
+        return None
+    return root
+
+
 def relaunch() -> None:
     """Replace this process with the same command line, patched first; never returns."""
     command = relaunch_command()
     os.environ[RELAUNCH_MARK] = str(os.getpid())
+    added = path_to_add(import_root(), sys.path, os.getcwd())
+    if added:
+        original = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [added, original]))
+        os.environ[ADDED_PATH_MARK] = added
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
+
+
+def restore_path() -> None:
+    """Undo ``relaunch()``'s PYTHONPATH entry: the application sees what it was given."""
+    added = os.environ.pop(ADDED_PATH_MARK, None)
+    if not added:
+        return
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if entries and entries[0] == added:
+        entries = entries[1:]
+    if any(entries):
+        os.environ["PYTHONPATH"] = os.pathsep.join(entries)
+    else:
+        os.environ.pop("PYTHONPATH", None)
+    if added in sys.path[1:]:
+        del sys.path[sys.path.index(added, 1)]
 
 
 def run(argv: list[str]) -> None:
@@ -87,5 +133,6 @@ if __name__ == "__main__":
     # management command reads (this file is ``__main__`` here, a different module).
     import django_scgi.launch as launch
 
+    launch.restore_path()
     launch.patch()
     launch.run(sys.argv[1:])

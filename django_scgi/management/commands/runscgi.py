@@ -46,7 +46,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         for option in conf.OPTIONS:
             if option.positional:
-                parser.add_argument(option.name, nargs="*", metavar=option.metavar, help=option.help)
+                parser.add_argument(option.name, nargs="*", metavar=option.metavar,
+                                    help=option.help)
             elif option.flag_is_boolean:
                 parser.add_argument(option.flag, dest=option.name, default=None,
                                     action="store_true", help=option.help)
@@ -78,7 +79,14 @@ class Command(BaseCommand):
         self.check(display_num_errors=False)
         handler = self.get_handler(**options)
         server = self.server_cls(handler, self.open_listeners(config), config)
-        self.print_banner(server)
+        # The banner says "ready": print it from a greenlet, which runs once
+        # serve_forever() waits, i.e. after the SIGTERM/SIGINT handlers are installed
+        # and the listeners accept. A process manager (or a test) that signals as soon
+        # as it sees the banner must get a graceful stop, not a default-handler death
+        # that leaves the unix socket file behind.
+        import gevent
+
+        gevent.spawn(self.print_banner, server)
         server.serve_forever()
         self.stdout.write("Stopped.")
 
@@ -111,9 +119,8 @@ class Command(BaseCommand):
         return listeners
 
     def print_banner(self, server) -> None:
-        from django.conf import settings
-
         import gevent
+        from django.conf import settings
 
         self.stdout.write(
             f"django-scgi {__version__} (Django {django.get_version()}, gevent "

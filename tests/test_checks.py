@@ -1,0 +1,90 @@
+"""System checks over the SCGI_* settings: one test per id, ids unique and stable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import override_settings
+
+from django_scgi import checks, conf
+
+pytestmark = pytest.mark.timeout(60)
+
+# A value each option's validator refuses, and one it takes.
+BAD_AND_GOOD = {
+    "bind": ("notanaddress", ["127.0.0.1:4000", "unix:/run/app.sock"]),
+    "socket_mode": ("999", "600"),
+    "max_connections": (0, 50),
+    "backlog": ("many", 128),
+    "max_header_size": (-1, 8192),
+    "max_body_size": (-1, 0),
+    "header_timeout": (0, 5),
+    "body_timeout": ("soon", 30.0),
+    "write_timeout": (-2, "10"),
+    "graceful_timeout": (0, 1),
+    "drain_limit": (-1, 0),
+    "access_log": ("maybe", False),
+}
+
+
+def scgi_errors() -> list:
+    return checks.check_settings()
+
+
+def test_every_option_has_a_check_id_and_a_test_value():
+    names = [option.name for option in conf.OPTIONS]
+    assert sorted(checks.SETTING_CHECK_IDS) == sorted(names)
+    assert sorted(BAD_AND_GOOD) == sorted(names)
+
+
+def test_check_ids_are_unique_and_well_formed():
+    ids = list(checks.SETTING_CHECK_IDS.values())
+    assert len(set(ids)) == len(ids)
+    for check_id in ids:
+        assert re.fullmatch(r"django_scgi\.[EW]\d{3}", check_id)
+
+
+def test_check_is_registered():
+    from django.core.checks.registry import registry
+
+    assert checks.check_settings in registry.get_checks()
+
+
+def test_no_errors_with_nothing_set():
+    assert scgi_errors() == []
+
+
+@pytest.mark.parametrize("name", sorted(checks.SETTING_CHECK_IDS))
+def test_bad_value_gives_exactly_its_id(name):
+    option = conf.OPTIONS_BY_NAME[name]
+    bad, good = BAD_AND_GOOD[name]
+    with override_settings(**{option.setting: bad}):
+        errors = scgi_errors()
+    assert [error.id for error in errors] == [checks.SETTING_CHECK_IDS[name]]
+    assert errors[0].msg.startswith(f"{option.setting} is invalid: ")
+    assert errors[0].hint == option.help
+    with override_settings(**{option.setting: good}):
+        assert scgi_errors() == []
+
+
+def test_several_bad_settings_give_several_ids():
+    with override_settings(SCGI_BACKLOG=0, SCGI_ACCESS_LOG="maybe"):
+        ids = sorted(error.id for error in scgi_errors())
+    assert ids == sorted([checks.SETTING_CHECK_IDS["backlog"],
+                          checks.SETTING_CHECK_IDS["access_log"]])
+
+
+def test_manage_py_check_reports_a_bad_setting(run_manage):
+    import sys
+
+    bad = run_manage(command=[sys.executable, "manage.py", "check"],
+                     env={"SCGI_SOCKET_MODE": "999"})
+    assert bad.returncode != 0, bad.stdout
+    assert checks.SETTING_CHECK_IDS["socket_mode"] in bad.stdout
+    assert "SCGI_SOCKET_MODE is invalid" in bad.stdout
+
+    good = run_manage(command=[sys.executable, "manage.py", "check"],
+                      env={"SCGI_SOCKET_MODE": "600"})
+    assert good.returncode == 0, good.stdout
+    assert "django_scgi." not in good.stdout
