@@ -22,7 +22,13 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "graceful_timeout": "django_scgi.E010",
     "drain_limit": "django_scgi.E011",
     "access_log": "django_scgi.E012",
+    "allow_from": "django_scgi.E013",
+    "workers": "django_scgi.E014",
+    "max_requests": "django_scgi.E015",
+    "max_requests_jitter": "django_scgi.E016",
 }
+OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
+ALLOW_ANY_PEER = "django_scgi.W002"
 
 
 @checks.register()
@@ -31,9 +37,55 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     for option in conf.OPTIONS:
         problem = conf.check_setting(option, settings)
         if problem:
-            errors.append(checks.Error(
-                f"{option.setting} is invalid: {problem}",
-                hint=option.help,
-                id=SETTING_CHECK_IDS[option.name],
-            ))
+            errors.append(
+                checks.Error(
+                    f"{option.setting} is invalid: {problem}",
+                    hint=option.help,
+                    id=SETTING_CHECK_IDS[option.name],
+                )
+            )
     return errors
+
+
+@checks.register(deploy=True)
+def check_exposure(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """SCGI trusts its peer completely: warn when strangers may be able to connect."""
+    try:
+        addresses = conf.addresses(
+            getattr(settings, "SCGI_BIND", None) or conf.OPTIONS_BY_NAME["bind"].default
+        )
+        allowed = conf.networks(getattr(settings, "SCGI_ALLOW_FROM", None) or ())
+    except conf.ConfigError:
+        return []  # reported by check_settings
+    warnings = []
+    exposed = [
+        str(a) for a in addresses if isinstance(a, conf.TCPAddress) and not _is_loopback(a.host)
+    ]
+    if exposed and not getattr(settings, "SCGI_ALLOW_FROM", None):
+        warnings.append(
+            checks.Warning(
+                f"SCGI listens on {', '.join(exposed)}, beyond loopback, and SCGI_ALLOW_FROM is not set.",
+                hint="SCGI has no authentication: set SCGI_ALLOW_FROM to your front-ends' addresses "
+                "(only loopback peers are accepted until you do), or listen on a unix socket.",
+                id=OPEN_TCP_WITHOUT_ALLOW_LIST,
+            )
+        )
+    if exposed and any(network.prefixlen == 0 for network in allowed):
+        warnings.append(
+            checks.Warning(
+                f"SCGI_ALLOW_FROM lets any peer connect to {', '.join(exposed)}.",
+                hint="Whoever can connect can claim any REMOTE_ADDR, HTTPS or user header: list "
+                "only your front-ends' addresses.",
+                id=ALLOW_ANY_PEER,
+            )
+        )
+    return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -217,7 +217,10 @@ def boolean(value: Any) -> bool:
 
 
 def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR networks, as a list or one string; ``*`` means any peer."""
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    if "*" in items:
+        items = [item for item in items if item != "*"] + ["0.0.0.0/0", "::/0"]
     try:
         return tuple(ipaddress.ip_network(str(item), strict=False) for item in items)
     except ValueError as error:
@@ -331,6 +334,31 @@ OPTIONS: tuple[Option, ...] = (
         "Write an access line per request to the django.server logger.",
         flag_is_boolean=True,
     ),
+    Option(
+        "allow_from", networks, ("127.0.0.0/8", "::1"),
+        "Peers that may connect to TCP listeners: addresses or CIDR networks, separated "
+        "by spaces or commas; * allows any peer. Others are closed at once and logged "
+        "once a minute per address. SCGI has no authentication, so the default is "
+        "loopback only; unix sockets are guarded by their file mode instead.",
+        metavar="NETWORKS",
+    ),
+    Option(
+        "workers", positive_int, 1,
+        "Serving processes. Above 1, a supervisor opens the listeners once and forks "
+        "this many gevent workers that share them (one core each).",
+        metavar="N",
+    ),
+    Option(
+        "max_requests", non_negative_int, 0,
+        "With --workers, a worker is replaced after this many requests (0: never).",
+        metavar="N",
+    ),
+    Option(
+        "max_requests_jitter", non_negative_int, 0,
+        "A random 0..N added to --max-requests per worker, so workers do not all "
+        "restart at once.",
+        metavar="N",
+    ),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -352,6 +380,10 @@ class ServerConfig:
     graceful_timeout: float
     drain_limit: int
     access_log: bool
+    allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    workers: int
+    max_requests: int
+    max_requests_jitter: int
     # Not options: derived from Django's own settings.
     mount_prefix: str = ""
 

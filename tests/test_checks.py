@@ -25,6 +25,10 @@ BAD_AND_GOOD = {
     "graceful_timeout": (0, 1),
     "drain_limit": (-1, 0),
     "access_log": ("maybe", False),
+    "allow_from": ("10.0.0.300/8", "10.0.0.0/8 192.168.1.7"),
+    "workers": (0, 4),
+    "max_requests": (-5, 1000),
+    "max_requests_jitter": ("some", 50),
 }
 
 
@@ -88,3 +92,50 @@ def test_manage_py_check_reports_a_bad_setting(run_manage):
                       env={"SCGI_SOCKET_MODE": "600"})
     assert good.returncode == 0, good.stdout
     assert "django_scgi." not in good.stdout
+
+
+# --- deploy checks --------------------------------------------------------------------
+
+
+def deploy_warnings() -> list:
+    return checks.check_exposure()
+
+
+def test_deploy_check_is_registered_for_deploy_only():
+    from django.core.checks.registry import registry
+
+    assert checks.check_exposure in registry.get_checks(include_deployment_checks=True)
+    assert checks.check_exposure not in registry.get_checks(include_deployment_checks=False)
+
+
+@pytest.mark.parametrize("bind", [None, "127.0.0.1:4000", "[::1]:4000", "unix:/run/a.sock"])
+def test_no_exposure_warning_for_loopback_or_unix(bind):
+    with override_settings(SCGI_BIND=bind):
+        assert deploy_warnings() == []
+
+
+def test_public_tcp_listener_without_allow_list_warns_w001():
+    with override_settings(SCGI_BIND=["0.0.0.0:4000", "unix:/run/a.sock"]):
+        warnings = deploy_warnings()
+    assert [w.id for w in warnings] == [checks.OPEN_TCP_WITHOUT_ALLOW_LIST]
+    assert "0.0.0.0:4000" in warnings[0].msg
+
+
+def test_public_tcp_listener_with_allow_list_is_quiet():
+    with override_settings(SCGI_BIND="0.0.0.0:4000", SCGI_ALLOW_FROM="10.1.2.3"):
+        assert deploy_warnings() == []
+
+
+def test_allow_list_of_everyone_warns_w002():
+    with override_settings(SCGI_BIND="0.0.0.0:4000", SCGI_ALLOW_FROM="*"):
+        assert [w.id for w in deploy_warnings()] == [checks.ALLOW_ANY_PEER]
+
+
+def test_check_deploy_command_shows_w001(run_manage):
+    import sys
+
+    result = run_manage(
+        "check", "--deploy", command=[sys.executable, "manage.py"],
+        env={"SCGI_BIND": "0.0.0.0:4000"},
+    )
+    assert checks.OPEN_TCP_WITHOUT_ALLOW_LIST in result.stdout

@@ -144,7 +144,9 @@ def test_readme_holds_the_generated_options_reference():
     match = re.search(r"^\.\. options-start\n(.*?)^\.\. options-end$", text,
                       re.MULTILINE | re.DOTALL)
     assert match, "README.rst has no '.. options-start' … '.. options-end' block"
-    assert match.group(1).strip("\n") == conf.options_rst().strip("\n")
+    assert match.group(1).strip("\n") == conf.options_rst().strip("\n"), (
+        "README.rst is out of date: run python tools/update_readme.py"
+    )
 
 
 # --- in-process use --------------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""Rewrite README.rst's option reference from django_scgi/conf.py (run after editing OPTIONS)."""
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from django_scgi.conf import options_rst  # noqa: E402
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+text = README.read_text()
+new = re.sub(r"\.\. options-start\n.*?\.\. options-end",
+             lambda _: ".. options-start\n\n" + options_rst() + "\n.. options-end", text, flags=re.S)
+README.write_text(new)
+print("README.rst options reference", "updated" if new != text else "already current")
