@@ -108,9 +108,20 @@ def request(
     cgi = environ if environ is not None else build_environ(path, method, headers)
     deadline = time.monotonic() + timeout
     with connect(address, timeout) as sock:
-        sock.sendall(encode_request(cgi, body))
+        _send_request(sock, encode_request(cgi, body))
         data = b"".join(_receive_all(sock, deadline))
     return parse_response(data)
+
+
+def _send_request(sock: socket.socket, data: bytes) -> None:
+    # A server may answer before it has read the whole body (413 for a body over its
+    # limit) and stop reading: the send then fails, but the answer is waiting to be read.
+    try:
+        sock.sendall(data)
+    except TimeoutError:
+        raise ClientError("timed out sending the request") from None
+    except OSError:
+        pass  # EPIPE / ECONNRESET: _receive_all() finds the answer or reports the reset
 
 
 def _receive_all(sock: socket.socket, deadline: float) -> Iterator[bytes]:
@@ -142,14 +153,28 @@ def parse_response(data: bytes) -> Response:
     return Response(head.status, head.reason, head.headers, data[head.body_offset :])
 
 
-def _parse_headers(values: Sequence[str]) -> dict[str, str]:
+def _parse_headers(parser: argparse.ArgumentParser, values: Sequence[str]) -> dict[str, str]:
     headers = {}
     for item in values:
         name, sep, value = item.partition(":")
-        if not sep:
-            raise SystemExit(f"-H {item!r}: write 'Name: value'")
+        if not sep or not name.strip():
+            # parser.error() exits 2 like any usage error; a bare SystemExit(text) would
+            # exit 1, which this command reserves for a 5xx answer.
+            parser.error(f"-H {item!r}: write 'Name: value'")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def _seconds(text: str) -> float:
+    # 0 would make the socket non-blocking and a negative value raises ValueError deep
+    # inside socket.settimeout(): refuse both as usage errors (exit 2).
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,14 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-X", "--method", default="GET")
     parser.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
     parser.add_argument("-d", "--data", default=None, help="request body (implies POST)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--timeout", type=_seconds, default=10.0, help="seconds (default 10)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
     body = args.data.encode() if args.data is not None else b""
     method = "POST" if args.data is not None and args.method == "GET" else args.method
+    headers = _parse_headers(parser, args.header)
     try:
         response = request(args.address, args.path, method=method, body=body,
-                           headers=_parse_headers(args.header), timeout=args.timeout)
+                           headers=headers, timeout=args.timeout)
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE

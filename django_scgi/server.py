@@ -43,6 +43,15 @@ RECV_SIZE = 64 * 1024
 COALESCE_LIMIT = 64 * 1024
 # Peer errors that mean "the front-end went away": close quietly.
 PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, errno.ECONNABORTED})
+# Seconds to go on reading (and dropping) what the peer still sends after our answer.
+# close() with unread bytes in the receive buffer makes the kernel send RST instead of
+# FIN, and the peer's kernel then throws away response bytes it has not read yet:
+# the answer is lost when bytes follow the body (nginx < 1.29.6 with
+# scgi_request_buffering off sends CONTENT_LENGTH=0 and then the body), when the body
+# is over drain_limit, or when we refuse a request (413) while the body is on its
+# way. A front-end closes as soon as it sees our FIN, so this costs one round trip;
+# the bound is for peers that do not. Apache's lingering close waits 2 s per read.
+LINGER_TIMEOUT = 2.0
 
 INTERNAL_ERROR = protocol.encode_response_head(
     "500 Internal Server Error",
@@ -583,6 +592,33 @@ def _status_code(status: str | None) -> int:
         return 0
 
 
+def _set_nodelay(sock: Any) -> None:
+    # Each send() is a deliberate flush: the head goes out joined to the first chunk,
+    # and every later chunk is one the application wants delivered now. Nagle's
+    # algorithm would hold a small chunk until the previous one is acknowledged, which
+    # the front-end's delayed ACK can stretch to 40 ms per chunk.
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the peer is already gone; reading the request will tell
+
+
+def _close_lingering(sock: Any) -> None:
+    """Send FIN, drop what the peer still sends until it closes (bounded), then close."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_TIMEOUT
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(RECV_SIZE):
+                break
+    except OSError:  # timed out, reset, or not connected any more: nothing to save
+        pass
+    finally:
+        sock.close()
+
+
 # --- the server --------------------------------------------------------------------------
 
 
@@ -606,6 +642,7 @@ class SCGIServer:
         self._stopped = Event()
 
     def handle(self, sock: Any, peer: Any) -> None:
+        _set_nodelay(sock)
         exchange = Exchange(self, sock, peer)
         try:
             if exchange.read_request():
@@ -614,7 +651,7 @@ class SCGIServer:
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
         finally:
-            sock.close()
+            _close_lingering(sock)
 
     def start(self) -> None:
         for server in self.servers:
