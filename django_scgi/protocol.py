@@ -544,6 +544,9 @@ _BAD_NAME_RE = re.compile(r"[\s:\0]")  # \s covers CR, LF, and latin-1 NBSP/NEL
 _BAD_VALUE_RE = re.compile(r"[\r\n\0]")
 
 
+_OPTIONAL_WHITESPACE = " \t"
+
+
 def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """Encode a CGI response head: ``Status:`` line, headers, blank line.
 
@@ -557,6 +560,9 @@ def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> byt
             raise ValueError(f"invalid response header name {name!r}")
         if _BAD_VALUE_RE.search(value):
             raise ValueError(f"CR, LF or NUL in the value of response header {name!r}")
+        # Django's Set-Cookie values start with a space (Morsel.output(header="")):
+        # trim optional whitespace so the head is exactly "Name: value".
+        value = value.strip(_OPTIONAL_WHITESPACE)
         lines.append(f"{name}: {value}\r\n")
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")

@@ -745,3 +745,9 @@ def test_defaults_are_the_documented_numbers():
     # Other modules (conf.py defaults, README) quote these.
     assert DEFAULT_MAX_HEADER_SIZE == 65536
     assert DEFAULT_MAX_HEADERS == 1000
+
+
+def test_encode_response_head_trims_optional_whitespace_around_values():
+    # Django's Set-Cookie values arrive as " name=value; Path=/".
+    head = protocol.encode_response_head("200 OK", [("Set-Cookie", " a=1; Path=/\t")])
+    assert head == b"Status: 200 OK\r\nSet-Cookie: a=1; Path=/\r\n\r\n"
