@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import ipaddress
+
 import gevent
 from gevent import socket
 from gevent.event import Event
@@ -52,6 +54,17 @@ PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, er
 # way. A front-end closes as soon as it sees our FIN, so this costs one round trip;
 # the bound is for peers that do not. Apache's lingering close waits 2 s per read.
 LINGER_TIMEOUT = 2.0
+
+# Seconds between two log lines about the same refused peer address: a scanner that
+# retries every millisecond must not flood the log.
+REFUSED_LOG_INTERVAL = 60.0
+# Peer addresses whose allow-list verdict is remembered; the cache is emptied when
+# full so a flood of distinct addresses costs time, not memory.
+PEER_CACHE_SIZE = 4096
+# Seconds a connection that has not sent a byte yet may still take once shutdown has
+# begun: long enough for a front-end that just connected, short enough that an idle
+# peer (a TCP health check) does not hold up the exit for header_timeout.
+IDLE_GRACE_ON_STOP = 1.0
 
 INTERNAL_ERROR = protocol.encode_response_head(
     "500 Internal Server Error",
@@ -396,22 +409,30 @@ class Exchange:
 
     def _read_headers(self, parser: protocol.RequestParser, deadline: float):
         sock = self.sock
-        while True:
-            event = parser.next_event()
-            if event is not protocol.NEED_DATA:
-                return event
-            remaining_time = deadline - time.monotonic()
-            if remaining_time <= 0:
-                raise TimeoutError
-            sock.settimeout(remaining_time)
-            parser.receive_data(sock.recv(RECV_SIZE))
+        idle = self.server.idle_sockets
+        idle.add(sock)  # until its first bytes arrive, shutdown may close it
+        try:
+            while True:
+                event = parser.next_event()
+                if event is not protocol.NEED_DATA:
+                    return event
+                remaining_time = deadline - time.monotonic()
+                if remaining_time <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining_time)
+                data = sock.recv(RECV_SIZE)
+                idle.discard(sock)
+                parser.receive_data(data)
+        finally:
+            idle.discard(sock)
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
         logger.warning("Refused a malformed request from %s: %s", self.peer_text, error)
         status = f"{error.status_hint}"
-        head = protocol.encode_response_head(
-            status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(error.message)))]
-        )
+        head = protocol.encode_response_head(status, [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(error.message))),
+        ])
         try:
             self.sock.settimeout(self.server.config.write_timeout)
             self.sock.sendall(head + error.message.encode("ascii", "replace"))
@@ -619,6 +640,52 @@ def _close_lingering(sock: Any) -> None:
         sock.close()
 
 
+# --- who may connect -------------------------------------------------------------------
+
+
+class PeerFilter:
+    """The allow-list for TCP peers, with a verdict cache and rate-limited logging."""
+
+    def __init__(self, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]):
+        self.networks = tuple(networks)
+        self._verdicts: dict[str, bool] = {}
+        self._last_logged: dict[str, float] = {}
+
+    def admits(self, host: str) -> bool:
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = self._verdict(host)
+            if len(self._verdicts) >= PEER_CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        if not verdict:
+            self._log_refusal(host)
+        return verdict
+
+    def _verdict(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
+            address = mapped
+        return any(address in network for network in self.networks)
+
+    def _log_refusal(self, host: str) -> None:
+        now = time.monotonic()
+        if now - self._last_logged.get(host, -REFUSED_LOG_INTERVAL) < REFUSED_LOG_INTERVAL:
+            return
+        if len(self._last_logged) >= PEER_CACHE_SIZE:
+            self._last_logged.clear()
+        self._last_logged[host] = now
+        logger.warning(
+            "Refused a connection from %s: not in the allow-list (SCGI_ALLOW_FROM). "
+            "Further refusals of this address are logged at most every %ds.",
+            host, REFUSED_LOG_INTERVAL,
+        )
+
+
 # --- the server --------------------------------------------------------------------------
 
 
@@ -640,8 +707,14 @@ class SCGIServer:
         ]
         self._stopping = False
         self._stopped = Event()
+        self.allowed = PeerFilter(config.allow_from)
+        # Sockets accepted but still waiting for their first byte.
+        self.idle_sockets: set[Any] = set()
 
     def handle(self, sock: Any, peer: Any) -> None:
+        if type(peer) is tuple and not self.allowed.admits(peer[0]):
+            sock.close()
+            return
         _set_nodelay(sock)
         exchange = Exchange(self, sock, peer)
         try:
@@ -684,16 +757,50 @@ class SCGIServer:
             self._stopped.wait()
             return
         self._stopping = True
-        for server in self.servers:
-            server.close()
-        for listener in self.listeners:
-            listener.close()
+        self._stop_listening()
+        gevent.spawn_later(IDLE_GRACE_ON_STOP, self._close_idle)
         graceful = self.config.graceful_timeout if timeout is None else timeout
         if not self.pool.join(timeout=graceful):
             logger.warning("Cancelling %d request(s) still running after %ss.",
                            len(self.pool), graceful)
             self.pool.kill(block=True, timeout=1)
         self._stopped.set()
+
+    def _stop_listening(self) -> None:
+        """Serve what the kernel already accepted, then close the listeners.
+
+        Closing a listener resets the connections waiting in its backlog: those peers
+        connected before the signal and may have sent a whole request. Accepting them
+        first means that only connections arriving after this point are refused.
+        """
+        for server in self.servers:
+            server.stop_accepting()
+        for listener in self.listeners:
+            listener.remove_socket_file()  # new unix connections fail from here on
+        for server, listener in zip(self.servers, self.listeners):
+            self._accept_backlog(server, listener)
+            server.close()
+            listener.close()
+
+    def _accept_backlog(self, server: StreamServer, listener: Listener) -> None:
+        while True:
+            try:
+                accepted = server.do_read()
+            except OSError:
+                return
+            if not accepted:
+                return
+            self.pool.spawn(self._handle_and_close, *accepted)
+
+    def _handle_and_close(self, sock: Any, peer: Any) -> None:
+        try:
+            self.handle(sock, peer)
+        finally:
+            sock.close()
+
+    def _close_idle(self) -> None:
+        for sock in list(self.idle_sockets):
+            sock.close()
 
     def _remove_socket_files(self) -> None:
         for listener in self.listeners:
