@@ -151,7 +151,31 @@ def build_environ(
     _set_server(environ, cgi, scheme)
     _set_remote(environ, cgi, peer)
     environ["SCRIPT_NAME"], environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
+    if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
+        environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
     return environ
+
+
+def _from_apache(cgi: Mapping[str, str]) -> bool:
+    # mod_proxy_scgi always sends SCRIPT_FILENAME=proxy:...; nothing else does.
+    return cgi.get("SCRIPT_FILENAME", "").startswith("proxy:")
+
+
+def _apache_cookie(value: str) -> str:
+    """Undo Apache's ``", "`` join of repeated Cookie headers.
+
+    Django splits cookies on ";" only, so "a=1, b=2" would be one cookie ``a`` with
+    the value "1, b=2". A comma is not allowed in a cookie value (RFC 6265), so a
+    ", " followed by ``name=`` is a header boundary; anything else is left alone.
+    """
+    pieces = value.split(", ")
+    joined = [pieces[0]]
+    for piece in pieces[1:]:
+        if "=" in piece and ";" not in piece.partition("=")[0]:
+            joined.append("; " + piece)
+        else:
+            joined.append(", " + piece)
+    return "".join(joined)
 
 
 def _keep_server_objects(environ: dict[str, object], cgi: Mapping[str, str],
