@@ -1,0 +1,136 @@
+"""The servers under test: how each one is started, and what a correct one reports.
+
+Every server serves the same WSGI application (``testproject.wsgi:application``, or
+``nullapp:application`` with ``--app null``) with the same settings, in one process
+(plus an idle master for gunicorn), with its access log off as the anchors are run.
+runscgi runs from the project's ``.venv``; the anchors from ``bench/.venv-anchors``,
+which pins the same Django and gevent.
+
+``local`` is the class prefix that Django's connection-holding local must have in a
+correctly set-up server: gevent's local for gevent servers (gevent patched before
+Django was imported), the thread's own local for the sync and threaded ones.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+@dataclass(frozen=True)
+class Context:
+    main_bin: Path        # the project's .venv/bin
+    anchors_bin: Path     # bench/.venv-anchors/bin
+    app: str = "django"   # "django" or "null"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    label: str
+    protocol: str               # "scgi" or "http"
+    offset: int                 # its port is base_port + offset
+    local: str                  # expected prefix of the connection local's class
+    stop_signal: int = signal.SIGTERM
+    anchor: bool = True
+    concurrent: bool = True     # False: one request at a time (no sleep tests)
+    extra: bool = False         # only when named with --server
+    notes: str = ""
+    startup: float = 60.0       # seconds to wait for the port (more under valgrind)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def argv(self, ctx: Context, port: int, *, many: bool = False) -> list[str]:
+        """The command line; ``many``: sized for 5,000 concurrent requests."""
+        return BUILDERS[self.name](ctx, port, many)
+
+    def app_spec(self, ctx: Context) -> str:
+        return "nullapp:application" if ctx.app == "null" else "testproject.wsgi:application"
+
+
+def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False) -> list[str]:
+    argv = [str(ctx.main_bin / "python"), "manage.py", "runscgi", f"127.0.0.1:{port}",
+            "--max-connections", "6000" if many else "1000"]
+    if many:
+        argv += ["--backlog", "4096"]
+    argv.append("--access-log" if access_log else "--no-access-log")
+    return argv
+
+
+def _uwsgi(ctx: Context, port: int, many: bool, gevent: bool) -> list[str]:
+    argv = [
+        str(ctx.anchors_bin / "uwsgi"), "--scgi-socket", f"127.0.0.1:{port}",
+        "--virtualenv", str(ctx.anchors_bin.parent), "--chdir", str(ROOT),
+        "--pythonpath", str(ROOT), "--pythonpath", str(BENCH),
+        "--module", SERVERS["uwsgi-sync"].app_spec(ctx),
+        "--processes", "1", "--single-interpreter", "--disable-logging", "--need-app",
+        "--listen", "4096" if many else "1024", "--die-on-term",
+    ]
+    if gevent:
+        # Early patching: before the application (and so Django) is imported. Plain
+        # --gevent-monkey-patch patches too late (see issue 6) and would not count.
+        argv += ["--gevent", "6000" if many else "1000", "--gevent-early-monkey-patch"]
+    return argv
+
+
+def _flup(ctx: Context, port: int, many: bool) -> list[str]:
+    return [str(ctx.anchors_bin / "python"), str(BENCH / "servers" / "flup_scgi.py"),
+            "--port", str(port), "--app", SERVERS["flup"].app_spec(ctx)]
+
+
+def _gunicorn(ctx: Context, port: int, many: bool) -> list[str]:
+    return [
+        str(ctx.anchors_bin / "gunicorn"), "-k", "gevent", "-w", "1",
+        "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--pythonpath", str(BENCH),
+        "--worker-connections", "6000" if many else "1000",
+        "--backlog", "4096" if many else "1024", "--log-level", "warning",
+        SERVERS["gunicorn"].app_spec(ctx),
+    ]
+
+
+BUILDERS = {
+    "runscgi": _runscgi,
+    "runscgi-accesslog": lambda ctx, port, many: _runscgi(ctx, port, many, access_log=True),
+    "uwsgi-sync": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=False),
+    "uwsgi-gevent": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True),
+    "flup": _flup,
+    "gunicorn": _gunicorn,
+}
+
+SERVERS: dict[str, Server] = {
+    server.name: server
+    for server in (
+        Server("runscgi", "runscgi (gevent)", "scgi", 1, "gevent", anchor=False,
+               notes="manage.py runscgi --no-access-log"),
+        Server("uwsgi-sync", "uWSGI sync", "scgi", 2, "_thread", stop_signal=signal.SIGINT,
+               concurrent=False, notes="uwsgi --scgi-socket, 1 process, no threads"),
+        Server("uwsgi-gevent", "uWSGI gevent", "scgi", 3, "gevent", stop_signal=signal.SIGINT,
+               notes="uwsgi --scgi-socket --gevent N --gevent-early-monkey-patch"),
+        Server("flup", "flup threaded", "scgi", 4, "_thread",
+               notes="flup.server.scgi.WSGIServer (a thread per connection)"),
+        Server("gunicorn", "gunicorn gevent (HTTP)", "http", 5, "gevent",
+               notes="gunicorn -k gevent -w 1 (behind proxy_pass / mod_proxy_http)"),
+        Server("runscgi-accesslog", "runscgi, access log on", "scgi", 6, "gevent",
+               anchor=False, extra=True, notes="manage.py runscgi (default --access-log)"),
+    )
+}
+
+DEFAULT_SERVERS = [name for name, server in SERVERS.items() if not server.extra]
+
+
+def server_env(base: dict[str, str], ctx: Context, db_path: Path) -> dict[str, str]:
+    env = dict(base)
+    for name in ("DJANGO_DEBUG", "SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME", "PYTHONPATH",
+                 "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(name, None)
+    env["DJANGO_SETTINGS_MODULE"] = (
+        "nullapp_settings" if ctx.app == "null" else "bench_settings")
+    env["PYTHONPATH"] = f"{ROOT}:{BENCH}"
+    env["DJANGO_DB_PATH"] = str(db_path)
+    env["SCGI_LOG_LEVEL"] = "WARNING"
+    # Fixed hashing: dict and set layouts (and so instruction counts) repeat run to run.
+    env["PYTHONHASHSEED"] = "0"
+    return env

@@ -1,0 +1,315 @@
+"""The figures that do not drift: instructions and system calls per request.
+
+Instructions: the server runs under ``valgrind --tool=callgrind --instr-atstart=no``,
+so start-up and warm-up run uninstrumented. Then ``callgrind_control -i on`` switches
+instrumentation on, ``-z`` zeroes the counters, ``requests`` sequential direct
+requests run, and ``-d`` dumps: the dump holds exactly those requests (user-space
+instructions, "Ir"). An idle window of the same kind (counters zeroed, no requests,
+dumped) shows what the server burns on its own (timers), for reference. The
+in-process baseline (``inprocess.py --handshake``) is measured the same way around its
+loop.
+
+System calls: ``strace -c -f`` attached to the server's processes (every thread)
+after the warm-up, over ``requests`` sequential requests, detached with SIGINT; plus a
+plain ``strace -f`` over three requests whose middle one is kept, to show the sequence.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import measure
+import procs
+import scgi_load
+
+IR = re.compile(r"^summary:\s+(\d+)", re.M)
+
+
+# --- callgrind ------------------------------------------------------------------------------
+
+
+def _control(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args], capture_output=True, timeout=120, check=False)
+
+
+def _latest_dump(prefix: Path, pid: int) -> Path | None:
+    dumps = []
+    for path in prefix.parent.glob(f"{prefix.name}.{pid}.*"):
+        suffix = path.name.rsplit(".", 1)[1]
+        if suffix.isdigit():
+            dumps.append((int(suffix), path))
+    return max(dumps)[1] if dumps else None
+
+
+def _instructions(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    match = IR.search(path.read_text(errors="replace"))
+    return int(match.group(1)) if match else None
+
+
+def _serving_pid(proc: procs.Proc) -> int:
+    # gunicorn's worker is the master's child; every other server serves in its root.
+    children = procs.children_of(proc.pid)
+    return children[-1] if children and proc.name.startswith("gunicorn") else proc.pid
+
+
+def parse_callgrind(path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Exclusive Ir per function and per shared object, read from a callgrind dump.
+
+    Cost lines right after a ``calls=`` line are the callee's inclusive cost and are
+    skipped; names may be compressed as ``(id) name`` and later ``(id)``.
+    """
+    names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}, "fl": {}}
+    family = {"ob": "ob", "cob": "ob", "fn": "fn", "cfn": "fn", "cfi": "fl", "cfl": "fl",
+              "fl": "fl", "fi": "fl", "fe": "fl"}
+    obj, fn = "?", "?"
+    by_fn: dict[str, int] = {}
+    by_obj: dict[str, int] = {}
+    skip_next = False
+    with open(path, errors="replace") as stream:
+        for line in stream:
+            first = line[:1]
+            if first.isdigit() or first in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                parts = line.split()
+                cost = int(parts[1]) if len(parts) > 1 else 0
+                key = f"{fn} [{obj}]"
+                by_fn[key] = by_fn.get(key, 0) + cost
+                by_obj[obj] = by_obj.get(obj, 0) + cost
+            elif line.startswith("calls="):
+                skip_next = True
+            else:
+                key, sep, rest = line.partition("=")
+                if not sep or key not in family:
+                    continue
+                table = names[family[key]]
+                rest = rest.strip()
+                if rest.startswith("("):
+                    ident, _, name = rest.partition(")")
+                    name = name.strip()
+                    if name:
+                        table[ident] = name
+                    else:
+                        name = table.get(ident, ident)
+                else:
+                    name = rest
+                if key == "ob":
+                    obj = Path(name).name
+                elif key == "fn":
+                    fn = re.sub(r"'\d+$", "", name)
+    return by_fn, by_obj
+
+
+def top_functions(path: Path, limit: int = 150) -> tuple[list[dict], list[dict]]:
+    """(functions by exclusive Ir, shared objects by exclusive Ir) from one dump."""
+    by_fn, by_obj = parse_callgrind(path)
+    merged: dict[str, int] = {}
+    for key, cost in by_fn.items():
+        merged[key] = merged.get(key, 0) + cost
+    top = [{"function": k, "ir": v} for k, v in sorted(merged.items(), key=lambda kv: -kv[1])]
+    objects = [{"object": k, "ir": v} for k, v in sorted(by_obj.items(), key=lambda kv: -kv[1])]
+    return top[:limit], objects[:12]  # noqa
+
+
+def callgrind_server(server, target_factory, workdir: Path, *, requests: int, warmup: int,
+                     env: dict, cwd: Path, cpu: int | None, argv: list[str],
+                     port: int, check_local: bool = True) -> dict:
+    prefix = workdir / f"callgrind-{server.name}"
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
+                "--vgdb=yes", f"--callgrind-out-file={prefix}.%p", *argv]
+    proc = procs.Proc(server.name, valgrind, env=env, cwd=cwd,
+                      log_path=workdir / f"callgrind-{server.name}.log", cpu=cpu,
+                      stop_signal=server.stop_signal)
+    target = target_factory(proc)
+    try:
+        if not measure.wait_ready(target, 300.0):
+            return {"errors": 1, "log": proc.log_tail()}
+        local = measure.local_class(target) if check_local else None
+        request = target.request("/")
+        scgi_load.run_load(target.address, request, total=warmup, timeout=60.0)
+        pid = _serving_pid(proc)
+        _control("-i", "on", str(pid))
+        scgi_load.run_load(target.address, request, total=10, timeout=60.0)
+        _control("-z", str(pid))
+        began = time.monotonic()
+        result = scgi_load.run_load(target.address, request, total=requests, timeout=60.0)
+        elapsed = time.monotonic() - began
+        _control("-d", str(pid))
+        dump = _latest_dump(prefix, pid)
+        total = _instructions(dump)
+        # The same length of idle time, to show that timers add next to nothing.
+        _control("-z", str(pid))
+        time.sleep(min(elapsed, 5.0))
+        _control("-d", str(pid))
+        idle = _instructions(_latest_dump(prefix, pid))
+        _control("-i", "off", str(pid))
+        top, objects = top_functions(dump) if dump else ([], [])
+        ok = result.ok == requests and total is not None
+        return {
+            "k_instr_per_req": round(total / result.ok / 1000, 1) if ok else None,
+            "instructions": total, "requests": result.ok, "errors": result.errors,
+            "idle_k_instr": round(idle / 1000, 1) if idle is not None else None,
+            "idle_window_s": round(min(elapsed, 5.0), 2), "local_class": local,
+            "top": top, "objects": objects, "dump": str(dump) if dump else None,
+        }
+    finally:
+        proc.stop()
+
+
+def callgrind_inprocess(python: Path, workdir: Path, *, gevent: bool, requests: int,
+                        env: dict, cwd: Path, cpu: int | None) -> dict:
+    name = "inprocess-gevent" if gevent else "inprocess"
+    prefix = workdir / f"callgrind-{name}"
+    argv = [str(python), str(Path(__file__).parent / "inprocess.py"), "--handshake",
+            "-n", str(requests), "--warmup", "300"]
+    if gevent:
+        argv.append("--gevent")
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
+                f"--callgrind-out-file={prefix}.%p", *argv]
+    log = workdir / f"callgrind-{name}.log"
+    proc = procs.Proc(name, valgrind, env=env, cwd=cwd, log_path=log, cpu=cpu,
+                      stdin=subprocess.PIPE)
+    try:
+        if not _wait_line(log, "READY", 300.0, proc):
+            return {"errors": 1, "log": proc.log_tail()}
+        _control("-i", "on", str(proc.pid))
+        _control("-z", str(proc.pid))
+        proc.popen.stdin.write(b"GO\n")
+        proc.popen.stdin.flush()
+        if not _wait_line(log, "DONE", 600.0, proc):
+            return {"errors": 1, "log": proc.log_tail()}
+        _control("-d", str(proc.pid))
+        dump = _latest_dump(prefix, proc.pid)
+        total = _instructions(dump)
+        top, objects = top_functions(dump) if dump else ([], [])
+        proc.popen.stdin.close()
+        return {"k_instr_per_req": round(total / requests / 1000, 1) if total else None,
+                "instructions": total, "requests": requests, "errors": 0 if total else 1,
+                "top": top, "objects": objects, "dump": str(dump) if dump else None}
+    finally:
+        proc.stop()
+
+
+def _wait_line(log: Path, word: str, timeout: float, proc: procs.Proc) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.alive():
+        try:
+            if any(line.strip() == word for line in log.read_text(errors="replace").splitlines()):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+# --- strace -------------------------------------------------------------------------------
+
+
+def _wait_traced(pids: list[int], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = []
+        for pid in pids:
+            try:
+                tasks += [f"/proc/{pid}/task/{tid.name}/status"
+                          for tid in Path(f"/proc/{pid}/task").iterdir()]
+            except OSError:
+                pass
+        if tasks and all(procs.status_kib_text(path, "TracerPid") not in ("", "0")
+                         for path in tasks):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def parse_strace_summary(text: str) -> list[dict]:
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5 or not re.match(r"^[\d.]+$", parts[0]):
+            continue
+        name = parts[-1]
+        numbers = parts[:-1]
+        calls = int(numbers[3])
+        errors = int(numbers[4]) if len(numbers) > 4 else 0
+        rows.append({"syscall": name, "calls": calls, "errors": errors})
+    return rows
+
+
+def strace_server(server, target: measure.Target, workdir: Path, *, requests: int,
+                  warmup: int, cpu: int | None) -> dict:
+    request = target.request("/")
+    scgi_load.run_load(target.address, request, total=warmup, timeout=60.0)
+    pids = target.proc.pids()
+    out = workdir / f"strace-{server.name}.txt"
+    attach = [arg for pid in pids for arg in ("-p", str(pid))]
+    tracer = procs.Proc("strace", ["strace", "-c", "-f", "-o", str(out), *attach],
+                        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}, cwd=workdir,
+                        log_path=workdir / f"strace-{server.name}.log", cpu=cpu,
+                        stop_signal=signal.SIGINT)
+    try:
+        if not _wait_traced(pids):
+            return {"errors": 1, "log": tracer.log_tail()}
+        result = scgi_load.run_load(target.address, request, total=requests, timeout=60.0)
+    finally:
+        tracer.stop(timeout=30.0)
+    rows = [row for row in parse_strace_summary(out.read_text(errors="replace"))
+            if row["syscall"] != "total"]
+    total = sum(row["calls"] for row in rows)
+    for row in rows:
+        row["per_req"] = round(row["calls"] / result.ok, 2) if result.ok else None
+    rows.sort(key=lambda row: -row["calls"])
+    sequence = strace_sequence(server, target, workdir, cpu=cpu)
+    return {
+        "syscalls_per_req": round(total / result.ok, 2) if result.ok else None,
+        "requests": result.ok, "errors": result.errors, "table": rows,
+        "sequence": sequence,
+    }
+
+
+def strace_sequence(server, target: measure.Target, workdir: Path, *,
+                    cpu: int | None) -> list[str]:
+    """The system calls of one request, in order (the middle one of three)."""
+    pids = target.proc.pids()
+    out = workdir / f"strace-seq-{server.name}.txt"
+    attach = [arg for pid in pids for arg in ("-p", str(pid))]
+    tracer = procs.Proc("strace", ["strace", "-f", "-s", "48", "-o", str(out), *attach],
+                        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}, cwd=workdir,
+                        log_path=workdir / f"strace-seq-{server.name}.log", cpu=cpu,
+                        stop_signal=signal.SIGINT)
+    try:
+        if not _wait_traced(pids):
+            return []
+        scgi_load.run_load(target.address, target.request("/"), total=3, timeout=60.0)
+        time.sleep(0.3)
+    finally:
+        tracer.stop(timeout=30.0)
+    lines = [line for line in out.read_text(errors="replace").splitlines()
+             if not line.startswith(("strace:", "---"))]
+    return middle_request(lines)
+
+
+def middle_request(lines: list[str]) -> list[str]:
+    """Lines from the second successful accept to the third (the whole second request)."""
+    starts = [i for i, line in enumerate(lines)
+              if re.search(r"\baccept4?\(", line) and not re.search(r"= -1 E", line)
+              and "resumed" not in line]
+    if len(starts) >= 3:
+        chosen = lines[starts[1]:starts[2]]
+    elif len(starts) >= 2:
+        chosen = lines[starts[1]:]
+    else:
+        chosen = lines
+    return [_short(line) for line in chosen][:80]
+
+
+def _short(line: str) -> str:
+    line = re.sub(r"^\d+\s+", "", line)  # the thread id
+    return line if len(line) <= 110 else line[:107] + "..."

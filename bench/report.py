@@ -1,0 +1,492 @@
+"""Turn a results.json of ``bench/run.py`` into tables: text, and docs/benchmarks.rst.
+
+    python bench/report.py                       # bench/results/latest.json -> docs
+    python bench/report.py path/to/results.json  # a given run -> docs
+    python bench/report.py --text                # print the tables only
+    python bench/report.py full.json --merge rerun.json   # a later partial run's metrics win
+
+The targets of issue 6 §2 are checked here, each with its measured value and PASS/FAIL.
+A target whose figures were not measured in the run shows as "not measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+DOCS = ROOT / "docs" / "benchmarks.rst"
+LATEST = BENCH / "results" / "latest.json"
+
+ANCHORS = ["uwsgi-sync", "uwsgi-gevent", "flup", "gunicorn"]
+# Issue 6 §2: runscgi's req/s through a front-end over each anchor's, at least.
+RATIO_TARGETS = {"uwsgi-gevent": 1.0, "uwsgi-sync": 0.8, "flup": 1.5}
+FRONTENDS = [("nginx", "through nginx (wrk)"), ("apache", "through Apache (wrk)"),
+             ("direct", "direct (scgi_load, one request per connection)")]
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """An RST simple table (also readable as plain text)."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(headers, widths)), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}" if abs(value) >= 1000 \
+            else f"{value:,.1f}"
+    text = str(value)
+    return text if text else "–"
+
+
+def heading(text: str, char: str = "-") -> str:
+    return f"{text}\n{char * len(text)}"
+
+
+def _get(summary: dict, metric: str, server: str, key: str):
+    return summary.get(metric, {}).get(server, {}).get(key)
+
+
+def _label(data: dict, server: str) -> str:
+    info = data["meta"].get("servers", {}).get(server)
+    if info:
+        return info["label"]
+    return {"inprocess": "in-process Django", "inprocess-gevent":
+            "in-process Django, gevent-patched"}.get(server, server)
+
+
+def _servers(data: dict) -> list[str]:
+    return list(data["meta"].get("servers", {}))
+
+
+def _ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def section_header(data: dict) -> str:
+    meta = data["meta"]
+    machine = meta.get("machine", {})
+    versions = meta.get("versions", {})
+    lines = [
+        f"* Date: {meta.get('date')}",
+        f"* Command: ``{meta.get('command')}``",
+        "* Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+        f"* Server pinned to CPU {meta.get('server_cpu')}; load generators and front-ends "
+        f"to CPU {meta.get('load_cpu')}",
+        "* Versions: " + ", ".join(f"{k} {_version(v)}" for k, v in versions.items()),
+        f"* Options: {_options_text(meta.get('options', {}))}",
+    ]
+    lines += [f"* Merged in: {text}" for text in meta.get("merged", [])]
+    return "\n".join(lines)
+
+
+def _version(text: str) -> str:
+    # "nginx version: nginx/1.22.1" -> "1.22.1"; keeps "abc123 + uncommitted changes".
+    match = re.search(r"\d+(?:\.\d+)+(?:\S*)", text)
+    if match and ("version" in text.lower() or "/" in text or text.startswith(("wrk", "valgrind"))):
+        return match.group(0)
+    return text
+
+
+def _options_text(options: dict) -> str:
+    keys = ("app", "reps", "duration", "warmup", "concurrency", "big_mib", "body_mib",
+            "sleepers", "callgrind_requests", "strace_requests", "quick")
+    return ", ".join(f"{k}={options[k]}" for k in keys if k in options)
+
+
+def section_servers(data: dict) -> str:
+    rows = []
+    for name, info in data["meta"].get("servers", {}).items():
+        found = data.get("checks", {}).get(name)
+        rows.append([name, info["label"], found or "not checked"])
+    text = table(["server", "what", "Django's connection local (from /db/)"], rows)
+    commands = "\n".join(f"``{name}``\n    ``{info['command']}``\n"
+                         for name, info in data["meta"].get("servers", {}).items())
+    return text + "\n\nCommand lines (ports as in this run):\n\n" + commands
+
+
+def section_deterministic(data: dict) -> str:
+    summary = data["summary"]
+    if not any(summary.get(m) for m in ("callgrind", "strace", "callgrind_null", "strace_null")):
+        return ""
+    base_plain = _get(summary, "callgrind", "inprocess", "k_instr_per_req")
+    base_gevent = _get(summary, "callgrind", "inprocess-gevent", "k_instr_per_req")
+    rows = []
+    for name in ["inprocess", "inprocess-gevent", *_servers(data)]:
+        values = [_get(summary, m, name, key) for m, key in (
+            ("callgrind", "k_instr_per_req"), ("strace", "syscalls_per_req"),
+            ("callgrind_null", "k_instr_per_req"), ("strace_null", "syscalls_per_req"))]
+        if all(value is None for value in values):
+            continue
+        k = values[0]
+        base = base_gevent if _is_gevent(data, name) else base_plain
+        own = round(k - base, 1) if k is not None and base is not None and \
+            not name.startswith("inprocess") else None
+        rows.append([_label(data, name), k, own, values[1], values[2], values[3]])
+    return table(["server", "k instr/request", "server's own k (over in-process)",
+                  "syscalls/request", "null app: k instr/req", "null app: syscalls/req"],
+                 rows) + NOTE_DETERMINISTIC
+
+
+NOTE_DETERMINISTIC = """
+
+``k instr/request``: user-space instructions (callgrind ``Ir``) per ``/`` request, over
+sequential direct requests after a warm-up. ``server's own``: the same minus the
+in-process loop (gevent-patched for gevent servers, plain for the others).
+``null app``: the same server serving a WSGI app that does nothing (``bench/nullapp.py``),
+i.e. the server's own cost plus one trivial call.
+"""
+
+
+def _is_gevent(data: dict, name: str) -> bool:
+    if name.startswith("inprocess"):
+        return name.endswith("gevent")
+    return "gevent" in name or name.startswith("runscgi")
+
+
+def section_throughput(data: dict) -> str:
+    summary = data["summary"]
+    parts = []
+    for metric, title in FRONTENDS:
+        found = summary.get(metric, {})
+        if not found:
+            continue
+        ours = _get(summary, metric, "runscgi", "req_per_s")
+        rows = []
+        for name in _servers(data):
+            row = found.get(name)
+            if not row:
+                continue
+            rows.append([_label(data, name), row.get("req_per_s"), row.get("p50_ms"),
+                         row.get("p99_ms"), row.get("errors"), row.get("cpu_us_per_req"),
+                         row.get("frontend_cpu_us_per_req"),
+                         _ratio(ours, row.get("req_per_s")) if name != "runscgi" else None])
+        headers = ["server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req",
+                   "front-end CPU µs/req", "runscgi ÷ this"]
+        if metric == "direct":
+            headers.pop(6)
+            rows = [row[:6] + row[7:] for row in rows]
+        parts.append(f"**/ (hello) {title}**\n\n" + table(headers, rows))
+    return "\n\n".join(parts)
+
+
+def section_inprocess(data: dict) -> str:
+    summary = data["summary"]
+    rows = []
+    for name in ("inprocess", "inprocess-gevent"):
+        row = summary.get("inprocess", {}).get(name)
+        if row:
+            rows.append([_label(data, name), row.get("cpu_us_per_req"), row.get("req_per_s"),
+                         row.get("local_class")])
+    if not rows:
+        return ""
+    text = table(["loop", "CPU µs/request", "requests/s", "connection local"], rows)
+    overhead = []
+    for name in _servers(data):
+        cpu = _get(summary, "direct", name, "cpu_us_per_req")
+        base = _get(summary, "inprocess", "inprocess-gevent" if _is_gevent(data, name)
+                    else "inprocess", "cpu_us_per_req")
+        if cpu is not None and base is not None:
+            overhead.append([_label(data, name), cpu, base, round(cpu - base, 1)])
+    if overhead:
+        text += "\n\nServer overhead (direct load: server CPU µs/request minus the matching " \
+                "in-process loop; kernel time of the sockets included):\n\n"
+        text += table(["server", "server CPU µs/req", "in-process µs/req", "overhead µs/req"],
+                      overhead)
+    return text
+
+
+def section_transfers(data: dict) -> str:
+    summary = data["summary"]
+    rows = []
+    for name in _servers(data):
+        row = [_label(data, name), _get(summary, "stream", name, "first_chunk_ms"),
+               _get(summary, "download", name, "gib_per_s"),
+               _get(summary, "download", name, "rss_growth_mib"),
+               _get(summary, "upload", name, "gib_per_s"),
+               _get(summary, "upload", name, "rss_growth_mib"),
+               _get(summary, "body", name, "ratio")]
+        if any(value is not None for value in row[1:]):
+            rows.append(row)
+    if not rows:
+        return ""
+    options = data["meta"].get("options", {})
+    big = options.get("big_mib", 1024)
+    return table(["server", "first chunk ms", f"{big} MiB out GiB/s", "RSS +MiB",
+                  f"{big} MiB in GiB/s", "RSS +MiB", f"request.body ×N ({options.get('body_mib')} MiB)"],
+                 rows)
+
+
+def section_sleep(data: dict) -> str:
+    rows = []
+    for name in _servers(data):
+        for count, row in sorted(data["summary"].get("sleep", {}).get(name, {}).items(),
+                                 key=lambda kv: int(kv[0])):
+            rows.append([_label(data, name), int(count), row.get("completed"), row.get("errors"),
+                         row.get("wall_s"), row.get("max_s"), row.get("rss_growth_mib"),
+                         row.get("kib_per_request")])
+    if not rows:
+        return ""
+    return table(["server", "concurrent", "completed", "errors", "wall s", "slowest s",
+                  "RSS +MiB", "KiB/open request"], rows)
+
+
+def targets(data: dict) -> list[list]:
+    """[target, measured, verdict] rows for issue 6 §2."""
+    s = data["summary"]
+    rows: list[list] = []
+
+    def add(text, value, ok):
+        verdict = "not measured" if value is None else ("PASS" if ok else "FAIL")
+        rows.append([text, value, verdict])
+
+    k = _get(s, "callgrind", "runscgi", "k_instr_per_req")
+    base = _get(s, "callgrind", "inprocess-gevent", "k_instr_per_req")
+    own = round(k - base, 1) if k is not None and base is not None else None
+    add("server's own cost ≤ 90 k instr/request over gevent-patched in-process Django",
+        own, own is not None and own <= 90)
+    add("stretch: ≤ 47 k instr/request", own, own is not None and own <= 47)
+    sc = _get(s, "strace", "runscgi", "syscalls_per_req")
+    add("≤ 8 system calls per request", sc, sc is not None and sc <= 8)
+    for metric in ("nginx", "apache"):
+        ours = _get(s, metric, "runscgi", "req_per_s")
+        for anchor, wanted in RATIO_TARGETS.items():
+            ratio = _ratio(ours, _get(s, metric, anchor, "req_per_s"))
+            add(f"/hello req/s via {metric} ≥ {wanted}× {_label(data, anchor)}", ratio,
+                ratio is not None and ratio >= wanted)
+    rate = _get(s, "download", "runscgi", "gib_per_s")
+    add("1 GiB streamed direct ≥ 3.5 GiB/s", rate, rate is not None and rate >= 3.5)
+    growth = _get(s, "download", "runscgi", "rss_growth_mib")
+    add("… with RSS growing ≤ 5 MiB", growth, growth is not None and growth <= 5)
+    growth = _get(s, "upload", "runscgi", "rss_growth_mib")
+    add("1 GiB upload read in pieces: RSS growth ≤ 10 MiB", growth,
+        growth is not None and growth <= 10)
+    ratio = _get(s, "body", "runscgi", "ratio")
+    add("request.body of N bytes costs ≤ 1× N (RSS growth ÷ N, echo response included)",
+        ratio, ratio is not None and ratio <= 1.0)
+    row = s.get("sleep", {}).get("runscgi", {}).get("5000")
+    complete = row.get("completed") if row else None
+    add("5,000 concurrent 2 s requests: all complete", complete,
+        complete == 5000 and not row.get("errors"))
+    per = row.get("kib_per_request") if row else None
+    add("… ≤ 40 KiB per open request", per, per is not None and per <= 40)
+    local = data.get("checks", {}).get("runscgi")
+    add("runscgi is correctly gevent-patched (connection local is gevent's)", local,
+        bool(local) and local.startswith("gevent"))
+    return rows
+
+
+def section_targets(data: dict) -> str:
+    return table(["target (issue 6 §2)", "measured", "verdict"], targets(data))
+
+
+def section_runscgi_detail(data: dict) -> str:
+    s = data["summary"]
+    parts = []
+    st = s.get("strace", {}).get("runscgi")
+    if st and st.get("table"):
+        rows = [[r["syscall"], r["per_req"], r["errors"]] for r in st["table"] if r["per_req"]]
+        parts.append("System calls per request (``strace -c -f``, "
+                     f"{st.get('requests')} sequential direct requests):\n\n"
+                     + table(["system call", "per request", "errors (total)"], rows))
+    if st and st.get("sequence"):
+        parts.append("One request, in order (``strace -f``, the middle one of three):\n\n"
+                     + "::\n\n" + "\n".join("    " + line for line in st["sequence"]))
+    cg = s.get("callgrind", {}).get("runscgi")
+    if cg and cg.get("objects"):
+        total = cg.get("instructions") or 1
+        requests = cg.get("requests") or 1
+        rows = [[o["object"], round(o["ir"] / requests / 1000, 1),
+                 f"{o['ir'] / total * 100:.1f} %"] for o in cg["objects"]]
+        parts.append("Where the instructions go, by shared object (callgrind, exclusive):\n\n"
+                     + table(["object", "k instr/request", "share"], rows))
+    base = s.get("callgrind", {}).get("inprocess-gevent")
+    if cg and cg.get("top") and base and base.get("top"):
+        parts.append("What runscgi adds to the gevent-patched in-process loop, by C function "
+                     "(callgrind, exclusive; positive = more in runscgi):\n\n"
+                     + diff_table(cg, base))
+    null = s.get("callgrind_null", {}).get("runscgi")
+    if null and null.get("top"):
+        requests = null.get("requests") or 1
+        rows = [[t["function"][:72], round(t["ir"] / requests / 1000, 1)]
+                for t in null["top"][:20]]
+        parts.append("runscgi serving the do-nothing app: top functions (callgrind, "
+                     "exclusive):\n\n" + table(["function", "k instr/request"], rows))
+    return "\n\n".join(parts)
+
+
+def diff_table(ours: dict, base: dict, limit: int = 20) -> str:
+    def per_request(found: dict) -> dict[str, float]:
+        requests = found.get("requests") or 1
+        return {t["function"]: t["ir"] / requests / 1000 for t in found["top"]}
+
+    a, b = per_request(ours), per_request(base)
+    deltas = sorted(((a.get(k, 0.0) - b.get(k, 0.0), k) for k in set(a) | set(b)),
+                    key=lambda item: -abs(item[0]))
+    rows = [[name[:72], round(a.get(name, 0.0), 1), round(b.get(name, 0.0), 1), round(d, 1)]
+            for d, name in deltas[:limit]]
+    return table(["function", "runscgi k/req", "in-process k/req", "difference"], rows)
+
+
+def section_anchor_syscalls(data: dict) -> str:
+    s = data["summary"].get("strace", {})
+    names = [n for n in _servers(data) if n != "runscgi" and s.get(n, {}).get("table")]
+    if not names:
+        return ""
+    syscalls: list[str] = []
+    for name in ["runscgi", *names]:
+        for row in s.get(name, {}).get("table", []):
+            if row["syscall"] not in syscalls and row["per_req"] and row["per_req"] >= 0.05:
+                syscalls.append(row["syscall"])
+    rows = []
+    for call in syscalls:
+        row = [call]
+        for name in ["runscgi", *names]:
+            per = {r["syscall"]: r["per_req"] for r in s.get(name, {}).get("table", [])}
+            row.append(per.get(call))
+        rows.append(row)
+    return table(["system call", "runscgi", *names], rows)
+
+
+def section_micro(data: dict) -> str:
+    found = data["summary"].get("micro", {}).get("runscgi", {}).get("cases")
+    if not found:
+        return ""
+    rows = [[name, value] for name, value in found.items()]
+    return ("``bench/micro.py --callgrind``: k instructions per call of the pure-Python "
+            "pieces of runscgi's request path, with the header sets nginx and Apache send "
+            "(bare, or with a browser's headers); the loop's own cost is subtracted.\n\n"
+            + table(["case", "k instr/call"], rows))
+
+
+SECTIONS = [
+    ("Targets", section_targets),
+    ("Instructions and system calls per request", section_deterministic),
+    ("Requests per second", section_throughput),
+    ("In-process ceiling and server overhead", section_inprocess),
+    ("Streaming, big bodies and memory", section_transfers),
+    ("Many sleeping requests", section_sleep),
+    ("runscgi: where a request's cost goes", section_runscgi_detail),
+    ("Parser, environ and response head (micro-benchmark)", section_micro),
+    ("System calls per request, every server", section_anchor_syscalls),
+    ("Servers", section_servers),
+]
+
+
+NOTES = {
+    "Requests per second": (
+        "req/s and latencies drift 20-30 % between runs on this shared machine (see the "
+        "ranges in results.json); server CPU µs/request is steadier, instructions and "
+        "system calls per request are exact. gunicorn speaks HTTP: its direct row uses "
+        "the same client in HTTP/1.1 mode (``Connection: close``), and Apache reuses its "
+        "backend connections to gunicorn while SCGI opens one per request."),
+    "Streaming, big bodies and memory": (
+        "First chunk: connect to first body byte of ``/stream/``. Transfers: one "
+        "connection, read or written by a Python client on the other core in 1 MiB "
+        "pieces (flup reaches 2.8 GiB/s with it, so the client is not what holds the "
+        "others near 1.2-1.5 GiB/s). RSS +MiB: growth of the server's peak RSS "
+        "(VmHWM, reset before the test). request.body: peak RSS growth ÷ N for a 64 MiB "
+        "POST to ``/echo/``: 1.0 = the body held once, 2.0 = a second copy."),
+    "Many sleeping requests": (
+        "All requests are opened at once (512 new connections per loop turn of the "
+        "client); wall = first connect to last response; KiB/open request = peak RSS "
+        "growth ÷ requests. flup 1.0.3's pool starts a thread only when no thread is "
+        "idle at the moment a job is queued, so a burst queues behind a handful of "
+        "threads: 200 requests of 2 s take ~20-45 s, and most of the 5,000 time out "
+        "(30 s past the 2 s)."),
+}
+
+
+def _sections(data: dict) -> list[str]:
+    parts = []
+    for title, func in SECTIONS:
+        body = func(data)
+        if body:
+            note = NOTES.get(title)
+            parts.append(heading(title) + "\n\n" + body + (f"\n\n{note}" if note else ""))
+    return parts
+
+
+def render_text(data: dict) -> str:
+    return "\n\n".join([section_header(data), *_sections(data)]) + "\n"
+
+
+INTRO = """\
+Benchmarks
+==========
+
+.. This file is generated by ``python bench/report.py`` from a results.json of
+   ``./dev bench``; edit bench/report.py, not this file.
+
+How django-scgi's ``runscgi`` compares with the other ways to serve Django over SCGI:
+flup 1.0.3's threaded SCGI server, uWSGI's ``--scgi-socket`` (sync, and gevent with
+early monkey-patching) and gunicorn ``-k gevent`` behind an HTTP proxy. Every server
+serves the same demo project with the same settings, in one process, access log off.
+How to rerun it, and what each figure means: ``bench/README.rst``.
+
+Timings on shared machines drift by 20-30 % from run to run; instructions per request
+(callgrind) and system calls per request (strace) do not, and are the firm figures.
+Medians over the repetitions; ``–`` means not measured or not applicable (uWSGI sync
+serves one request at a time, so it sits out the sleeping-requests test).
+"""
+
+
+def render_rst(data: dict) -> str:
+    parts = [INTRO, heading("This run") + "\n\n" + section_header(data), *_sections(data)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_docs(data: dict, path: Path = DOCS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_rst(data))
+
+
+def merge(data: dict, other: dict, name: str) -> dict:
+    """``data`` with every metric measured in ``other`` replaced by ``other``'s figures."""
+    for metric, servers in other["summary"].items():
+        data["summary"].setdefault(metric, {}).update(servers)
+    data["checks"].update(other.get("checks", {}))
+    data["meta"].setdefault("merged", []).append(
+        f"{', '.join(other['summary'])} from {name} ({other['meta'].get('date')}: "
+        f"``{other['meta'].get('command')}``)")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="?", default=str(LATEST))
+    parser.add_argument("--merge", action="append", default=[], metavar="RESULTS_JSON",
+                        help="replace the metrics measured in this later run (repeatable)")
+    parser.add_argument("--text", action="store_true", help="print the tables, write nothing")
+    parser.add_argument("--output", default=str(DOCS))
+    args = parser.parse_args(argv)
+    data = json.loads(Path(args.results).read_text())
+    for path in args.merge:
+        data = merge(data, json.loads(Path(path).read_text()), Path(path).parent.name)
+    if args.text:
+        print(render_text(data))
+        return 0
+    write_docs(data, Path(args.output))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
