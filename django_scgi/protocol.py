@@ -241,6 +241,13 @@ class State(enum.Enum):
     ERROR = "ERROR"  # a ProtocolError was raised; it is raised again on every call
 
 
+# Module-level aliases for the hot path: on Python 3.11 ``State.BODY`` runs a
+# Python-level descriptor and hashing a member calls Enum.__hash__ (about 1 k
+# instructions each); a global lookup is a few dozen.
+_LENGTH, _HEADERS, _BODY = State.LENGTH, State.HEADERS, State.BODY
+_DONE, _CLOSED, _ERROR = State.DONE, State.CLOSED, State.ERROR
+
+
 # --------------------------------------------------------------------- parser
 
 
@@ -259,9 +266,12 @@ class RequestParser:
         "_max_header_size",
         "_max_headers",
         "_max_prefix_digits",
+        "_reader",
         "_remaining",
         "_state",
     )
+
+    _reader: Callable[[RequestParser], Event | _NeedData]
 
     def __init__(
         self,
@@ -279,7 +289,11 @@ class RequestParser:
         # A prefix longer than the limit's own decimal form must exceed the limit
         # (no leading zeros are allowed), so it is refused without reading more.
         self._max_prefix_digits = len(str(max_header_size))
-        self._state = State.LENGTH
+        # The state and the function that reads in it always change together. The
+        # reader is a plain function called as reader(self): a bound method stored on
+        # self would be a reference cycle (only the GC could free the parser and the
+        # body it holds) and would allocate on every transition.
+        self._state, self._reader = _LENGTH, RequestParser._read_length
         # LENGTH/HEADERS input. A bytes object while it is a single chunk (the
         # common case: the whole head in one recv, no copy), a bytearray once a
         # second chunk has to be appended (amortised O(1) appends).
@@ -311,10 +325,10 @@ class RequestParser:
             raise RuntimeError("receive_data() called after EOF (b'')")
         if not data:
             self._eof = True
-        elif self._state is State.LENGTH or self._state is State.HEADERS:
-            self._append(data)
-        elif self._state is State.BODY:
+        elif self._state is _BODY:
             self._receive_body(data)
+        elif self._state is _LENGTH or self._state is _HEADERS:
+            self._append(data)
         # DONE and ERROR: the request is over; whatever follows is dropped.
 
     def _append(self, data: bytes) -> None:
@@ -341,13 +355,13 @@ class RequestParser:
             # Same instance each time; drop the traceback so it does not grow.
             raise self._error.with_traceback(None)
         try:
-            return _READERS[self._state](self)
+            return self._reader(self)
         except ProtocolError as exc:
             self._fail(exc)
             raise
 
     def _fail(self, exc: ProtocolError) -> None:
-        self._state = State.ERROR
+        self._state = _ERROR
         self._error = exc
         self._buf = b""  # release what the peer made us hold
         self._chunks.clear()
@@ -360,7 +374,7 @@ class RequestParser:
 
     def _read_length(self) -> Event | _NeedData:
         if self._eof and not self._buf:
-            self._state = State.CLOSED
+            self._state, self._reader = _CLOSED, RequestParser._read_closed
             return _CONNECTION_CLOSED
         # Only the first max_prefix_digits + 1 bytes can matter: a longer prefix
         # is too large whatever follows. Checking exactly this window makes the
@@ -381,7 +395,7 @@ class RequestParser:
         # Keep an offset rather than slicing: the buffer is copied only once
         # more, when the body part of it is handed over.
         self._block_start = colon + 1
-        self._state = State.HEADERS
+        self._state, self._reader = _HEADERS, RequestParser._read_headers
         return self._read_headers()
 
     def _read_headers(self) -> Event | _NeedData:
@@ -424,13 +438,13 @@ class RequestParser:
         if body:
             self._chunks.append(body)
         self._remaining = content_length - len(body)
-        self._state = State.BODY
+        self._state, self._reader = _BODY, RequestParser._read_body
 
     def _read_body(self) -> Event | _NeedData:
         if self._chunks:
             return Data(self._chunks.popleft())
         if self._remaining == 0:
-            self._state = State.DONE
+            self._state, self._reader = _DONE, RequestParser._read_done
             return _END_OF_MESSAGE
         return self._need_data()
 
@@ -440,16 +454,6 @@ class RequestParser:
     def _read_closed(self) -> Event | _NeedData:
         return _CONNECTION_CLOSED
 
-
-# State -> reader; built once at import (per-instance bound methods cost more than
-# the parsing of a small request). ERROR has no reader: next_event() re-raises.
-_READERS: dict[State, Callable[[RequestParser], Event | _NeedData]] = {
-    State.LENGTH: RequestParser._read_length,
-    State.HEADERS: RequestParser._read_headers,
-    State.BODY: RequestParser._read_body,
-    State.DONE: RequestParser._read_done,
-    State.CLOSED: RequestParser._read_closed,
-}
 
 
 def _check_prefix_digits(digits: bytes) -> None:
