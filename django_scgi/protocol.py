@@ -373,21 +373,14 @@ class RequestParser:
         return NEED_DATA
 
     def _read_length(self) -> Event | _NeedData:
-        if self._eof and not self._buf:
-            self._state, self._reader = _CLOSED, RequestParser._read_closed
-            return _CONNECTION_CLOSED
-        # Only the first max_prefix_digits + 1 bytes can matter: a longer prefix
-        # is too large whatever follows. Checking exactly this window makes the
-        # verdict the same however the input was split.
-        window = bytes(self._buf[: self._max_prefix_digits + 1])
-        colon = window.find(b":")
-        digits = window if colon < 0 else window[:colon]
-        _check_prefix_digits(digits)
+        # Only the first max_prefix_digits + 1 bytes can hold the ":" of an
+        # acceptable prefix; a longer prefix is too large whatever follows.
+        colon = self._buf.find(b":", 0, self._max_prefix_digits + 1)
         if colon < 0:
-            if len(digits) > self._max_prefix_digits:
-                raise HeaderBlockTooLarge()
-            return self._need_data()
-        if not digits:
+            return self._read_partial_length()
+        digits = self._buf[:colon]
+        # bytes.isdigit() is ASCII-only and False for b""; netstrings forbid leading zeros.
+        if not digits.isdigit() or (colon > 1 and digits[0] == 0x30):
             raise BadLengthPrefix()
         self._block_length = int(digits)
         if self._block_length > self._max_header_size:
@@ -398,47 +391,60 @@ class RequestParser:
         self._state, self._reader = _HEADERS, RequestParser._read_headers
         return self._read_headers()
 
+    def _read_partial_length(self) -> Event | _NeedData:
+        """No ":" within the window: EOF, a prefix still arriving, or a refusal."""
+        if self._eof and not self._buf:
+            self._state, self._reader = _CLOSED, RequestParser._read_closed
+            return _CONNECTION_CLOSED
+        # Checking exactly this window makes the verdict the same however the
+        # input was split.
+        window = bytes(self._buf[: self._max_prefix_digits + 1])
+        _check_prefix_digits(window)
+        if len(window) > self._max_prefix_digits:
+            raise HeaderBlockTooLarge()
+        return self._need_data()
+
     def _read_headers(self) -> Event | _NeedData:
         start = self._block_start
         end = start + self._block_length
-        if len(self._buf) <= end:  # the block and its "," are not all here yet
+        buf = self._buf
+        if len(buf) <= end:  # the block and its "," are not all here yet
             return self._need_data()
-        if self._buf[end] != 0x2C:  # ","
+        if buf[end] != 0x2C:  # ","
             raise BadHeaderBlock()
-        headers = self._parse_block(self._buf[start:end].decode("latin-1"))
-        self._start_body(headers.content_length, end + 1)
-        return headers
+        environ, content_length = self._parse_block(buf[start:end].decode("latin-1"))
+        self._start_body(buf, end + 1, content_length)
+        return Headers(environ, content_length)
 
-    def _parse_block(self, block: str) -> Headers:
-        fields = self._split_fields(block)
-        content_length = _parse_content_length(fields)
-        environ = _build_environ(fields)
+    def _parse_block(self, block: str) -> tuple[dict[str, str], int]:
+        # One split for the whole block. Even a hostile block yields at most
+        # max_header_size / 2 fields, mostly the interpreter's cached 1-char strings.
+        # A block of pairs ends in NUL, so the split has an odd length and ends in "".
+        fields = block.split("\0")
+        if fields[-1] or not len(fields) & 1:
+            raise BadHeaderBlock()
+        pairs = len(fields) >> 1
+        if pairs > self._max_headers:
+            raise TooManyHeaders()
+        # The spec puts CONTENT_LENGTH first so that framing never depends on a
+        # header found later; a request that does otherwise is refused.
+        if fields[0] != "CONTENT_LENGTH":
+            raise BadContentLength()
+        content_length = _parse_content_length(fields[1])
+        environ = _build_environ(fields, pairs)
         if environ.get("SCGI") != "1":
             raise MissingScgiHeader()
         if self._max_body_size is not None and content_length > self._max_body_size:
             raise BodyTooLarge()
-        return Headers(environ, content_length)
+        return environ, content_length
 
-    def _split_fields(self, block: str) -> list[str]:
-        if not block:
-            return []  # "0:," is a valid netstring; the missing headers fail later
-        # One split for the whole block. Even a hostile block yields at most
-        # max_header_size / 2 fields, mostly the interpreter's cached 1-char strings.
-        fields = block.split("\0")
-        if fields.pop() != "" or len(fields) % 2:  # must end in NUL; pairs only
-            raise BadHeaderBlock()
-        if len(fields) // 2 > self._max_headers:
-            raise TooManyHeaders()
-        return fields
-
-    def _start_body(self, content_length: int, body_start: int) -> None:
+    def _start_body(self, buf: bytes | bytearray, body_start: int, content_length: int) -> None:
         # Body bytes that came with the head; anything past CONTENT_LENGTH is dropped.
-        body = bytes(self._buf[body_start : body_start + content_length])
         self._buf = b""
-        if body:
-            self._chunks.append(body)
-        self._remaining = content_length - len(body)
+        self._remaining = content_length
         self._state, self._reader = _BODY, RequestParser._read_body
+        if content_length and len(buf) > body_start:
+            self._receive_body(buf[body_start : body_start + content_length])
 
     def _read_body(self) -> Event | _NeedData:
         if self._chunks:
@@ -464,28 +470,27 @@ def _check_prefix_digits(digits: bytes) -> None:
         raise BadLengthPrefix()
 
 
-def _parse_content_length(fields: list[str]) -> int:
-    # The spec puts CONTENT_LENGTH first so that framing never depends on a
-    # header found later; a request that does otherwise is refused.
-    if not fields or fields[0] != "CONTENT_LENGTH":
-        raise BadContentLength()
-    value = fields[1]
+def _parse_content_length(value: str) -> int:
     # str.isdigit() alone would accept latin-1 superscripts such as "\xb2".
     if not (value.isascii() and value.isdigit()):
         raise BadContentLength()
+    if len(value) < _MAX_CONTENT_LENGTH_DIGITS:  # cannot exceed the limit
+        return int(value)
     value = value.lstrip("0") or "0"
     if len(value) > _MAX_CONTENT_LENGTH_DIGITS or int(value) > MAX_CONTENT_LENGTH:
         raise BadContentLength()
     return int(value)
 
 
-def _build_environ(fields: list[str]) -> dict[str, str]:
-    pairs = iter(fields)
-    environ = dict(zip(pairs, pairs))  # fast path: C-level, right when no duplicates
+def _build_environ(fields: list[str], pairs: int) -> dict[str, str]:
+    names_values = iter(fields)
+    # Fast path: C-level, and right when there are no duplicates. zip() stops
+    # before the trailing "" of the split.
+    environ = dict(zip(names_values, names_values))
     if "" in environ:
         raise BadHeaderBlock()
-    if len(environ) != len(fields) // 2:
-        environ = _join_duplicates(fields[0::2], fields[1::2])
+    if len(environ) != pairs:
+        environ = _join_duplicates(fields[0:-1:2], fields[1::2])
     return environ
 
 
