@@ -91,6 +91,8 @@ __all__ = [
 # 64 KiB holds both with room to spare, while a hostile peer cannot make us buffer
 # more than that before the request is refused.
 DEFAULT_MAX_HEADER_SIZE = 65536
+# Its decimal width, computed once: len(str()) is the dearest step of RequestParser().
+_DEFAULT_PREFIX_DIGITS = len(str(DEFAULT_MAX_HEADER_SIZE))
 
 # Cap on the number of name/value pairs. Apache refuses more than 100 client
 # headers by default (LimitRequestFields) and the front-ends add about 20-40 CGI
@@ -288,7 +290,10 @@ class RequestParser:
         self._max_body_size = max_body_size
         # A prefix longer than the limit's own decimal form must exceed the limit
         # (no leading zeros are allowed), so it is refused without reading more.
-        self._max_prefix_digits = len(str(max_header_size))
+        self._max_prefix_digits = (
+            _DEFAULT_PREFIX_DIGITS if max_header_size == DEFAULT_MAX_HEADER_SIZE
+            else len(str(max_header_size))
+        )
         # The state and the function that reads in it always change together. The
         # reader is a plain function called as reader(self): a bound method stored on
         # self would be a reference cycle (only the GC could free the parser and the
@@ -300,7 +305,10 @@ class RequestParser:
         self._buf: bytes | bytearray = b""
         self._block_start = 0  # offset of the header block in _buf, known in HEADERS
         self._block_length = 0  # its declared length
-        self._chunks: deque[bytes] = deque()  # BODY bytes received, not yet handed out
+        # BODY bytes received, not yet handed out. The deque is made for the first
+        # chunk: most requests (GET) never have one, and making it costs as much as
+        # the rest of __init__.
+        self._chunks: deque[bytes] | tuple[()] = ()
         self._remaining = 0  # BODY bytes not received yet
         self._eof = False
         self._error: ProtocolError | None = None
@@ -333,7 +341,9 @@ class RequestParser:
 
     def _append(self, data: bytes) -> None:
         if not self._buf:
-            self._buf = bytes(data)  # no copy when data is already bytes
+            # Kept as it is (no copy) when it is bytes; a bytearray or memoryview
+            # could change under us.
+            self._buf = data if type(data) is bytes else bytes(data)
         else:
             if type(self._buf) is bytes:
                 self._buf = bytearray(self._buf)
@@ -345,7 +355,9 @@ class RequestParser:
             data = data[: self._remaining]
         if data:
             self._remaining -= len(data)
-            self._chunks.append(bytes(data))
+            if not self._chunks:
+                self._chunks = deque()
+            self._chunks.append(data if type(data) is bytes else bytes(data))
 
     # ---- output
 
@@ -364,7 +376,7 @@ class RequestParser:
         self._state = _ERROR
         self._error = exc
         self._buf = b""  # release what the peer made us hold
-        self._chunks.clear()
+        self._chunks = ()
         self._remaining = 0
 
     def _need_data(self) -> _NeedData:
