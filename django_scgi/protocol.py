@@ -233,6 +233,30 @@ Event = Headers | Data | EndOfMessage | ConnectionClosed
 _END_OF_MESSAGE = EndOfMessage()
 _CONNECTION_CLOSED = ConnectionClosed()
 
+# The parser makes one Headers per request and one Data per body chunk. A frozen
+# dataclass's __init__ sets each field through object.__setattr__ (Headers(): 4.4 k
+# instructions); filling the slots directly builds the same object for 2.9 k
+# (test_protocol compares the two).
+_new = object.__new__
+_set_environ = Headers.__dict__["environ"].__set__
+_set_content_length = Headers.__dict__["content_length"].__set__
+_set_data = Data.__dict__["data"].__set__
+
+
+def _headers(environ: dict[str, str], content_length: int) -> Headers:
+    """``Headers(environ, content_length)``, without the frozen __init__."""
+    event = _new(Headers)
+    _set_environ(event, environ)
+    _set_content_length(event, content_length)
+    return event
+
+
+def _data(data: bytes) -> Data:
+    """``Data(data)``, without the frozen __init__."""
+    event = _new(Data)
+    _set_data(event, data)
+    return event
+
 
 class State(enum.Enum):
     LENGTH = "LENGTH"  # reading the netstring length prefix "<digits>:"
@@ -426,7 +450,7 @@ class RequestParser:
             raise BadHeaderBlock()
         environ, content_length = self._parse_block(buf[start:end].decode("latin-1"))
         self._start_body(buf, end + 1, content_length)
-        return Headers(environ, content_length)
+        return _headers(environ, content_length)
 
     def _parse_block(self, block: str) -> tuple[dict[str, str], int]:
         # One split for the whole block. Even a hostile block yields at most
@@ -460,7 +484,7 @@ class RequestParser:
 
     def _read_body(self) -> Event | _NeedData:
         if self._chunks:
-            return Data(self._chunks.popleft())
+            return _data(self._chunks.popleft())
         if self._remaining == 0:
             self._state, self._reader = _DONE, RequestParser._read_done
             return _END_OF_MESSAGE

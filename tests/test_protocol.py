@@ -545,6 +545,24 @@ def test_mutable_input_is_copied():
     assert parser.next_event() == Data(b"abcd")
 
 
+def test_parsed_events_are_the_same_frozen_objects_as_constructed_ones():
+    # The parser fills the dataclass slots directly instead of calling __init__.
+    import dataclasses
+
+    parser = RequestParser()
+    parser.receive_data(encode_request({"REQUEST_METHOD": "POST"}, b"hello"))
+    headers, data = parser.next_event(), parser.next_event()
+    expected = Headers({"CONTENT_LENGTH": "5", "SCGI": "1", "REQUEST_METHOD": "POST"}, 5)
+    assert type(headers) is Headers and type(data) is Data
+    assert headers == expected and repr(headers) == repr(expected)
+    assert data == Data(b"hello") and hash(data) == hash(Data(b"hello"))
+    assert repr(data) == repr(Data(b"hello"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        headers.content_length = 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.data = b""
+
+
 def test_receive_after_eof_is_a_programming_error():
     parser = RequestParser()
     parser.receive_data(b"1")
