@@ -16,6 +16,7 @@ import os
 import signal
 import socket as stdlib_socket
 import stat
+import struct
 import sys
 import threading
 import time
@@ -78,6 +79,10 @@ class ListenerError(OSError):
 
 class PeerGone(Exception):
     """The front-end closed the connection or stopped reading in time."""
+
+
+class WriteTimeout(PeerGone):
+    """The front-end accepted no response bytes for ``write_timeout`` seconds."""
 
 
 class IncompleteBody(OSError):
@@ -218,7 +223,7 @@ def _adopt_fd(address: FDAddress) -> Listener:
 class BodyInput:
     """``wsgi.input``: reads the body lazily from the socket, never past CONTENT_LENGTH."""
 
-    __slots__ = ("_sock", "_parser", "_pending", "_timeout", "bytes_read", "_eof")
+    __slots__ = ("_sock", "_parser", "_pending", "_timeout", "bytes_read", "_eof", "timed_out")
 
     def __init__(self, sock: Any, parser: protocol.RequestParser, timeout: float) -> None:
         self._sock = sock
@@ -227,6 +232,9 @@ class BodyInput:
         self._timeout = timeout
         self.bytes_read = 0
         self._eof = parser.state is not protocol.State.BODY
+        # The peer sent no body bytes for ``timeout`` seconds: the body is over for us
+        # (reads return b"" from then on) and the exchange logs it once.
+        self.timed_out = False
 
     @property
     def remaining(self) -> int:
@@ -315,11 +323,19 @@ class BodyInput:
     def _receive(self) -> None:
         self._sock.settimeout(self._timeout)
         size = min(self._parser.remaining, RECV_SIZE)
-        self._parser.receive_data(self._sock.recv(size))
+        try:
+            data = self._sock.recv(size)
+        except (TimeoutError, socket.timeout):
+            # Not again: draining the rest before closing would wait another timeout.
+            self._eof = self.timed_out = True
+            raise IncompleteBody(
+                errno.ETIMEDOUT, f"no request body bytes for {self._timeout}s"
+            ) from None
+        self._parser.receive_data(data)
 
     def discard(self, limit: int) -> bool:
         """Read and drop the unread body if at most ``limit`` bytes; True when all gone."""
-        if self.remaining > limit:
+        if self.timed_out or self.remaining > limit:
             return False
         try:
             while self._next_chunk(RECV_SIZE):
@@ -362,7 +378,7 @@ class Exchange:
 
     __slots__ = (
         "server", "sock", "peer", "environ", "body", "status", "headers",
-        "head_sent", "bytes_sent", "started", "is_head",
+        "head_sent", "bytes_sent", "started", "is_head", "abort",
     )
 
     def __init__(self, server: SCGIServer, sock: Any, peer: Any) -> None:
@@ -377,6 +393,10 @@ class Exchange:
         self.bytes_sent = 0
         self.started = time.monotonic()
         self.is_head = False
+        # Close with a reset instead of lingering: the peer stopped reading, so waiting
+        # for it is pointless, and the kernel would go on holding (and probing with)
+        # the unsent response bytes of a normally closed socket.
+        self.abort = False
 
     # -- reading the request --
 
@@ -469,6 +489,11 @@ class Exchange:
         try:
             result = app(self.environ, self.start_response)
             self.send_result(result)
+        except WriteTimeout:
+            self.abort = True
+            logger.warning("Closing %s: it accepted no response bytes for %ss (write timeout) "
+                           "during %s.", self.peer_text, self.server.config.write_timeout,
+                           request_line(self.environ))
         except PeerGone:
             logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
         except Exception:
@@ -520,17 +545,22 @@ class Exchange:
             body.discard(self.server.config.drain_limit)
 
     def _send(self, data: bytes) -> None:
-        sock = self.sock
+        # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
+        # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
+        # Each send() waits at most write_timeout for the peer to accept more bytes.
+        sock, view, sent = self.sock, memoryview(data), 0
         try:
             sock.settimeout(self.server.config.write_timeout)
-            sock.sendall(data)
+            while sent < len(view):
+                sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
-            raise PeerGone("write timed out") from None
+            raise WriteTimeout("write timed out") from None
         except OSError as error:
             if error.errno in PEER_GONE_ERRNOS:
                 raise PeerGone(str(error)) from None
             raise
-        self.bytes_sent += len(data)
+        finally:
+            self.bytes_sent += sent
 
     def _send_file(self, fd: int) -> None:
         self.send_chunk(b"")
@@ -558,15 +588,19 @@ class Exchange:
         try:
             socket.wait_write(fd, timeout=timeout)
         except (TimeoutError, socket.timeout):
-            raise PeerGone("write timed out") from None
+            raise WriteTimeout("write timed out") from None
 
     def _application_failed(self) -> None:
         where = request_line(self.environ)
         if self.head_sent:
             logger.error(
-                "Error after the response head was sent for %s; closing the connection.",
+                "Error after the response head was sent for %s; resetting the connection.",
                 where, exc_info=True, extra={"environ": mask_environ(self.environ)},
             )
+            # A normal close (FIN) looks like the end of a complete response: nginx
+            # would hand the client a 200 that silently lacks its end. A reset is seen
+            # by every front-end as a failed upstream, so the client's framing breaks.
+            self.abort = True
             return
         logger.error(
             "Error while serving %s; answering 500. Environ: %r", where,
@@ -590,19 +624,36 @@ class Exchange:
 
     def finish(self) -> None:
         body = self.body
-        if body is not None and body.remaining:
+        if body is not None and body.timed_out:
+            logger.warning("Closing %s: it sent no request body bytes for %ss (body timeout) "
+                           "during %s.", self.peer_text, self.server.config.body_timeout,
+                           request_line(self.environ))
+        elif body is not None and body.remaining:
             body.discard(self.server.config.drain_limit)
         if self.server.config.access_log and self.environ is not None:
             self._log_access()
 
     def _log_access(self) -> None:
+        # REMOTE_ADDR "METHOD URI PROTOCOL" STATUS BYTES SECONDS -- docs/production.rst
+        # gives the regex and a test holds it. Every field is one token: request_line()
+        # escapes spaces, quotes and control characters, and so does this for the peer.
+        # BYTES counts what went to the front-end, head included; STATUS 0: no response.
         code = _status_code(self.status)
+        remote = str(self.environ.get("REMOTE_ADDR") or "-")
+        if not (remote.isascii() and remote.isprintable()) or " " in remote or '"' in remote:
+            from urllib.parse import quote
+
+            remote = quote(remote, safe="")
+        line = request_line(self.environ)
+        method, _, rest = line[1:-1].partition(" ")
+        uri, _, protocol_ = rest.rpartition(" ")
+        duration = time.monotonic() - self.started
         access_logger.info(
-            '%s "%s" %s %d %.3f',
-            self.environ.get("REMOTE_ADDR") or "-",
-            request_line(self.environ).strip('"'),
-            code, self.bytes_sent, time.monotonic() - self.started,
-            extra={"status_code": code},
+            "%s %s %d %d %.3f", remote, line, code, self.bytes_sent, duration,
+            # For structured (JSON) formatters; status_code drives Django's colours.
+            extra={"status_code": code, "remote_addr": remote, "request_method": method,
+                   "request_uri": uri, "server_protocol": protocol_,
+                   "response_bytes": self.bytes_sent, "duration": duration},
         )
 
 
@@ -638,6 +689,15 @@ def _close_lingering(sock: Any) -> None:
         pass
     finally:
         sock.close()
+
+
+def _close_abortive(sock: Any) -> None:
+    """Close with RST: the kernel drops unsent bytes at once instead of retrying them."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
 
 
 # --- who may connect -------------------------------------------------------------------
@@ -692,10 +752,18 @@ class PeerFilter:
 class SCGIServer:
     """Serves one WSGI application on a set of listeners until told to stop."""
 
-    def __init__(self, app: Callable, listeners: list[Listener], config: ServerConfig) -> None:
+    def __init__(
+        self, app: Callable, listeners: list[Listener], config: ServerConfig, *,
+        on_ready: Callable[[SCGIServer], None] | None = None,
+        on_stopping: Callable[[SCGIServer], None] | None = None,
+        on_sighup: Callable[[SCGIServer], None] | None = None,
+        max_requests: int = 0,
+        on_max_requests: Callable[[SCGIServer], None] | None = None,
+    ) -> None:
         self.app = app
         self.listeners = listeners
         self.config = config
+        self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         self.pool = Pool(config.max_connections)
         for listener in listeners:
@@ -724,32 +792,85 @@ class SCGIServer:
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
         finally:
-            _close_lingering(sock)
+            if exchange.abort:
+                _close_abortive(sock)
+            else:
+                _close_lingering(sock)
 
     def start(self) -> None:
         for server in self.servers:
             server.start()
 
-    def serve_forever(self, install_signals: bool = True) -> None:
-        """Serve until ``stop()`` (or SIGTERM/SIGINT when ``install_signals``) finishes."""
-        if install_signals and threading.current_thread() is threading.main_thread():
-            self._install_signal_handlers()
-        self.start()
-        self._stopped.wait()
+    def _init_hooks(self, on_ready, on_stopping, on_sighup, max_requests, on_max_requests) -> None:
+        """Hooks for the command and for worker processes (``workers.py``)."""
+        self.on_ready = on_ready  # once the listeners accept: banner, sd_notify READY=1
+        self.on_stopping = on_stopping  # on the first SIGTERM/SIGINT: STOPPING=1
+        self.on_sighup = on_sighup  # None: SIGHUP is logged and ignored
+        self.max_requests = max_requests
+        self.on_max_requests = on_max_requests  # once, after the max_requests-th connection
+        self.requests_handled = 0
+        self._signalled = False
+        if max_requests:
+            # Shadow the method before the StreamServers are given ``self.handle``:
+            # only a server that has a limit pays for counting.
+            self.handle = self._counting(self.handle)
 
-    def _install_signal_handlers(self) -> None:
+    def _counting(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def counted(sock: Any, peer: Any) -> None:
+            try:
+                handle(sock, peer)
+            finally:
+                self.requests_handled += 1
+                if self.requests_handled == self.max_requests and self.on_max_requests:
+                    self.on_max_requests(self)
+
+        return counted
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        """Serve until ``stop()`` (or SIGTERM/SIGINT when ``install_signals``) finishes.
+
+        Signal handlers go in on the main thread only: Django's autoreloader runs the
+        server in another thread, where its own SIGTERM handler applies.
+        """
+        if install_signals and threading.current_thread() is threading.main_thread():
+            self.install_signal_handlers()
+        self.start()
+        logger.info("Listening on %s (pid %d).", ", ".join(self.addresses), os.getpid())
+        if self.on_ready is not None:
+            self.on_ready(self)
+        self._stopped.wait()
+        logger.info("Stopped (pid %d).", os.getpid())
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: graceful stop, a second one exits at once; SIGHUP: ``on_sighup``.
+
+        SIGHUP gets a handler even without a hook: its default action kills the process.
+        """
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self._on_signal, signum)
+        gevent.signal_handler(signal.SIGHUP, self._on_sighup)
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
-        if self._stopping:
+        # Counted per signal, not from ``_stopping``: a worker told to stop by its
+        # supervisor and then sent SIGTERM by systemd (KillMode=control-group signals
+        # every process) must go on draining.
+        if self._signalled:
             logger.warning("Second %s: exiting at once.", name)
             self._remove_socket_files()
             os._exit(1)
+        self._signalled = True
         logger.info("%s received: finishing in-flight requests (up to %ss).", name,
                     self.config.graceful_timeout)
+        if self.on_stopping is not None:
+            self.on_stopping(self)
         gevent.spawn(self.stop)
+
+    def _on_sighup(self) -> None:
+        if self.on_sighup is not None:
+            self.on_sighup(self)
+        else:
+            logger.info("SIGHUP received and ignored.")
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish within ``timeout``, then kill them."""
@@ -770,27 +891,46 @@ class SCGIServer:
         """Serve what the kernel already accepted, then close the listeners.
 
         Closing a listener resets the connections waiting in its backlog: those peers
-        connected before the signal and may have sent a whole request. Accepting them
-        first means that only connections arriving after this point are refused.
+        connected before the signal and may have sent a whole request. So the backlog
+        is taken whole first, without waiting for free slots (at the connection cap,
+        waiting would let new arrivals queue up behind it for as long as the load
+        lasts), the listeners are closed, and then the taken connections are served as
+        slots free up. Only connections arriving after this point are refused.
         """
         for server in self.servers:
             server.stop_accepting()
         for listener in self.listeners:
             listener.remove_socket_file()  # new unix connections fail from here on
+        queued: list[tuple[Any, Any]] = []
         for server, listener in zip(self.servers, self.listeners):
-            self._accept_backlog(server, listener)
+            queued += self._accept_backlog(server, listener)
             server.close()
             listener.close()
+        self._serve_queued(queued)
 
-    def _accept_backlog(self, server: StreamServer, listener: Listener) -> None:
+    def _accept_backlog(self, server: StreamServer, listener: Listener) -> list[tuple[Any, Any]]:
+        """Every connection waiting in the listener's backlog, accepted without yielding."""
+        accepted = []
         while True:
             try:
-                accepted = server.do_read()
+                connection = server.do_read()
             except OSError:
+                return accepted
+            if not connection:
+                return accepted
+            accepted.append(connection)
+
+    def _serve_queued(self, queued: list[tuple[Any, Any]]) -> None:
+        graceful = self.config.graceful_timeout
+        deadline = time.monotonic() + graceful
+        for index, (sock, peer) in enumerate(queued):
+            if not self.pool.wait_available(timeout=max(deadline - time.monotonic(), 0)):
+                logger.warning("Closing %d queued connection(s) that found no free slot in %ss.",
+                               len(queued) - index, graceful)
+                for unserved, _ in queued[index:]:
+                    unserved.close()
                 return
-            if not accepted:
-                return
-            self.pool.spawn(self._handle_and_close, *accepted)
+            self.pool.spawn(self._handle_and_close, sock, peer)
 
     def _handle_and_close(self, sock: Any, peer: Any) -> None:
         try:

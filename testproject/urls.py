@@ -19,4 +19,9 @@ urlpatterns = [
     path("cookies/", views.cookies, name="cookies"),
     path("file/", views.file, name="file"),
     path("offload/", views.offload, name="offload"),
+    path("stats/", views.stats, name="stats"),
+    path("db-upload/", views.db_upload, name="db-upload"),
+    path("db-big/", views.db_big, name="db-big"),
+    path("stream-error-early/", views.stream_error_early, name="stream-error-early"),
+    path("big-body/", views.big_body, name="big-body"),
 ]

@@ -6,7 +6,9 @@ import os
 import time
 
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 from django.db import connection, connections
+from django.db.backends.signals import connection_created
 from django.http import (
     FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse,
     StreamingHttpResponse,
@@ -167,3 +169,91 @@ def offload(request):
     name, path = _protected_file(request)
     return offload_response(path, via=request.GET.get("via", "x-sendfile"),
                             uri=f"/protected/{name}", content_type="text/plain")
+
+
+# --- instrumentation for the leak and secrets tests (tests/test_leaks.py, test_secrets.py) ---
+# Counters over the whole process, read through /stats/. A DB connection is "open" from
+# connection_created until its wrapper's ``connection`` is None again (Django closes it
+# on request_finished). Open wrappers are held here, so one that nobody closed stays
+# visible (and its file stays open) instead of being quietly collected with its greenlet.
+
+STATS = {"request_started": 0, "request_finished": 0, "streams_closed": 0}
+_open_db_wrappers = {}
+
+
+def _on_request_started(sender, **kwargs):
+    STATS["request_started"] += 1
+
+
+def _on_request_finished(sender, **kwargs):
+    STATS["request_finished"] += 1
+    _forget_closed_wrappers()
+
+
+def _on_connection_created(sender, connection, **kwargs):
+    _open_db_wrappers[id(connection)] = connection
+
+
+def _forget_closed_wrappers():
+    for key, wrapper in list(_open_db_wrappers.items()):
+        if wrapper.connection is None:
+            del _open_db_wrappers[key]
+
+
+request_started.connect(_on_request_started, dispatch_uid="testproject-stats-started")
+request_finished.connect(_on_request_finished, dispatch_uid="testproject-stats-finished")
+connection_created.connect(_on_connection_created, dispatch_uid="testproject-stats-db")
+
+
+def stats(request):
+    """The counters above; the request asking is counted as started, not yet finished."""
+    _forget_closed_wrappers()
+    return JsonResponse({**STATS, "db_open": len(_open_db_wrappers)})
+
+
+def _touch_db():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+@csrf_exempt
+def db_upload(request):
+    """Opens a DB connection, then reads the body in pieces (a peer may vanish meanwhile)."""
+    _touch_db()
+    size = 0
+    while chunk := request.read(READ_SIZE):
+        size += len(chunk)
+    return JsonResponse({"bytes": size})
+
+
+def db_big(request):
+    """Opens a DB connection, then streams ``mb`` MiB; counts the stream being closed."""
+    _touch_db()
+    total = _number(request, "mb", 1) * 1024 * 1024
+    block = b"y" * READ_SIZE
+
+    def chunks():
+        try:
+            for _ in range(0, total, READ_SIZE):
+                yield block
+        finally:
+            STATS["streams_closed"] += 1
+
+    return StreamingHttpResponse(chunks(), content_type="application/octet-stream")
+
+
+def stream_error_early(request):
+    """A streamed response whose iterator fails before its first chunk (before the head)."""
+
+    def chunks():
+        raise RuntimeError("stream broke before the first chunk")
+        yield b""  # pragma: no cover -- makes this a generator
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def big_body(request):
+    """``mb`` MiB in one plain HttpResponse: a single chunk, as a built-in-memory export."""
+    return HttpResponse(b"b" * (_number(request, "mb", 1) * 1024 * 1024),
+                        content_type="application/octet-stream")

@@ -6,7 +6,9 @@ input and every way of cutting it into recv() chunks:
 * the only outcomes are events and one ProtocolError subclass;
 * events obey the grammar (Headers, Data adding up to CONTENT_LENGTH, EndOfMessage);
 * the header buffer never grows past the configured limit;
-* the outcome does not depend on how the input was split.
+* the outcome does not depend on how the input was split;
+* what the encoders write (requests, response heads) parses back to what they were
+  given, and the response-head parser meets any bytes with a head, None or ValueError.
 
 Bounded: a few hundred examples per property, well under 20 s in total.
 """
@@ -28,6 +30,8 @@ from django_scgi.protocol import (
     RequestParser,
     State,
     encode_request,
+    encode_response_head,
+    parse_response_head,
 )
 
 FUZZ = settings(
@@ -251,3 +255,49 @@ def test_mutated_requests_give_events_or_a_protocol_error(data, draw):
     # With default limits: a mutant either still parses under the grammar or
     # is refused with a ProtocolError; the checks live in run().
     run(split(draw.draw, data))
+
+
+# ---------------------------------------------------------------- response heads
+# The other encoder: what the server sends, parsed the way client.py (and a front-end)
+# reads it.
+
+header_names = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0xFF, blacklist_characters=":\x85\xa0"),
+    min_size=1, max_size=12,
+).filter(lambda name: name.lower() != "status")
+header_values = st.text(
+    st.characters(min_codepoint=1, max_codepoint=0xFF, blacklist_characters="\r\n"),
+    max_size=24,
+)
+reasons = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\r\n"),
+    min_size=1, max_size=16,
+).filter(lambda reason: reason == reason.strip(" \t"))
+
+
+@FUZZ
+@given(code=st.integers(100, 999), reason=reasons,
+       headers=st.lists(st.tuples(header_names, header_values), max_size=8),
+       body=st.binary(max_size=16))
+def test_encode_response_head_round_trips(code, reason, headers, body):
+    head = encode_response_head(f"{code} {reason}", headers)
+    parsed = parse_response_head(head + body, max_size=len(head) + 1)
+    assert (parsed.status, parsed.reason) == (code, reason)
+    assert parsed.headers == [(name, value.strip(" \t")) for name, value in headers]
+    assert parsed.body_offset == len(head)
+
+
+@FUZZ
+@given(data=st.binary(max_size=200) | st.builds(
+    lambda head, rest: head + rest,
+    st.sampled_from([b"Status: 200 OK\r\n", b"HTTP/1.1 404 x\n", b"Location: /\r\n", b""]),
+    st.binary(max_size=60)))
+def test_response_head_parser_gives_a_head_none_or_value_error(data):
+    try:
+        parsed = parse_response_head(data, max_size=128)
+    except ValueError:
+        return
+    if parsed is not None:
+        assert 100 <= parsed.status <= 999 and parsed.body_offset <= len(data)
+        # More bytes after the head do not change it.
+        assert parse_response_head(data + b"\r\n\r\nmore", max_size=256) == parsed
