@@ -267,8 +267,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "bind", addresses, (f"{DEFAULT_HOST}:{DEFAULT_PORT}",),
         "Addresses to listen on, one or more: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or "
-        "fd:N (an inherited listening socket). The command takes them as positional "
-        "arguments; the setting takes a string or a list.",
+        "fd:N (an inherited listening socket; --fd N is the same). The command takes them "
+        "as positional arguments; the setting takes a string or a list. Sockets passed by "
+        "systemd socket activation (LISTEN_FDS) replace the setting and the default; "
+        "addresses on the command line replace them.",
         metavar="ADDRESS", positional=True,
     ),
     Option(
@@ -344,13 +346,16 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "workers", positive_int, 1,
-        "Serving processes. Above 1, a supervisor opens the listeners once and forks "
-        "this many gevent workers that share them (one core each).",
+        "Serving processes. Above 1, a supervisor opens the listeners once and starts "
+        "this many gevent worker processes that share them (one core each), restarts "
+        "those that die, and on SIGHUP replaces them one at a time with freshly "
+        "imported code. With 1, one process serves and SIGHUP is ignored.",
         metavar="N",
     ),
     Option(
         "max_requests", non_negative_int, 0,
-        "With --workers, a worker is replaced after this many requests (0: never).",
+        "With --workers 2 or more, a worker is replaced after this many requests "
+        "(0: never); its successor starts before it stops.",
         metavar="N",
     ),
     Option(
@@ -358,6 +363,12 @@ OPTIONS: tuple[Option, ...] = (
         "A random 0..N added to --max-requests per worker, so workers do not all "
         "restart at once.",
         metavar="N",
+    ),
+    Option(
+        "reload", boolean, False,
+        "Development only: restart the server when a Python file changes, with Django's "
+        "autoreloader (like runserver). One process; no signal handling of our own.",
+        flag_is_boolean=True,
     ),
 )
 
@@ -384,6 +395,7 @@ class ServerConfig:
     workers: int
     max_requests: int
     max_requests_jitter: int
+    reload: bool
     # Not options: derived from Django's own settings.
     mount_prefix: str = ""
 

@@ -237,3 +237,49 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{reason}  ({count} tests skipped)", red=True, bold=True)
     terminalreporter.write_sep("!", "these front-ends are NOT proven by this run", red=True,
                                bold=True)
+
+
+# --- a copy of the demo project a test may edit (workers, reload, systemd tests) -------------
+
+# Appended to the copy's views.py / urls.py: a view whose answer names its code version
+# and process, so a test sees which code and which worker answered.
+VERSION_VIEW = '''
+
+def version(request):
+    return HttpResponse(f"v1 {os.getpid()}\\n", content_type="text/plain")
+'''
+VERSION_URL = '''
+urlpatterns.append(path("version/", views.version, name="version"))
+'''
+
+
+def copy_project(target: Path) -> Path:
+    """``manage.py`` and ``testproject/`` copied to ``target``, with a ``/version/`` view."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "manage.py", target / "manage.py")
+    shutil.copytree(REPO / "testproject", target / "testproject",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    views = target / "testproject" / "views.py"
+    views.write_text(views.read_text() + VERSION_VIEW)
+    urls = target / "testproject" / "urls.py"
+    urls.write_text(urls.read_text() + VERSION_URL)
+    return target
+
+
+def set_version(project: Path, version: str) -> None:
+    """Make the copy's ``/version/`` view answer ``version`` (e.g. "v2")."""
+    views = project / "testproject" / "views.py"
+    text = views.read_text()
+    start = text.index('f"v', text.index("def version"))
+    end = text.index(" ", start)
+    # The trailing comment changes the file's size too: a .pyc written in the same
+    # second as the old source would otherwise pass Python's mtime+size check.
+    views.write_text(text[:start] + f'f"{version}' + text[end:] + f"# {version}\n")
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    """A throw-away copy of the demo project; start it with ``start_server(cwd=…)``."""
+    return copy_project(tmp_path / "project")

@@ -29,6 +29,7 @@ BAD_AND_GOOD = {
     "workers": (0, 4),
     "max_requests": (-5, 1000),
     "max_requests_jitter": ("some", 50),
+    "reload": ("sometimes", True),
 }
 
 

@@ -1,16 +1,27 @@
-"""``manage.py runscgi``: a thin command line over ``conf`` and ``server``."""
+"""``manage.py runscgi``: a thin command line over ``conf``, ``server`` and ``workers``.
+
+Four ways to run, chosen in ``handle()``: one serving process (``--workers 1``, the
+default), a supervisor of worker processes (``--workers N``), a worker started by such
+a supervisor (``DJANGO_SCGI_WORKER`` in the environment), and Django's autoreloader
+(``--reload``, development).
+"""
 
 from __future__ import annotations
 
+import atexit
 import errno
+import logging
+import os
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import django
 from django.core.management.base import BaseCommand, CommandError
 from django.core.servers.basehttp import get_internal_wsgi_application
 
-from django_scgi import __version__, conf, launch
+from django_scgi import __version__, conf, launch, systemd
+
+logger = logging.getLogger(__name__)
 
 # What a failed bind() means, in a sentence each.
 BIND_ERRORS = {
@@ -34,8 +45,10 @@ class Command(BaseCommand):
     default_addr = conf.DEFAULT_HOST
     default_port = conf.DEFAULT_PORT
     # Checks run in handle(), once, like runserver does.
-    requires_system_checks: list[str] = []
-    suppressed_base_arguments = {"--verbosity", "--traceback", "--no-color", "--force-color"}
+    requires_system_checks: ClassVar[list[str]] = []
+    suppressed_base_arguments: ClassVar[set[str]] = {
+        "--verbosity", "--traceback", "--no-color", "--force-color",
+    }
 
     @property
     def server_cls(self):
@@ -56,6 +69,11 @@ class Command(BaseCommand):
             else:
                 parser.add_argument(option.flag, dest=option.name, default=None,
                                     metavar=option.metavar, help=option.help)
+        parser.add_argument(
+            "--fd", dest="fd", action="append", metavar="N",
+            help="Serve on the listening socket inherited as file descriptor N (a process "
+            "manager or launcher owns it); the same as the address fd:N. Repeatable.",
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         # From the command line: make sure gevent patched the stdlib before Django was
@@ -75,29 +93,162 @@ class Command(BaseCommand):
                 "Start the server from the command line (manage.py runscgi, "
                 "python -m django runscgi or django-admin runscgi)."
             )
-        config = self.resolve_config(options)
-        self.check(display_num_errors=False)
-        handler = self.get_handler(**options)
-        server = self.server_cls(handler, self.open_listeners(config), config)
-        # The banner says "ready": print it from a greenlet, which runs once
-        # serve_forever() waits, i.e. after the SIGTERM/SIGINT handlers are installed
-        # and the listeners accept. A process manager (or a test) that signals as soon
-        # as it sees the banner must get a graceful stop, not a default-handler death
-        # that leaves the unix socket file behind.
-        import gevent
+        from django_scgi import workers
 
-        gevent.spawn(self.print_banner, server)
-        server.serve_forever()
+        handoff = workers.handoff_from_environ()
+        config = self.resolve_config(options)
+        if handoff is not None:
+            self.run_worker(handoff, config)
+            return
+        if config.reload:
+            self.run_with_reloader(config)
+            return
+        self.check(display_num_errors=False)
+        listeners = self.open_listeners(config)
+        if config.workers > 1:
+            self.run_supervisor(config, listeners)
+        else:
+            self.run_single(config, listeners)
         self.stdout.write("Stopped.")
+
+    # -- the four ways to run --
+
+    def run_single(self, config: conf.ServerConfig, listeners: list) -> None:
+        """One process serves; SIGHUP is logged and ignored."""
+        if config.max_requests:
+            logger.warning("--max-requests applies to workers (--workers 2 or more); one "
+                           "process is never replaced.")
+        server = self.server_cls(
+            self.get_handler(), listeners, config, on_ready=self.on_ready,
+            on_stopping=self.on_stopping, on_sighup=self.on_sighup_single,
+        )
+        server.serve_forever()
+
+    def run_supervisor(self, config: conf.ServerConfig, listeners: list) -> None:
+        """Start ``config.workers`` worker processes over ``listeners`` and watch them.
+
+        The supervisor never imports the WSGI application: every worker is a new
+        interpreter running this command line, so a reload loads fresh code.
+        """
+        from django.db import connections
+
+        from django_scgi import workers
+
+        connections.close_all()  # the supervisor holds no database connection
+        command, env, cwd = self.worker_command()
+        supervisor = workers.Supervisor(
+            listeners, config, command, env=env, cwd=cwd, on_ready=self.on_ready,
+            on_stopping=self.on_stopping, on_reloading=lambda _: systemd.reloading(),
+            on_reloaded=lambda s: systemd.ready(self.status_text(s)),
+        )
+        try:
+            supervisor.run()
+        except workers.WorkerStartError as error:
+            raise CommandError(str(error)) from None
+
+    def run_worker(self, handoff, config: conf.ServerConfig) -> None:
+        """A worker of a supervisor: fresh imports, then serve the inherited listeners."""
+        from django_scgi import workers
+
+        # The checks import the URLconf and views: new code that is broken fails here,
+        # before this worker says ready, and a reload keeps the old workers.
+        self.check(display_num_errors=False)
+        workers.serve_worker(self.get_handler(), handoff, config, server_cls=self.server_cls)
+
+    def run_with_reloader(self, config: conf.ServerConfig) -> None:
+        """Django's autoreloader: a watching parent restarts a serving child on edits.
+
+        The child is started with ``get_child_arguments()`` (``python manage.py …`` or
+        ``python -m django …``) and goes through the launcher like any start, so it is
+        patched before Django loads. It serves on a non-main thread: no signal handlers
+        of ours; the autoreloader's SIGTERM handler ends it.
+        """
+        from django.utils import autoreload
+
+        if config.workers > 1:
+            self.stderr.write(f"--reload serves with one process; ignoring {config.workers} "
+                              "workers.")
+        autoreload.run_with_reloader(self.serve_reloading, config)
+
+    def serve_reloading(self, config: conf.ServerConfig) -> None:
+        # An error in the checks (a broken model, a bad view) leaves the autoreloader
+        # watching, as runserver does, so the fix restarts the server.
+        self.check(display_num_errors=False)
+        try:
+            listeners = self.open_listeners(config)
+        except CommandError as error:
+            self.stderr.write(f"CommandError: {error}")
+            os._exit(1)  # a thread cannot end the process otherwise
+        # A code change ends this process with sys.exit(3): leave no socket file behind.
+        atexit.register(lambda: [listener.remove_socket_file() for listener in listeners])
+        server = self.server_cls(self.get_handler(), listeners, config, on_ready=self.on_ready)
+        server.serve_forever()
+
+    # -- hooks --
+
+    def on_ready(self, server) -> None:
+        """The listeners accept (every worker, with a supervisor): banner, READY=1."""
+        self.print_banner(server)
+        systemd.ready(self.status_text(server))
+
+    def on_stopping(self, server) -> None:
+        systemd.stopping()
+
+    def on_sighup_single(self, server) -> None:
+        logger.warning(
+            "SIGHUP ignored: one process cannot load new code without a gap. Restart it "
+            "to load new code; with --workers 2 or more, SIGHUP replaces the workers one "
+            "at a time without dropping a request."
+        )
+
+    @staticmethod
+    def status_text(server) -> str:
+        workers = len(getattr(server, "slots", ())) or 1
+        return f"Serving on {', '.join(server.addresses)} with {workers} process(es)"
+
+    def worker_command(self) -> tuple[list[str], dict[str, str], str]:
+        """The command line, environment and directory that start a worker.
+
+        The same command line through the launcher, as ``launch.relaunch()`` builds it.
+        The directory is ``$PWD`` when it names the working directory (a ``current``
+        symlink a deploy switches is followed, so a reload loads the new release).
+        """
+        command = launch.relaunch_command()
+        env = dict(os.environ)
+        added = launch.path_to_add(launch.import_root(), sys.path, os.getcwd())
+        if added:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [added, env.get("PYTHONPATH")]))
+            env[launch.ADDED_PATH_MARK] = added
+        return command, env, logical_cwd()
 
     def resolve_config(self, options: dict[str, Any]) -> conf.ServerConfig:
         cli = {option.name: options.get(option.name) for option in conf.OPTIONS}
-        if not cli["bind"]:
-            cli["bind"] = None
+        cli["bind"] = self.addresses_to_use(options)
         try:
             return conf.resolve(cli, defaults={"bind": f"{self.default_addr}:{self.default_port}"})
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
+
+    @staticmethod
+    def addresses_to_use(options: dict[str, Any]) -> list[str] | None:
+        """Addresses from the command line, else systemd's sockets, else None (setting).
+
+        Precedence: positional addresses and ``--fd`` > sockets passed by systemd socket
+        activation > ``SCGI_BIND`` > the default.
+        """
+        explicit = [*(options.get("bind") or []), *(f"fd:{n}" for n in options.get("fd") or [])]
+        activated = systemd.listen_fds()
+        if explicit:
+            unused = [fd for fd, _ in activated if f"fd:{fd}" not in explicit]
+            if unused:
+                logger.warning("Not using the socket(s) %s passed by systemd: addresses "
+                               "were given on the command line.", unused)
+            return explicit
+        if activated:
+            logger.info("Using the socket(s) passed by systemd: %s.",
+                        ", ".join(f"fd:{fd} ({name})" for fd, name in activated))
+            return [f"fd:{fd}" for fd, _ in activated]
+        return None
 
     def open_listeners(self, config: conf.ServerConfig):
         from django_scgi.server import ListenerError, open_listener
@@ -119,6 +270,7 @@ class Command(BaseCommand):
         return listeners
 
     def print_banner(self, server) -> None:
+        """The start-up lines (printed, not logged: they are for the person who started it)."""
         import gevent
         from django.conf import settings
 
@@ -128,6 +280,9 @@ class Command(BaseCommand):
             f"settings {settings.SETTINGS_MODULE!r}"
         )
         self.stdout.write("Serving SCGI on " + ", ".join(server.addresses))
+        if getattr(server, "slots", None):
+            self.stdout.write(f"{len(server.slots)} worker processes; SIGHUP replaces them "
+                              "one at a time.")
         self.stdout.write("Quit with CONTROL-C or SIGTERM.")
         self.stdout.flush()
 
@@ -137,3 +292,14 @@ def bind_error_sentence(address: conf.Address, error: OSError) -> str:
     if template is None:
         return f"Cannot listen on {address}: {error.strerror or error}."
     return template.format(address=address)
+
+
+def logical_cwd() -> str:
+    """``$PWD`` when it names the working directory (keeps symlinks), else ``os.getcwd()``."""
+    pwd = os.environ.get("PWD")
+    try:
+        if pwd and os.path.isabs(pwd) and os.path.samefile(pwd, "."):
+            return pwd
+    except OSError:
+        pass
+    return os.getcwd()
