@@ -138,7 +138,10 @@ def build_environ(
     """
     environ = dict(base)
     environ.update(cgi)
-    _keep_server_objects(environ, cgi, base)
+    # One C-level search over all the names: a Python loop over them would cost more
+    # than the rest of this function. NUL cannot occur in an SCGI name.
+    if "\0wsgi." in "\0" + "\0".join(cgi):
+        _keep_server_objects(environ, cgi, base)
     for name in _DROPPED:
         environ.pop(name, None)
     scheme = _url_scheme(cgi)

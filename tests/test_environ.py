@@ -504,6 +504,21 @@ def test_cgi_names_cannot_replace_the_servers_wsgi_objects():
     assert "wsgi.file_wrapper" not in build_environ(cgi, body, make_base_environ(errors=errors))
 
 
+def test_wsgi_names_anywhere_among_the_cgi_names_are_caught():
+    # build_environ looks for "wsgi." names with one search over all the names; one in
+    # the middle or at the end is caught, and "wsgi." inside a name is not a wsgi name.
+    errors = io.StringIO()
+    base = make_base_environ(errors=errors)
+    for position in range(3):
+        names = ["REQUEST_METHOD", "HTTP_X_WSGI.ERRORS", "HTTP_Xwsgi.errors"]
+        names.insert(position, "wsgi.errors")
+        cgi = {name: "x" for name in names}
+        cgi["wsgi.run_once"] = "1"
+        environ = build_environ(cgi, io.BytesIO(), base)
+        assert environ["wsgi.errors"] is errors and environ["wsgi.run_once"] is False
+        assert environ["HTTP_X_WSGI.ERRORS"] == environ["HTTP_Xwsgi.errors"] == "x"
+
+
 # --- base environ and peer ------------------------------------------------------------------
 
 
