@@ -378,7 +378,7 @@ class Exchange:
 
     __slots__ = (
         "server", "sock", "peer", "environ", "body", "status", "headers",
-        "head_sent", "bytes_sent", "started", "is_head", "abort",
+        "head_sent", "bytes_sent", "started", "is_head", "abort", "overread", "nodelay",
     )
 
     def __init__(self, server: SCGIServer, sock: Any, peer: Any) -> None:
@@ -397,6 +397,10 @@ class Exchange:
         # for it is pointless, and the kernel would go on holding (and probing with)
         # the unsent response bytes of a normally closed socket.
         self.abort = False
+        # Whether the header reads took bytes past the declared body (they are dropped,
+        # and the peer may be sending more): then closing must linger.
+        self.overread = True
+        self.nodelay = False
 
     # -- reading the request --
 
@@ -431,10 +435,13 @@ class Exchange:
         sock = self.sock
         idle = self.server.idle_sockets
         idle.add(sock)  # until its first bytes arrive, shutdown may close it
+        received, prefix = 0, b""
         try:
             while True:
                 event = parser.next_event()
                 if event is not protocol.NEED_DATA:
+                    if type(event) is protocol.Headers:
+                        self.overread = received > _request_size(prefix, event.content_length)
                     return event
                 remaining_time = deadline - time.monotonic()
                 if remaining_time <= 0:
@@ -442,9 +449,30 @@ class Exchange:
                 sock.settimeout(remaining_time)
                 data = sock.recv(RECV_SIZE)
                 idle.discard(sock)
+                received += len(data)
+                if len(prefix) < _PREFIX_KEEP:
+                    prefix += data[:_PREFIX_KEEP]
                 parser.receive_data(data)
         finally:
             idle.discard(sock)
+
+    def can_close_at_once(self) -> bool:
+        """True when nothing of the request is left unread, so close() cannot reset.
+
+        Body reads never ask for more than the body, but the header reads may have taken
+        bytes past it and the peer may have sent more since: with neither, a plain
+        close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
+        The check is one non-blocking peek.
+        """
+        body = self.body
+        if self.overread or body is None or body.timed_out or body.remaining:
+            return False
+        try:
+            return not self.sock._sock.recv(1, _PEEK_NOWAIT)  # the raw socket: no waiting
+        except BlockingIOError:
+            return True  # nothing waiting
+        except OSError:
+            return False
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
         logger.warning("Refused a malformed request from %s: %s", self.peer_text, error)
@@ -517,6 +545,13 @@ class Exchange:
 
     def send_chunk(self, chunk: bytes, streaming: bool = False) -> None:
         if self.head_sent:
+            if not self.nodelay:
+                # A later chunk is one the application wants delivered now: without
+                # TCP_NODELAY, Nagle's algorithm holds a small one until the previous
+                # one is acknowledged, which delayed ACKs stretch to 40 ms. Set only
+                # here: a response sent in one send() never needs it.
+                self.nodelay = True
+                _set_nodelay(self.sock)
             self._send(chunk)
             return
         head = self._head(streaming)
@@ -564,6 +599,10 @@ class Exchange:
 
     def _send_file(self, fd: int) -> None:
         self.send_chunk(b"")
+        # The file follows the head in several segments; the last, short one would
+        # otherwise wait for the head's ACK (Nagle).
+        self.nodelay = True
+        _set_nodelay(self.sock)
         offset = os.lseek(fd, 0, os.SEEK_CUR)
         end = os.fstat(fd).st_size
         out = self.sock.fileno()
@@ -664,11 +703,19 @@ def _status_code(status: str | None) -> int:
         return 0
 
 
+_PEEK_NOWAIT = socket.MSG_PEEK | socket.MSG_DONTWAIT
+# Bytes of the request's start kept to read its length prefix again: the digits of the
+# largest header block plus ":" fit (the parser refuses longer prefixes).
+_PREFIX_KEEP = 24
+
+
+def _request_size(prefix: bytes, content_length: int) -> int:
+    """Bytes of a whole request whose header netstring starts with ``prefix``."""
+    colon = prefix.index(b":")
+    return colon + 1 + int(prefix[:colon]) + 1 + content_length
+
+
 def _set_nodelay(sock: Any) -> None:
-    # Each send() is a deliberate flush: the head goes out joined to the first chunk,
-    # and every later chunk is one the application wants delivered now. Nagle's
-    # algorithm would hold a small chunk until the previous one is acknowledged, which
-    # the front-end's delayed ACK can stretch to 40 ms per chunk.
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -783,7 +830,6 @@ class SCGIServer:
         if type(peer) is tuple and not self.allowed.admits(peer[0]):
             sock.close()
             return
-        _set_nodelay(sock)
         exchange = Exchange(self, sock, peer)
         try:
             if exchange.read_request():
@@ -794,6 +840,8 @@ class SCGIServer:
         finally:
             if exchange.abort:
                 _close_abortive(sock)
+            elif exchange.can_close_at_once():
+                sock.close()
             else:
                 _close_lingering(sock)
 
