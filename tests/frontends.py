@@ -5,7 +5,10 @@ Each front-end runs in the foreground from a config written to its own temp dir,
 by PID. The configs the tests write are thin wrappers (ports, pid file, logs, TLS test
 certificate) around the files users copy: ``deploy/apache.conf`` and
 ``deploy/lighttpd.conf`` are included as they are, ``deploy/nginx.conf`` gets its
-``${NAME}`` placeholders filled in the way ``envsubst`` would.
+``${NAME}`` placeholders filled in the way ``envsubst`` would. ``ApacheBalancer`` and
+``NginxUpstream`` do the same with ``deploy/apache-balancer.conf`` and
+``deploy/nginx-upstream.conf`` over several runscgi; ``ApacheFromFile`` runs a whole
+httpd.conf written for the httpd Docker image (``deploy/docker/httpd.conf``).
 
 A front-end that is not installed makes its tests skip with a reason starting with
 ``FRONT-END MISSING``; ``conftest.pytest_terminal_summary`` prints those in a banner.
@@ -240,7 +243,7 @@ class Backend:
 
 # --- rendering --------------------------------------------------------------------------
 
-PLACEHOLDER = re.compile(r"\$\{(SCGI_[A-Z_]+)\}")
+PLACEHOLDER = re.compile(r"\$\{(SCGI_[A-Z0-9_]+)\}")
 
 
 def render(text: str, values: Mapping[str, str]) -> str:
@@ -383,6 +386,7 @@ class Apache(FrontEnd):
     """
 
     kind = "apache"
+    modules = APACHE_MODULES
 
     def deploy_values(self) -> dict[str, str]:
         return {"SCGI_MOUNT": self.mount_with_slash, "SCGI_BACKEND": self.backend_url(),
@@ -418,7 +422,7 @@ class Apache(FrontEnd):
             f"ErrorLog {apache_quote(str(run / self.error_log_name))}",
             "LogLevel warn",
             f"Mutex file:{run} default",
-            *(f"LoadModule {name}_module {modules}/mod_{name}.so" for name in APACHE_MODULES),
+            *(f"LoadModule {name}_module {modules}/mod_{name}.so" for name in self.modules),
             "StartServers 1",
             "ServerLimit 2",
             "ThreadLimit 32",
@@ -465,6 +469,103 @@ class ApacheFromEnvironment(Apache):
         return {**os.environ, **self.deploy_values()}
 
 
+def scgi_url(backend: Backend) -> str:
+    """A TCP backend as mod_proxy_scgi's URL, without a trailing slash."""
+    host, port = backend.host_port
+    return f"scgi://{host}:{port}"
+
+
+class ApacheBalancer(Apache):
+    """deploy/apache-balancer.conf in one vhost over several runscgi (TCP members).
+
+    ``members`` fill ``SCGI_MEMBER_1`` … in order, from ``Define`` lines.
+    """
+
+    modules = (*APACHE_MODULES, "slotmem_shm", "proxy_balancer", "lbmethod_byrequests",
+               "lbmethod_bybusyness")
+    deploy_file = DEPLOY / "apache-balancer.conf"
+
+    def __init__(self, run_dir: Path, *, mount: str, members: list[Backend],
+                 offload_dir: Path) -> None:
+        super().__init__(run_dir, mount=mount, backend=members[0], offload_dir=offload_dir)
+        self.members = members
+
+    def deploy_values(self) -> dict[str, str]:
+        values = {"SCGI_MOUNT": self.mount_with_slash, "SCGI_OFFLOAD_DIR": str(self.offload_dir)}
+        for number, member in enumerate(self.members, 1):
+            values[f"SCGI_MEMBER_{number}"] = scgi_url(member)
+        return values
+
+    def app_lines(self) -> list[str]:
+        return [*(f"Define {name} {apache_quote(value)}"
+                  for name, value in self.deploy_values().items()),
+                f"Listen {HOST}:{self.port}",
+                f"<VirtualHost {HOST}:{self.port}>",
+                f"    Include {apache_quote(str(self.deploy_file))}",
+                "</VirtualHost>"]
+
+
+class ApacheFromFile(Apache):
+    """A whole httpd.conf written for another machine, run by Debian's apache2 here.
+
+    For ``deploy/docker/httpd.conf``, written for the httpd:2.4 image: its ``ServerRoot``
+    becomes the run dir, with ``modules`` linking to Debian's modules, ``logs`` for the
+    pid file and ``files`` (paths below ServerRoot → host paths, e.g. what a container's
+    volumes put in ``conf/``) linked in place; each ``Listen PORT`` becomes a port from
+    the OS on 127.0.0.1 (``<VirtualHost *:PORT>`` follows); ``User``/``Group`` are dropped
+    unless we are root. ``variables`` are httpd's environment (its ``${NAME}``s).
+    """
+
+    def __init__(self, run_dir: Path, *, config: Path, files: Mapping[str, Path],
+                 variables: Mapping[str, str]) -> None:
+        self.run_dir = run_dir
+        self.source = config
+        self.files = dict(files)
+        self.variables = dict(variables)
+        self.binary = require(self.kind)
+        listened = [int(port) for port in re.findall(r"(?im)^\s*Listen\s+(?:\S*:)?(\d+)",
+                                                     config.read_text())]
+        self.ports = dict(zip(listened, free_ports(len(listened))))
+        self.port = self.ports[listened[0]]
+        self.secure_port = None
+        self.proc = None
+        self.config_path = None
+        self._output = run_dir / "output.log"
+
+    def write_config(self) -> Path:
+        run = self.run_dir
+        (run / "modules").symlink_to(apache_modules_dir())
+        (run / "logs").mkdir()
+        for relative, target in self.files.items():
+            link = run / relative
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+        lines = [self._translate(line) for line in self.source.read_text().splitlines()]
+        path = run / "httpd.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def _translate(self, line: str) -> str:
+        words = line.split()
+        directive = words[0].lower() if words else ""
+        if directive == "serverroot":
+            return f"ServerRoot {apache_quote(str(self.run_dir))}"
+        if directive == "listen":
+            port = int(words[1].rpartition(":")[2])
+            return f"Listen {HOST}:{self.ports[port]}"
+        if directive in ("user", "group") and worker_account() is None:
+            return f"# (not root) {line}"
+        return re.sub(r"<VirtualHost \*:(\d+)>",
+                      lambda match: f"<VirtualHost *:{self.ports[int(match.group(1))]}>", line)
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.variables}
+
+    def error_log(self) -> str:
+        # The file logs to /proc/self/fd/2, as in a container: that is our output file.
+        return _read_text(self._output)
+
+
 class Nginx(FrontEnd):
     """``nginx -p <dir> -c <conf> -e <log> -g 'daemon off;'`` with deploy/nginx.conf rendered."""
 
@@ -479,6 +580,10 @@ class Nginx(FrontEnd):
     def app_config(self) -> str:
         """What goes inside each server block: the deploy file, filled in."""
         return render((DEPLOY / "nginx.conf").read_text(), self.deploy_values())
+
+    def http_config(self) -> str:
+        """Extra lines for the ``http { }`` block (none by default)."""
+        return ""
 
     def write_config(self) -> Path:
         run = self.run_dir
@@ -522,6 +627,7 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
+{self.http_config()}
 {"".join(servers)}
 }}
 """
@@ -532,6 +638,28 @@ http {{
     def command(self) -> list[str]:
         return [self.binary, "-p", str(self.run_dir), "-c", str(self.config_path),
                 "-e", str(self.run_dir / self.error_log_name), "-g", "daemon off;"]
+
+
+class NginxUpstream(Nginx):
+    """deploy/nginx-upstream.conf in the http block over several runscgi (TCP members),
+    deploy/nginx.conf in the server block with ``SCGI_BACKEND=django_scgi``."""
+
+    upstream_name = "django_scgi"
+
+    def __init__(self, run_dir: Path, *, mount: str, members: list[Backend],
+                 offload_dir: Path) -> None:
+        super().__init__(run_dir, mount=mount, backend=members[0], offload_dir=offload_dir)
+        self.members = members
+
+    def deploy_values(self) -> dict[str, str]:
+        return {**super().deploy_values(), "SCGI_BACKEND": self.upstream_name}
+
+    def http_config(self) -> str:
+        values = {f"SCGI_MEMBER_{number}": "{}:{}".format(*member.host_port)
+                  for number, member in enumerate(self.members, 1)}
+        (self.run_dir / "django-scgi-upstream.conf").write_text(
+            render((DEPLOY / "nginx-upstream.conf").read_text(), values))
+        return "    include django-scgi-upstream.conf;"
 
 
 class StockNginx(Nginx):

@@ -423,7 +423,8 @@ def test_apache_file_at_server_level_with_variables_from_the_environment(
 # --- the docs show what the tests run -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["apache.conf", "nginx.conf", "lighttpd.conf"])
+@pytest.mark.parametrize("name", ["apache.conf", "nginx.conf", "lighttpd.conf",
+                                  "apache-balancer.conf", "nginx-upstream.conf"])
 def test_deployment_docs_contain_each_deploy_file_verbatim(name):
     docs = (REPO / "docs" / "deployment.rst").read_text()
     text = (REPO / "deploy" / name).read_text()
