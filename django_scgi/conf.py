@@ -147,7 +147,11 @@ def _parse_host(host: str, text: str) -> str:
 
 
 def addresses(value: Any) -> tuple[Address, ...]:
-    items = [value] if isinstance(value, (str, int)) else list(value)
+    """A list of addresses, or one string of them separated by spaces (environment)."""
+    if isinstance(value, str):
+        items = value.split()
+    else:
+        items = [value] if isinstance(value, int) else list(value)
     if not items:
         raise ConfigError("At least one address to listen on is needed.")
     return tuple(parse_address(item) for item in items)

@@ -54,6 +54,8 @@ PROTECTED_FILES_DIR = os.environ.get("PROTECTED_FILES_DIR", str(BASE_DIR / "test
 SCGI_BIND = os.environ.get("SCGI_BIND") or None
 if os.environ.get("SCGI_SOCKET_MODE"):
     SCGI_SOCKET_MODE = os.environ["SCGI_SOCKET_MODE"]
+if os.environ.get("SCGI_ALLOW_FROM"):
+    SCGI_ALLOW_FROM = os.environ["SCGI_ALLOW_FROM"]
 
 LOGGING = {
     "version": 1,

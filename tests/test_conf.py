@@ -342,3 +342,10 @@ def test_options_rst_documents_every_option():
             assert option.flag in text
     assert "Default: ``660``" in text
     assert "``--access-log`` / ``--no-access-log``" in text
+
+
+def test_a_string_of_several_addresses_from_the_environment():
+    # SCGI_BIND="127.0.0.1:4000 unix:/run/a.sock" in a container's environment.
+    assert conf.addresses("127.0.0.1:4000  unix:/run/a.sock") == (
+        conf.TCPAddress("127.0.0.1", 4000), conf.UnixAddress("/run/a.sock"),
+    )
