@@ -273,8 +273,8 @@ OPTIONS: tuple[Option, ...] = (
         "Addresses to listen on, one or more: PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or "
         "fd:N (an inherited listening socket; --fd N is the same). The command takes them "
         "as positional arguments; the setting takes a list, or one string of addresses "
-        "separated by spaces. Sockets passed by systemd socket activation (LISTEN_FDS) replace the setting and the default; "
-        "addresses on the command line replace them.",
+        "separated by spaces. Sockets passed by systemd socket activation (LISTEN_FDS) "
+        "replace the setting and the default; addresses on the command line replace them.",
         metavar="ADDRESS", positional=True,
     ),
     Option(
