@@ -39,6 +39,7 @@ and stale after an Apache internal redirect. ``SCRIPT_NAME`` never ends with "/"
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO
 from urllib.parse import quote, unquote_to_bytes
@@ -136,23 +137,26 @@ def build_environ(
     ("/app"; "" or None: find it from what the front-end sent). ``peer`` is the socket
     peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR.
     """
-    environ = dict(base)
-    environ.update(cgi)
+    environ = {**base, **cgi}
     # One C-level search over all the names: a Python loop over them would cost more
     # than the rest of this function. NUL cannot occur in an SCGI name.
     if "\0wsgi." in "\0" + "\0".join(cgi):
         _keep_server_objects(environ, cgi, base)
     for name in _DROPPED:
         environ.pop(name, None)
-    scheme = _url_scheme(cgi)
     environ["wsgi.input"] = body
-    environ["wsgi.url_scheme"] = scheme
-    environ["REQUEST_METHOD"] = cgi.get("REQUEST_METHOD") or "GET"
-    environ["SERVER_PROTOCOL"] = cgi.get("SERVER_PROTOCOL") or "HTTP/1.0"
+    environ["wsgi.url_scheme"] = scheme = _url_scheme(cgi)
+    # The rest fills in only what the front-end left out: all three send these.
+    if not cgi.get("REQUEST_METHOD"):
+        environ["REQUEST_METHOD"] = "GET"
+    if not cgi.get("SERVER_PROTOCOL"):
+        environ["SERVER_PROTOCOL"] = "HTTP/1.0"
     if "QUERY_STRING" not in cgi:
         environ["QUERY_STRING"] = cgi.get("REQUEST_URI", "").partition("?")[2]
-    _set_server(environ, cgi, scheme)
-    _set_remote(environ, cgi, peer)
+    if not (cgi.get("SERVER_NAME") and cgi.get("SERVER_PORT")):
+        _set_server(environ, cgi, scheme)
+    if peer is not None and not cgi.get("REMOTE_ADDR"):
+        _set_remote(environ, peer)
     environ["SCRIPT_NAME"], environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
         environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
@@ -197,9 +201,11 @@ def _keep_server_objects(environ: dict[str, object], cgi: Mapping[str, str],
 def _url_scheme(cgi: Mapping[str, str]) -> str:
     # X-Forwarded-Proto is deliberately ignored: trusting it is Django's
     # SECURE_PROXY_SSL_HEADER decision.
-    if cgi.get("HTTPS", "").lower() in _HTTPS_ON:
+    https = cgi.get("HTTPS")
+    if https and https.lower() in _HTTPS_ON:
         return "https"
-    return "https" if cgi.get("REQUEST_SCHEME", "").lower() == "https" else "http"
+    scheme = cgi.get("REQUEST_SCHEME")
+    return "https" if scheme and scheme.lower() == "https" else "http"
 
 
 def _set_server(environ: dict[str, object], cgi: Mapping[str, str], scheme: str) -> None:
@@ -208,8 +214,6 @@ def _set_server(environ: dict[str, object], cgi: Mapping[str, str], scheme: str)
     # may send neither: take them from Host, as Django's get_host() prefers anyway.
     name = cgi.get("SERVER_NAME")
     port = cgi.get("SERVER_PORT")
-    if name and port:
-        return
     host_name, host_port = _split_host(cgi.get("HTTP_HOST", ""))
     environ["SERVER_NAME"] = name or host_name or "localhost"
     environ["SERVER_PORT"] = port or host_port or ("443" if scheme == "https" else "80")
@@ -229,11 +233,9 @@ def _split_host(host: str) -> tuple[str, str]:
     return host, ""
 
 
-def _set_remote(environ: dict[str, object], cgi: Mapping[str, str], peer: Peer) -> None:
+def _set_remote(environ: dict[str, object], peer: Peer) -> None:
     # Only a bare client omits REMOTE_ADDR. Both values then come from the peer (never
     # the front-end's REMOTE_ADDR with the peer's port: that pair would be invented).
-    if cgi.get("REMOTE_ADDR") or peer is None:
-        return
     if isinstance(peer, tuple) and len(peer) >= 2:  # (host, port) or IPv6 4-tuple
         environ["REMOTE_ADDR"] = str(peer[0])
         environ["REMOTE_PORT"] = str(peer[1])
@@ -246,28 +248,22 @@ def _set_remote(environ: dict[str, object], cgi: Mapping[str, str], peer: Peer) 
 
 def _split_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
     full, split = _locate(cgi)
-    if not full:
-        full = "/"
     prefix = _prefix_from_config(mount_prefix) if mount_prefix else ""
-    if prefix:
-        return _under(full, prefix) or ("", full)
-    if split:
-        return _under(full, split.rstrip("/")) or ("", full)
-    return "", full
+    if not prefix and split:
+        prefix = split.rstrip("/")
+    return _under(full or "/", prefix)
 
 
 def _locate(cgi: Mapping[str, str]) -> tuple[str, str | None]:
     """(full decoded path, the SCRIPT_NAME the front-end implies or None)."""
     script_name = cgi.get("SCRIPT_NAME", "")
     path_info = cgi.get("PATH_INFO")
-    # mod_proxy_scgi always sends SCRIPT_FILENAME=proxy:...; nothing else does.
-    apache = cgi.get("SCRIPT_FILENAME", "").startswith("proxy:")
-    if path_info is not None and not (apache and _is_encoded_copy(script_name, path_info)):
+    if path_info is not None and not _is_encoded_copy(cgi, script_name, path_info):
         return script_name + path_info, script_name
     document_uri = cgi.get("DOCUMENT_URI")
     if document_uri:
         return document_uri, script_name
-    if apache:
+    if _from_apache(cgi):
         return script_name, _apache_split(script_name, cgi["SCRIPT_FILENAME"])
     if script_name:
         # CGI: no PATH_INFO means an empty one (lighttpd's "GET /app" for "/app").
@@ -275,14 +271,14 @@ def _locate(cgi: Mapping[str, str]) -> tuple[str, str | None]:
     return _path_from_uri(cgi.get("REQUEST_URI", "")), None
 
 
-def _is_encoded_copy(script_name: str, path_info: str) -> bool:
+def _is_encoded_copy(cgi: Mapping[str, str], script_name: str, path_info: str) -> bool:
     # Apache's proxy-scgi-pathinfo builds PATH_INFO from the re-encoded URL; for a path
     # that re-encodes differently (non-ASCII, space, "?") it then leaves the whole
     # decoded path in SCRIPT_NAME and sends PATH_INFO percent-encoded (frontends.md
     # §2.2). When it works, PATH_INFO equals its own re-encoding and so has no "%".
     if "%" not in path_info:
         return False
-    return script_name.endswith(_unquote(path_info))
+    return _from_apache(cgi) and script_name.endswith(_unquote(path_info))
 
 
 def _apache_split(full: str, script_filename: str) -> str | None:
@@ -325,6 +321,7 @@ def _unquote(text: str) -> str:
     return unquote_to_bytes(text.encode("latin-1")).decode("latin-1")
 
 
+@functools.lru_cache(maxsize=16)  # one value per server: computed once, not per request
 def _prefix_from_config(mount_prefix: str) -> str:
     # FORCE_SCRIPT_NAME is text; the environ holds UTF-8 bytes as latin-1. "/" is root.
     prefix = mount_prefix.rstrip("/")
@@ -333,15 +330,16 @@ def _prefix_from_config(mount_prefix: str) -> str:
     return prefix
 
 
-def _under(full: str, prefix: str) -> tuple[str, str] | None:
-    """(prefix, rest) when ``full`` is ``prefix`` or lies below it, else None."""
-    if not full.startswith(prefix):
-        return None
-    if len(full) == len(prefix):
-        return prefix, ""
-    if full[len(prefix)] == "/":
-        return prefix, full[len(prefix):]
-    return None  # "/application/x" is not under "/app"
+def _under(full: str, prefix: str) -> tuple[str, str]:
+    """(prefix, rest) when ``full`` is ``prefix`` or lies below it, else ("", full).
+
+    "/application/x" is not under "/app"; nothing is under "".
+    """
+    if prefix and full.startswith(prefix):
+        cut = len(prefix)
+        if len(full) == cut or full[cut] == "/":
+            return prefix, full[cut:]
+    return "", full
 
 
 # --- response -----------------------------------------------------------------------------
