@@ -96,13 +96,12 @@ def make_cases() -> dict:
             parser.next_event()
         return run
 
-    def build(pairs):
+    def build(pairs, mount="/app"):
         parser = protocol.RequestParser()
         parser.receive_data(encode(pairs))
         cgi = parser.next_event().environ
         base = env_mod.make_base_environ(errors=sys.stderr)
         body = io.BytesIO(b"")
-        mount = "/app"
 
         def run():
             env_mod.build_environ(cgi, body, base, mount_prefix=mount, peer=("127.0.0.1", 40000))
@@ -122,6 +121,10 @@ def make_cases() -> dict:
         "environ-nginx": build(nginx_headers(False)),
         "environ-nginx-browser": build(nginx_headers(True)),
         "environ-apache-browser": build(apache_headers(True)),
+        # No mount prefix (FORCE_SCRIPT_NAME unset, runscgi's default): the split
+        # comes from what the front-end sent.
+        "environ-nginx-auto": build(nginx_headers(False), mount=""),
+        "environ-apache-browser-auto": build(apache_headers(True), mount=""),
         "response-head": head,
     }
 
