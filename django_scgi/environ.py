@@ -247,15 +247,19 @@ def _set_remote(environ: dict[str, object], peer: Peer) -> None:
 
 
 def _split_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
-    full, split = _locate(cgi)
     prefix = _prefix_from_config(mount_prefix) if mount_prefix else ""
+    full, split = _locate(cgi, not prefix)
     if not prefix and split:
         prefix = split.rstrip("/")
     return _under(full or "/", prefix)
 
 
-def _locate(cgi: Mapping[str, str]) -> tuple[str, str | None]:
-    """(full decoded path, the SCRIPT_NAME the front-end implies or None)."""
+def _locate(cgi: Mapping[str, str], want_split: bool) -> tuple[str, str | None]:
+    """(full decoded path, the SCRIPT_NAME the front-end implies or None).
+
+    Without ``want_split`` (a configured mount prefix decides) Apache's split, the
+    one that takes work to find, is not looked for.
+    """
     script_name = cgi.get("SCRIPT_NAME", "")
     path_info = cgi.get("PATH_INFO")
     if path_info is not None and not _is_encoded_copy(cgi, script_name, path_info):
@@ -264,6 +268,8 @@ def _locate(cgi: Mapping[str, str]) -> tuple[str, str | None]:
     if document_uri:
         return document_uri, script_name
     if _from_apache(cgi):
+        if not want_split:
+            return script_name, None
         return script_name, _apache_split(script_name, cgi["SCRIPT_FILENAME"])
     if script_name:
         # CGI: no PATH_INFO means an empty one (lighttpd's "GET /app" for "/app").
