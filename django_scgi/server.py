@@ -28,10 +28,10 @@ import ipaddress
 import gevent
 from gevent import socket
 from gevent.event import Event
-from gevent.pool import Pool
-from gevent.server import StreamServer
+from gevent.hub import Waiter, get_hub, getcurrent
 
 from . import protocol
+from .connection import Connection, accept
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
 
@@ -468,11 +468,10 @@ class Exchange:
         if self.overread or body is None or body.timed_out or body.remaining:
             return False
         try:
-            return not self.sock._sock.recv(1, _PEEK_NOWAIT)  # the raw socket: no waiting
-        except BlockingIOError:
-            return True  # nothing waiting
+            waiting = self.sock.recv_nowait(1)  # None: nothing; b"": the peer closed
         except OSError:
             return False
+        return not waiting
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
         logger.warning("Refused a malformed request from %s: %s", self.peer_text, error)
@@ -611,7 +610,7 @@ class Exchange:
             try:
                 sent = os.sendfile(out, fd, offset, end - offset)
             except BlockingIOError:
-                self._wait_writable(out, timeout)
+                self._wait_writable(timeout)
                 continue
             except OSError as error:
                 if error.errno in PEER_GONE_ERRNOS:
@@ -623,9 +622,10 @@ class Exchange:
             self.bytes_sent += sent
 
     @staticmethod
-    def _wait_writable(fd: int, timeout: float) -> None:
+    def _wait_writable(self, timeout: float) -> None:
         try:
-            socket.wait_write(fd, timeout=timeout)
+            self.sock.settimeout(timeout)
+            self.sock.wait_writable()
         except (TimeoutError, socket.timeout):
             raise WriteTimeout("write timed out") from None
 
@@ -703,7 +703,6 @@ def _status_code(status: str | None) -> int:
         return 0
 
 
-_PEEK_NOWAIT = socket.MSG_PEEK | socket.MSG_DONTWAIT
 # Bytes of the request's start kept to read its length prefix again: the digits of the
 # largest header block plus ":" fit (the parser refuses longer prefixes).
 _PREFIX_KEEP = 24
@@ -793,6 +792,159 @@ class PeerFilter:
         )
 
 
+# --- accepting and dispatching ---------------------------------------------------------
+
+# Seconds to stop accepting after accept() failed for want of resources (EMFILE,
+# ENFILE, ENOBUFS): retrying at once would spin the loop and flood the log.
+ACCEPT_ERROR_PAUSE = 0.5
+
+
+class Workers:
+    """Greenlets that serve connections, at most ``size`` at once, reused.
+
+    A greenlet that has served a connection waits for the next one instead of ending:
+    a new greenlet per connection costs a spawn and, on Python 3.11+, a fresh frame
+    stack (an ``mmap``/``munmap`` pair) for every request.
+    """
+
+    def __init__(self, size: int, serve: Callable[[int, Any, int], None]) -> None:
+        self.size = size
+        self.busy = 0
+        self._serve = serve
+        self._idle: list[Waiter] = []
+        self._running: set[Any] = set()
+        self._freed = Event()
+        self._all_done = Event()
+        self._all_done.set()
+
+    def full(self) -> bool:
+        return self.busy >= self.size
+
+    def dispatch(self, connection: tuple[int, Any, int]) -> None:
+        self.busy += 1
+        self._all_done.clear()
+        if not self._idle:
+            gevent.spawn_raw(self._run, connection)
+        elif getcurrent() is get_hub():
+            self._idle.pop().switch(connection)
+        else:  # a waiter is switched to from the hub only
+            get_hub().loop.run_callback(self._idle.pop().switch, connection)
+
+    def _run(self, connection: tuple[int, Any, int] | None) -> None:
+        waiter, current = Waiter(), getcurrent()
+        while connection is not None:
+            self._running.add(current)
+            try:
+                self._serve(*connection)
+            finally:
+                self._running.discard(current)
+                self._done_one()
+            self._idle.append(waiter)
+            connection = waiter.get()
+
+    def _done_one(self) -> None:
+        self.busy -= 1
+        self._freed.set()
+        self._freed.clear()
+        if not self.busy:
+            self._all_done.set()
+
+    def wait_available(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.full():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._freed.wait(left):
+                return False
+        return True
+
+    def join(self, timeout: float) -> bool:
+        return self._all_done.wait(timeout)
+
+    def kill(self, timeout: float) -> None:
+        for greenlet in list(self._running):
+            gevent.kill(greenlet)
+        self._all_done.wait(timeout)
+
+
+class Acceptor:
+    """Accepts from one listener while ``workers`` has room, one connection per wake-up.
+
+    The loop's watcher is level-triggered: with more connections waiting it fires
+    again on the next pass, so no accept() is spent finding the backlog empty. When
+    the workers are full the watcher stops and the kernel backlog holds the rest.
+    """
+
+    def __init__(self, listener: Listener, workers: Workers) -> None:
+        self.listener = listener
+        self.workers = workers
+        self.family = listener.socket.family
+        self._watcher: Any = None
+        self._waiting_for_room = False
+
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = get_hub().loop.io(self.listener.socket.fileno(), 1)
+        self._watcher.start(self._on_readable)
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
+
+    def _on_readable(self) -> None:
+        if self.workers.full():
+            self.stop()
+            if not self._waiting_for_room:
+                self._waiting_for_room = True
+                gevent.spawn(self._resume_when_room)
+            return
+        try:
+            accepted = accept(self.listener.socket)
+        except OSError as error:
+            self._accept_failed(error)
+            return
+        if accepted is not None:
+            self.workers.dispatch((accepted[0], accepted[1], self.family))
+
+    def _resume_when_room(self) -> None:
+        try:
+            while not self.workers.wait_available(3600):
+                pass
+        finally:
+            self._waiting_for_room = False
+        if self._watcher is not None:
+            self.start()
+
+    def _accept_failed(self, error: OSError) -> None:
+        if error.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+            return  # that connection is gone; the next one is fine
+        logger.error("accept() on %s failed: %s; pausing %ss.", self.listener.display,
+                     error.strerror or error, ACCEPT_ERROR_PAUSE)
+        self.stop()
+        gevent.spawn_later(ACCEPT_ERROR_PAUSE, self._restart)
+
+    def _restart(self) -> None:
+        if self._watcher is not None:
+            self.start()
+
+    def accept_backlog(self) -> list[tuple[int, Any, int]]:
+        """Every connection waiting in the backlog, accepted without yielding."""
+        accepted = []
+        while True:
+            try:
+                connection = accept(self.listener.socket)
+            except OSError:
+                return accepted
+            if connection is None:
+                return accepted
+            accepted.append((connection[0], connection[1], self.family))
+
+
 # --- the server --------------------------------------------------------------------------
 
 
@@ -812,14 +964,10 @@ class SCGIServer:
         self.config = config
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
-        self.pool = Pool(config.max_connections)
+        self.workers = Workers(config.max_connections, self._serve_connection)
         for listener in listeners:
-            # StreamServer accepts in a loop until EAGAIN: a blocking listener would
-            # stall every greenlet on the last accept().
             listener.socket.setblocking(False)
-        self.servers = [
-            StreamServer(listener.socket, self.handle, spawn=self.pool) for listener in listeners
-        ]
+        self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
         self._stopping = False
         self._stopped = Event()
         self.allowed = PeerFilter(config.allow_from)
@@ -845,9 +993,12 @@ class SCGIServer:
             else:
                 _close_lingering(sock)
 
+    def _serve_connection(self, fd: int, peer: Any, family: int) -> None:
+        self.handle(Connection(fd, family), peer)
+
     def start(self) -> None:
-        for server in self.servers:
-            server.start()
+        for acceptor in self.acceptors:
+            acceptor.start()
 
     def _init_hooks(self, on_ready, on_stopping, on_sighup, max_requests, on_max_requests) -> None:
         """Hooks for the command and for worker processes (``workers.py``)."""
@@ -859,7 +1010,7 @@ class SCGIServer:
         self.requests_handled = 0
         self._signalled = False
         if max_requests:
-            # Shadow the method before the StreamServers are given ``self.handle``:
+            # Shadow the method (connections look ``self.handle`` up per call):
             # only a server that has a limit pays for counting.
             self.handle = self._counting(self.handle)
 
@@ -929,10 +1080,10 @@ class SCGIServer:
         self._stop_listening()
         gevent.spawn_later(IDLE_GRACE_ON_STOP, self._close_idle)
         graceful = self.config.graceful_timeout if timeout is None else timeout
-        if not self.pool.join(timeout=graceful):
+        if not self.workers.join(timeout=graceful):
             logger.warning("Cancelling %d request(s) still running after %ss.",
-                           len(self.pool), graceful)
-            self.pool.kill(block=True, timeout=1)
+                           self.workers.busy, graceful)
+            self.workers.kill(timeout=1)
         self._stopped.set()
 
     def _stop_listening(self) -> None:
@@ -945,46 +1096,28 @@ class SCGIServer:
         lasts), the listeners are closed, and then the taken connections are served as
         slots free up. Only connections arriving after this point are refused.
         """
-        for server in self.servers:
-            server.stop_accepting()
+        for acceptor in self.acceptors:
+            acceptor.stop()
         for listener in self.listeners:
             listener.remove_socket_file()  # new unix connections fail from here on
-        queued: list[tuple[Any, Any]] = []
-        for server, listener in zip(self.servers, self.listeners):
-            queued += self._accept_backlog(server, listener)
-            server.close()
+        queued: list[tuple[int, Any, int]] = []
+        for acceptor, listener in zip(self.acceptors, self.listeners):
+            queued += acceptor.accept_backlog()
+            acceptor.close()
             listener.close()
         self._serve_queued(queued)
 
-    def _accept_backlog(self, server: StreamServer, listener: Listener) -> list[tuple[Any, Any]]:
-        """Every connection waiting in the listener's backlog, accepted without yielding."""
-        accepted = []
-        while True:
-            try:
-                connection = server.do_read()
-            except OSError:
-                return accepted
-            if not connection:
-                return accepted
-            accepted.append(connection)
-
-    def _serve_queued(self, queued: list[tuple[Any, Any]]) -> None:
+    def _serve_queued(self, queued: list[tuple[int, Any, int]]) -> None:
         graceful = self.config.graceful_timeout
         deadline = time.monotonic() + graceful
-        for index, (sock, peer) in enumerate(queued):
-            if not self.pool.wait_available(timeout=max(deadline - time.monotonic(), 0)):
+        for index, connection in enumerate(queued):
+            if not self.workers.wait_available(timeout=max(deadline - time.monotonic(), 0)):
                 logger.warning("Closing %d queued connection(s) that found no free slot in %ss.",
                                len(queued) - index, graceful)
-                for unserved, _ in queued[index:]:
-                    unserved.close()
+                for fd, _, _ in queued[index:]:
+                    os.close(fd)
                 return
-            self.pool.spawn(self._handle_and_close, sock, peer)
-
-    def _handle_and_close(self, sock: Any, peer: Any) -> None:
-        try:
-            self.handle(sock, peer)
-        finally:
-            sock.close()
+            self.workers.dispatch(connection)
 
     def _close_idle(self) -> None:
         for sock in list(self.idle_sockets):

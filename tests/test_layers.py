@@ -26,6 +26,7 @@ TABLE = {
     "django_scgi.client": (False, False),
     "django_scgi.launch": (False, False),
     "django_scgi.server": (False, True),
+    "django_scgi.connection": (False, True),
     "django_scgi.workers": (False, True),
     "django_scgi.systemd": (False, False),
 }

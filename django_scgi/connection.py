@@ -1,0 +1,191 @@
+"""Lean connection I/O on the gevent hub: accept, recv, send, wait, close.
+
+One SCGI request per connection makes the per-connection set-up cost a large share
+of a request. gevent's socket objects cost system calls for every accepted
+connection (``getsockname`` when a Python socket wraps the descriptor, ``ioctl`` to
+make it non-blocking, two ``fcntl`` while creating its watchers) and ``StreamServer``
+spends one more ``accept4`` per wake-up to find the backlog empty. Here the listener
+is accepted from with ``accept4(SOCK_NONBLOCK)``, the connection is a bare
+descriptor used with ``os.read``/``os.write``, and a watcher is made only when an
+operation would block. A Python socket object is made only for the rare calls that
+need one (``shutdown``, ``setsockopt``). Descriptors are closed with ``_socket``'s
+functions: gevent's monkey-patching replaces ``os.close`` and ``socket.socket`` with
+versions that defer the close to a later pass of the loop.
+
+Imports: stdlib and gevent only.
+"""
+
+from __future__ import annotations
+
+import _socket
+import ctypes
+import errno
+import os
+import socket
+from typing import Any
+
+from gevent import Timeout, get_hub
+
+_READ, _WRITE = 1, 2
+_CLOSED_ERROR = OSError(errno.EBADF, "the connection was closed by another greenlet")
+
+
+class _SockaddrStorage(ctypes.Structure):
+    _fields_ = [("family", ctypes.c_ushort), ("data", ctypes.c_byte * 126)]
+
+
+def _load_accept4():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.accept4
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint), ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_accept4 = _load_accept4()
+_ACCEPT_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+
+
+def accept(listener: socket.socket) -> tuple[int, Any] | None:
+    """One waiting connection as (non-blocking descriptor, peer address), or None."""
+    if _accept4 is None:
+        return _accept_portable(listener)
+    storage = _SockaddrStorage()
+    length = ctypes.c_uint(ctypes.sizeof(storage))
+    fd = _accept4(listener.fileno(), ctypes.byref(storage), ctypes.byref(length), _ACCEPT_FLAGS)
+    if fd < 0:
+        code = ctypes.get_errno()
+        if code in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return None
+        raise OSError(code, os.strerror(code))
+    return fd, _peer(storage, length.value)
+
+
+def _accept_portable(listener: socket.socket) -> tuple[int, Any] | None:
+    try:
+        fd, peer = listener._accept()
+    except BlockingIOError:
+        return None
+    os.set_blocking(fd, False)
+    return fd, peer
+
+
+def _peer(storage: _SockaddrStorage, length: int) -> Any:
+    """The peer as Python's socket module gives it: (host, port[, flow, scope]) or ""."""
+    raw = ctypes.string_at(ctypes.addressof(storage), length)
+    if storage.family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big")
+    if storage.family == socket.AF_INET6:
+        host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+        flow, scope = int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], "little")
+        return host, int.from_bytes(raw[2:4], "big"), flow, scope
+    return ""  # AF_UNIX: what socket.accept() reports for an unnamed peer
+
+
+class Connection:
+    """A connected, non-blocking stream descriptor with socket-like blocking methods.
+
+    ``recv``/``send`` block the calling greenlet (never the process) for at most the
+    ``settimeout`` value, then raise ``TimeoutError``; ``close()`` from another
+    greenlet makes a pending wait raise ``OSError(EBADF)``.
+    """
+
+    __slots__ = ("fd", "family", "timeout", "_watchers", "_socket", "hub")
+
+    def __init__(self, fd: int, family: int) -> None:
+        self.fd = fd
+        self.family = family
+        self.timeout: float | None = None
+        self._watchers: dict[int, Any] | None = None
+        self._socket: _socket.socket | None = None
+        self.hub = None
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def recv(self, size: int) -> bytes:
+        while True:
+            try:
+                return os.read(self.fd, size)
+            except BlockingIOError:
+                self.wait(_READ)
+
+    def send(self, data: bytes | memoryview) -> int:
+        while True:
+            try:
+                return os.write(self.fd, data)
+            except BlockingIOError:
+                self.wait(_WRITE)
+
+    def sendall(self, data: bytes | memoryview) -> None:
+        view, sent = memoryview(data), 0
+        while sent < len(view):
+            sent += self.send(view[sent:])
+
+    def recv_nowait(self, size: int) -> bytes | None:
+        """What is waiting right now (b"" at EOF), or None when nothing is."""
+        try:
+            return os.read(self.fd, size)
+        except BlockingIOError:
+            return None
+
+    def wait_writable(self) -> None:
+        self.wait(_WRITE)
+
+    def wait(self, events: int) -> None:
+        if self.fd < 0:
+            raise _CLOSED_ERROR
+        watcher = self._watcher(events)
+        timer = Timeout._start_new_or_dummy(self.timeout, TimeoutError("timed out"))
+        try:
+            self.hub.wait(watcher)
+        finally:
+            timer.close()
+
+    def _watcher(self, events: int) -> Any:
+        if self._watchers is None:
+            self._watchers = {}
+            self.hub = get_hub()
+        watcher = self._watchers.get(events)
+        if watcher is None:
+            watcher = self._watchers[events] = self.hub.loop.io(self.fd, events)
+        return watcher
+
+    def as_socket(self) -> _socket.socket:
+        """A plain socket object on the same descriptor, for the calls ``os`` lacks."""
+        if self._socket is None:
+            self._socket = _socket.socket(self.family, socket.SOCK_STREAM, 0, self.fd)
+        return self._socket
+
+    def shutdown(self, how: int) -> None:
+        self.as_socket().shutdown(how)
+
+    def setsockopt(self, *args: Any) -> None:
+        self.as_socket().setsockopt(*args)
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        fd, sock, watchers = self.fd, self._socket, self._watchers
+        self.fd, self._socket, self._watchers = -1, None, None
+        if watchers:
+            # A greenlet may be waiting on one of them: wake it with EBADF first and
+            # close the descriptor only after, so the loop never polls a closed fd.
+            self.hub.cancel_waits_close_and_then(
+                list(watchers.values()), _CLOSED_ERROR, _close_fd, fd, sock
+            )
+        else:
+            _close_fd(fd, sock)
+
+
+def _close_fd(fd: int, sock: _socket.socket | None) -> None:
+    if sock is not None:
+        sock.close()
+    else:
+        _socket.close(fd)
