@@ -11,6 +11,7 @@ body chunk as the iterable yields it, drain what the application left unread, cl
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -23,16 +24,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import ipaddress
-
 import gevent
 from gevent import socket
 from gevent.event import Event
 from gevent.hub import Waiter, get_hub, getcurrent
 
 from . import protocol
-from .connection import Connection, accept
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
+from .connection import Connection, accept
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
 
 logger = logging.getLogger(__name__)
@@ -621,7 +620,6 @@ class Exchange:
             offset += sent
             self.bytes_sent += sent
 
-    @staticmethod
     def _wait_writable(self, timeout: float) -> None:
         try:
             self.sock.settimeout(timeout)

@@ -414,3 +414,21 @@ def test_file_response_uses_sendfile(srv, tmp_path):
     if not srv.address.startswith("unix:"):  # each chunk leaves at once: no Nagle delay
         assert re.search(r"setsockopt\(\d+, SOL_TCP, TCP_NODELAY, \[1\]", calls), calls
     assert_healthy(srv.address)
+
+
+def test_file_response_to_a_slow_reader_waits_for_the_socket(start_server, tmp_path):
+    # A file larger than the socket buffers makes sendfile() hit EAGAIN, so the server
+    # must wait for the peer to drain them (the waiting path, not just the fast one).
+    data = random.Random(7).randbytes(24 * MiB)
+    (tmp_path / "big.bin").write_bytes(data)
+    server = start_server("127.0.0.1:0", env={"PROTECTED_FILES_DIR": str(tmp_path)})
+    received = bytearray()
+    with connect(server.address, TIMEOUT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(encode_request(cgi("/file/", QUERY_STRING="name=big.bin")))
+        time.sleep(0.5)  # let the server fill the buffers and block
+        while chunk := sock.recv(1024 * 1024):
+            received += chunk
+    response = parse_response(bytes(received))
+    assert response.status == 200
+    assert response.body == data
