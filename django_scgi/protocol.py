@@ -598,8 +598,7 @@ def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> byt
     ``status`` is a WSGI status ("200 OK"); a missing reason is filled in. No
     header is filtered here: hop-by-hop policy lives in environ.py.
     """
-    code, reason = _split_status(status)
-    lines = [f"Status: {code} {reason}\r\n"]
+    lines = [_STATUS_LINES.get(status) or _status_line(status)]
     for name, value in headers:
         if not name or _BAD_NAME_RE.search(name):
             raise ValueError(f"invalid response header name {name!r}")
@@ -613,6 +612,11 @@ def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> byt
     return "".join(lines).encode("latin-1")
 
 
+def _status_line(status: str) -> str:
+    code, reason = _split_status(status)
+    return f"Status: {code} {reason}\r\n"
+
+
 def _split_status(status: str) -> tuple[int, str]:
     match = _STATUS_RE.fullmatch(status)
     if match is None:
@@ -622,6 +626,16 @@ def _split_status(status: str) -> tuple[int, str]:
     if _BAD_VALUE_RE.search(reason):
         raise ValueError("CR, LF or NUL in the status reason")
     return code, reason
+
+
+# The Status: line of every registered status, given as Django and most applications
+# give it ("200 OK") or code-only ("200"): the usual head skips the regex of
+# _split_status. Built by _status_line itself, so the two cannot disagree.
+_STATUS_LINES = {
+    given: _status_line(given)
+    for status in HTTPStatus
+    for given in (f"{status.value} {status.phrase}", str(status.value))
+}
 
 
 @dataclass(frozen=True, slots=True)

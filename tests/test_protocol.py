@@ -661,6 +661,22 @@ def test_encode_response_head_fills_a_missing_reason(status, line):
 
 
 @pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        ("200 OK", b"Status: 200 OK\r\n"),
+        ("200", b"Status: 200 OK\r\n"),
+        ("200 Fine", b"Status: 200 Fine\r\n"),  # a registered code, another reason
+        ("200 ok", b"Status: 200 ok\r\n"),
+        ("503 Service Unavailable", b"Status: 503 Service Unavailable\r\n"),
+        ("299 Custom", b"Status: 299 Custom\r\n"),
+    ],
+)
+def test_encode_response_head_status_lines_with_and_without_the_table(status, line):
+    # Registered statuses come from a prebuilt table, others are parsed each time.
+    assert encode_response_head(status, []) == line + b"\r\n"
+
+
+@pytest.mark.parametrize(
     ("status", "headers"),
     [
         ("20", []),
