@@ -660,6 +660,33 @@ def test_encode_response_head_fills_a_missing_reason(status, line):
     assert encode_response_head(status, []) == line + b"\r\n"
 
 
+def test_encode_response_head_reuses_lines_without_changing_them():
+    # Checked lines are kept by (name, value); the result is the same every time,
+    # bad headers are refused every time, and pairs that are not tuples still work.
+    headers = [("Content-Type", "text/plain"), ("Set-Cookie", " a=1; Path=/ ")]
+    expected = b"Status: 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1; Path=/\r\n\r\n"
+    for _ in range(3):
+        assert encode_response_head("200 OK", headers) == expected
+        assert encode_response_head("200 OK", [list(pair) for pair in headers]) == expected
+        with pytest.raises(ValueError):
+            encode_response_head("200 OK", [("Content-Type", "text/plain"), ("X Y", "1")])
+        with pytest.raises(ValueError):
+            encode_response_head("200 OK", [("X", "a\r\nSet-Cookie: evil=1")])
+        with pytest.raises(TypeError):
+            encode_response_head("200 OK", [("X", 1)])
+
+
+def test_encode_response_head_line_cache_is_bounded():
+    for number in range(3 * protocol._MAX_KEPT_HEADER_LINES):
+        head = encode_response_head("200 OK", [("X-N", str(number))])
+        assert head == b"Status: 200 OK\r\nX-N: %d\r\n\r\n" % number
+        assert len(protocol._HEADER_LINES) <= protocol._MAX_KEPT_HEADER_LINES
+    long_value = "v" * protocol._MAX_KEPT_HEADER_LINE
+    head = encode_response_head("200 OK", [("X-Long", long_value)])
+    assert head == b"Status: 200 OK\r\nX-Long: " + long_value.encode() + b"\r\n\r\n"
+    assert ("X-Long", long_value) not in protocol._HEADER_LINES
+
+
 @pytest.mark.parametrize(
     ("status", "line"),
     [
