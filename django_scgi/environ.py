@@ -76,6 +76,7 @@ _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
     "upgrade",
 })
+_HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 
 _MASK = "********"
 _SECRET_NAMES = frozenset({
@@ -361,7 +362,13 @@ def response_head(status: str, headers: Iterable[tuple[str, str]], *,
     and lighttpd pass the header on harmlessly). Raises ValueError (from
     ``protocol.encode_response_head``) on a bad status, name or value.
     """
-    kept = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+    # lower() only the names as long as a hop-by-hop one (few are): it is the dearest
+    # step of this filter, and a name that lower-cases to ASCII keeps its length. The
+    # header tuples themselves are kept: encode_response_head reuses lines by them.
+    kept = [
+        header for header in headers
+        if len(header[0]) not in _HOP_BY_HOP_LENGTHS or header[0].lower() not in _HOP_BY_HOP
+    ]
     if streaming and not any(name.lower() == "x-accel-buffering" for name, _ in kept):
         kept.append(("X-Accel-Buffering", "no"))
     return protocol.encode_response_head(status, kept)

@@ -594,6 +594,12 @@ def test_response_head_drops_hop_by_hop(name):
     assert response_head("200 OK", headers) == b"Status: 200 OK\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
 
 
+def test_response_head_drops_hop_by_hop_names_that_only_lower_case_to_one():
+    # str.lower() decides, as before: the Kelvin sign lower-cases to "k".
+    headers = [("\u212aeep-Alive", "timeout=5"), ("X-A", "1"), ("Keep-Alive2", "x")]
+    assert response_head("200 OK", headers) == b"Status: 200 OK\r\nX-A: 1\r\nKeep-Alive2: x\r\n\r\n"
+
+
 def test_response_head_fills_reason_and_does_not_touch_the_input():
     headers = [("Connection", "close")]
     assert response_head("404", headers, streaming=True) == (
