@@ -429,7 +429,9 @@ class RequestParser:
 
     def _read_partial_length(self) -> Event | _NeedData:
         """No ":" within the window: EOF, a prefix still arriving, or a refusal."""
-        if self._eof and not self._buf:
+        if not self._buf:  # the server asks before its first recv(): nothing to check
+            if not self._eof:
+                return NEED_DATA
             self._state, self._reader = _CLOSED, RequestParser._read_closed
             return _CONNECTION_CLOSED
         # Checking exactly this window makes the verdict the same however the
