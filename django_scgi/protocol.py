@@ -499,7 +499,6 @@ class RequestParser:
         return _CONNECTION_CLOSED
 
 
-
 def _check_prefix_digits(digits: bytes) -> None:
     """Refuse what can already be seen to be wrong in the length prefix."""
     if digits and not digits.isdigit():  # bytes.isdigit() is ASCII-only
