@@ -21,6 +21,7 @@ import argparse
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -189,6 +190,8 @@ def run_callgrind(names: list[str], count: int) -> dict[str, float]:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)  # the dumps are read; keep /tmp clean
     return results
 
 
