@@ -158,10 +158,27 @@ def build_environ(
         _set_server(environ, cgi, scheme)
     if peer is not None and not cgi.get("REMOTE_ADDR"):
         _set_remote(environ, peer)
-    environ["SCRIPT_NAME"], environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
+    script_name, environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
+    environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
         environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
     return environ
+
+
+def _utf8_safe(path: str) -> str:
+    """``path`` with its bytes percent-encoded when they are not UTF-8.
+
+    Django decodes SCRIPT_NAME as UTF-8 without a fallback (it re-percent-encodes a
+    broken PATH_INFO, not a broken SCRIPT_NAME), so a client's ``/%FF/`` that a
+    front-end put into SCRIPT_NAME (lighttpd at / without fix-root-scriptname) would
+    be a 500 and a traceback per request.
+    """
+    raw = path.encode("latin-1")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return quote(raw, safe="/;=,:@!$&'()*+~")
+    return path
 
 
 def _from_apache(cgi: Mapping[str, str]) -> bool:

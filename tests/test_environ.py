@@ -2364,3 +2364,15 @@ HTTP_CONNECTION=close
 SCGI=1
 """,
 }
+
+
+@pytest.mark.parametrize(("script_name", "seen"), [
+    ("/\xff", "/%FF"),                          # not UTF-8: percent-encoded
+    ("/caf\xc3\xa9", "/caf\xc3\xa9"),           # UTF-8 (as latin-1 text): kept
+    ("/a\xc3", "/a%C3"),                        # a truncated sequence
+])
+def test_script_name_that_django_cannot_decode_is_percent_encoded(script_name, seen):
+    cgi = {"SCRIPT_NAME": script_name, "PATH_INFO": "/path"}
+    environ = environ_for(cgi)
+    assert environ["SCRIPT_NAME"] == seen
+    environ["SCRIPT_NAME"].encode("latin-1").decode("utf-8")  # what Django does
