@@ -120,6 +120,20 @@ SERVERS: dict[str, Server] = {
 
 DEFAULT_SERVERS = [name for name, server in SERVERS.items() if not server.extra]
 
+# The slowloris metric: runscgi closes a connection whose header block is not complete
+# 15 s after it was accepted (--header-timeout). The metric measures while every
+# dribbler is still open, so it raises that deadline above the metric's own bound
+# (the dribblers stop after 45 s at most). The anchors keep their defaults.
+SLOWLORIS_ARGS = {"runscgi": ["--header-timeout", "60"],
+                  "runscgi-accesslog": ["--header-timeout", "60"]}
+
+
+def slowloris_applies(name: str) -> bool:
+    """Slow SCGI peers only make sense for concurrent SCGI servers: uWSGI sync serves one
+    connection at a time (one dribbler holds it), gunicorn speaks HTTP (not comparable)."""
+    server = SERVERS[name]
+    return server.concurrent and server.protocol == "scgi"
+
 
 def server_env(base: dict[str, str], ctx: Context, db_path: Path) -> dict[str, str]:
     env = dict(base)

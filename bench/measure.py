@@ -9,7 +9,9 @@ whether the machine is noisy, unlike requests/s.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -252,6 +254,143 @@ def sleepers(target: Target, *, count: int, seconds: float = 2.0) -> dict:
         "rss_growth_mib": growth, "cpu_s": round(cpu, 2),
         "kib_per_request": round(growth * 1024 / count, 1) if growth is not None else None,
     }
+
+
+# --- slow peers (slowloris) ----------------------------------------------------------------
+
+
+def open_fds(pids: list[int]) -> int:
+    """File descriptors the server's process tree holds (its sockets among them)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return total
+
+
+def _good_requests(target: Target, count: int, gap: float = 0.025) -> dict:
+    """``count`` sequential ``/`` requests, one connection each, ``gap`` s apart (so they
+    land at every phase of the dribblers' schedule): latency, errors, server CPU share."""
+    import socket
+
+    family, sockaddr = scgi_load.parse_address(target.address)
+    request = target.request("/")
+    latencies, errors = [], {}
+    cpu0, began = target.proc.cpu(), time.monotonic()
+    for done in range(count):
+        if time.monotonic() - began > 25.0:  # bounded: the dribblers stop at 45 s anyway
+            errors["not sent (25 s bound)"] = count - done
+            break
+        started = time.perf_counter()
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5.0)
+                sock.connect(sockaddr)
+                sock.sendall(request)
+                head = b""
+                while chunk := sock.recv(65536):
+                    head = (head + chunk)[:4096]
+            status = scgi_load.parse_status(head)
+            kind = None if status == 200 else f"status {status}"
+        except OSError as error:
+            kind = type(error).__name__
+        if kind is None:
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors[kind] = errors.get(kind, 0) + 1
+        time.sleep(gap)
+    window = time.monotonic() - began
+    cpu = target.proc.cpu() - cpu0
+    lat = sorted(latencies)
+
+    def pct(p: float):
+        return round(scgi_load._percentile(lat, p) * 1000, 3) if lat else None
+
+    return {"p50_ms": pct(50), "p99_ms": pct(99),
+            "max_ms": round(lat[-1] * 1000, 3) if lat else None, "ok": len(lat),
+            "errors": sum(errors.values()), "error_kinds": errors,
+            "cpu_pct": round(cpu / window * 100, 1), "window_s": round(window, 2)}
+
+
+def slowloris(target: Target, *, python: Path, count: int, interval: float,
+              good: int) -> dict:
+    """``count`` connections dribbling a valid header block, one byte each every
+    ``interval`` s (``bench/slowloris.py``, another process); meanwhile ``good``
+    sequential ``/`` requests 25 ms apart. Also measured: the same requests before the
+    dribblers (idle), the server's peak RSS growth per dribbling connection it holds and
+    its CPU share while they dribble.
+    """
+    idle = _good_requests(target, good)  # warm-up and the idle baseline
+    pids, before, reset = _memory_window(target)
+    fds_before = open_fds(pids)
+    argv = [str(python), str(Path(__file__).parent / "slowloris.py"), target.address,
+            "-n", str(count), "--interval", f"{interval:g}", "--duration", "45",
+            "--ready-timeout", "20", "--stop-on-stdin"]
+    # Its own session, stopped by its PID; it inherits the bench's RLIMIT_NOFILE and CPU.
+    dribbler = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    found: dict = {"dribblers": count, "interval_s": interval, "good_requests": good,
+                   "idle_p50_ms": idle["p50_ms"], "idle_p99_ms": idle["p99_ms"],
+                   "idle_errors": idle["errors"], "idle_cpu_pct": idle["cpu_pct"]}
+    try:
+        ready_line = _read_line(dribbler, timeout=30.0)
+        ready = json.loads(ready_line) if ready_line else {}
+        found["ready"] = ready
+        # The server holds them: one descriptor per dribbling connection, accepted.
+        deadline = time.monotonic() + 10.0
+        held = open_fds(pids) - fds_before
+        while held < count and time.monotonic() < deadline and target.proc.alive():
+            time.sleep(0.2)
+            held = open_fds(pids) - fds_before
+        found["held"] = held
+        busy = _good_requests(target, good)
+        found["held_after"] = open_fds(pids) - fds_before
+        found.update(p50_ms=busy["p50_ms"], p99_ms=busy["p99_ms"], max_ms=busy["max_ms"],
+                     ok=busy["ok"], errors=busy["errors"], error_kinds=busy["error_kinds"],
+                     server_cpu_pct=busy["cpu_pct"], window_s=busy["window_s"])
+        growth = _growth_mib(pids, before, reset)
+        found["rss_growth_mib"] = growth
+        found["kib_per_dribbler"] = (round(growth * 1024 / held, 1)
+                                     if growth is not None and held > 0 else None)
+    finally:
+        summary = _stop_dribbler(dribbler)
+    found["dribbler"] = summary
+    found["closed_by_server"] = summary.get("closed_by_server")
+    # The dribblers are gone: the server answers again at once.
+    after = _good_requests(target, 5, gap=0.0)
+    found["after_errors"] = after["errors"]
+    if not ready.get("ready") or summary.get("closed_by_server"):
+        found["note"] = "not every dribbler stayed connected through the window"
+    return found
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if selector.select(timeout):
+            return proc.stdout.readline().strip()
+    return ""
+
+
+def _stop_dribbler(proc: subprocess.Popen) -> dict:
+    """Ask it to stop (a line on stdin), read its summary; SIGKILL by PID if it lingers."""
+    try:
+        out, err = proc.communicate("stop\n", timeout=15.0)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate(timeout=5.0)
+    lines = [line for line in (out or "").splitlines() if line.startswith("{")]
+    try:
+        return json.loads(lines[-1]) if lines else {"error": (err or "")[-500:]}
+    except ValueError:
+        return {"error": lines[-1][:500]}
 
 
 # --- in-process ceiling ---------------------------------------------------------------------

@@ -107,7 +107,8 @@ def _version(text: str) -> str:
 
 def _options_text(options: dict) -> str:
     keys = ("app", "reps", "duration", "warmup", "concurrency", "big_mib", "body_mib",
-            "sleepers", "callgrind_requests", "strace_requests", "quick")
+            "sleepers", "dribblers", "dribble_interval", "good_requests", "callgrind_requests",
+            "strace_requests", "quick")
     return ", ".join(f"{k}={options[k]}" for k in keys if k in options)
 
 
@@ -248,6 +249,39 @@ def section_sleep(data: dict) -> str:
                   "RSS +MiB", "KiB/open request"], rows)
 
 
+def section_slowloris(data: dict) -> str:
+    found = data["summary"].get("slowloris", {})
+    if not found:
+        return ""
+    rows = []
+    for name in _servers(data):
+        row = found.get(name)
+        if not row:
+            continue
+        if row.get("not_applicable"):
+            rows.append([_label(data, name), "n/a", *["–"] * 8])
+            continue
+        good = row.get("good_requests")
+        answered = f"{row.get('ok')} / {good}" if row.get("ok") is not None and good else None
+        rows.append([_label(data, name), row.get("held"), answered,
+                     _pair(row.get("idle_p50_ms"), row.get("idle_p99_ms")),
+                     _pair(row.get("p50_ms"), row.get("p99_ms")), row.get("errors"),
+                     row.get("closed_by_server"), row.get("kib_per_dribbler"),
+                     row.get("server_cpu_pct")])
+    if not rows:
+        return ""
+    count = data["meta"].get("options", {}).get("dribblers", 5000)
+    return table(["server", "dribblers held", "good answered", "p50 / p99 ms idle",
+                  f"p50 / p99 ms, {count:,} dribbling", "errors", "dribblers closed",
+                  "RSS KiB/dribbler", "server CPU %"], rows)
+
+
+def _pair(a, b) -> str | None:
+    if a is None and b is None:
+        return None
+    return f"{_cell(a)} / {_cell(b)}"
+
+
 def targets(data: dict) -> list[list]:
     """[target, measured, verdict] rows for issue 6 §2."""
     s = data["summary"]
@@ -383,6 +417,7 @@ SECTIONS = [
     ("In-process ceiling and server overhead", section_inprocess),
     ("Streaming, big bodies and memory", section_transfers),
     ("Many sleeping requests", section_sleep),
+    ("Slow peers (slowloris)", section_slowloris),
     ("runscgi: where a request's cost goes", section_runscgi_detail),
     ("Parser, environ and response head (micro-benchmark)", section_micro),
     ("System calls per request, every server", section_anchor_syscalls),
@@ -411,6 +446,25 @@ NOTES = {
         "idle at the moment a job is queued, so a burst queues behind a handful of "
         "threads: 200 requests of 2 s take ~20-45 s, and most of the 5,000 time out "
         "(30 s past the 2 s)."),
+    "Slow peers (slowloris)": (
+        "``bench/slowloris.py`` (another process, one epoll loop) opens 5,000 connections "
+        "and sends each the bytes of a valid SCGI header block (372 bytes) one at a time, "
+        "one byte per connection every 0.5 s, spread evenly (about 10,000 one-byte sends a "
+        "second); no block completes during the test. Once every connection has sent two "
+        "bytes, 200 sequential ``/`` requests, one connection each and 25 ms apart, are "
+        "timed from connect to the server's close; ``idle``: the same 200 before the "
+        "dribblers. Dribblers held: connections the server had accepted (its open "
+        "descriptors over the idle count); dribblers closed: those the server closed or "
+        "answered during the test (0 is right: none has finished its header block). "
+        "KiB/dribbler: peak RSS growth ÷ dribblers held; server CPU %: its CPU time over "
+        "the window of the 200 requests. runscgi runs with ``--header-timeout 60`` here "
+        "(the default 15 s deadline would close the dribblers while the test may still "
+        "run; it ends within 45 s). uWSGI sync serves one connection at a time, so a "
+        "single dribbler stalls it: n/a. gunicorn speaks HTTP, not SCGI: n/a. flup 1.0.3 "
+        "accepts every connection but hands them to a pool that starts a thread only when "
+        "none is idle at the moment a job is queued: the dribblers take the few threads it "
+        "has and everything else, good requests included, waits in its queue (a good "
+        "request times out after 5 s; the test stops trying after 25 s)."),
 }
 
 
@@ -444,7 +498,7 @@ How to rerun it, and what each figure means: ``bench/README.rst``.
 Timings on shared machines drift by 20-30 % from run to run; instructions per request
 (callgrind) and system calls per request (strace) do not, and are the firm figures.
 Medians over the repetitions; ``–`` means not measured or not applicable (uWSGI sync
-serves one request at a time, so it sits out the sleeping-requests test).
+serves one request at a time, so it sits out the sleeping-requests and slow-peers tests).
 """
 
 

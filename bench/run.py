@@ -46,14 +46,15 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 
 TIMED = ["direct", "nginx", "apache", "stream", "download", "upload", "body"]
-METRICS = [*TIMED, "sleep", "inprocess", "callgrind", "strace", "callgrind_null", "strace_null",
-           "micro"]
+METRICS = [*TIMED, "sleep", "slowloris", "inprocess", "callgrind", "strace", "callgrind_null",
+           "strace_null", "micro"]
 GROUPS = {
     "throughput": ["direct", "nginx", "apache"],
     "memory": ["download", "upload", "body"],
     "deterministic": ["callgrind", "strace", "callgrind_null", "strace_null", "micro"],
     "null": ["callgrind_null", "strace_null"],
-    "timed": [*TIMED, "sleep", "inprocess"],
+    "timed": [*TIMED, "sleep", "slowloris", "inprocess"],
+    "hostile": ["slowloris"],
 }
 
 
@@ -82,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--sleepers", default="200,5000", help="concurrent /sleep/?s=2 requests per test")
     add("--sleep-reps", type=int, default=1,
         help="repetitions of the sleeping-requests tests (default 1: memory, not timing)")
+    add("--dribblers", type=int, default=5000,
+        help="slowloris: connections dribbling a header block (default 5000)")
+    add("--dribble-interval", type=float, default=0.5,
+        help="slowloris: seconds between two bytes on one dribbling connection (0.5)")
+    add("--good-requests", type=int, default=200,
+        help="slowloris: sequential / requests timed while they dribble (200)")
     add("--callgrind-requests", type=int, default=100)
     add("--strace-requests", type=int, default=1000)
     add("--base-port", type=int, default=18400)
@@ -189,12 +196,14 @@ class Bench:
 
     # -- processes --
 
-    def start_server(self, name: str, *, many: bool = False) -> measure.Target | None:
+    def start_server(self, name: str, *, many: bool = False,
+                     extra: list[str] | None = None) -> measure.Target | None:
         server = catalog.SERVERS[name]
         port = self.port(name)
         if not procs.port_free(port):
             raise SystemExit(f"port {port} is busy; choose another --base-port")
-        proc = procs.Proc(name, server.argv(self.ctx, port, many=many), env=self.env, cwd=ROOT,
+        argv = server.argv(self.ctx, port, many=many) + list(extra or [])
+        proc = procs.Proc(name, argv, env=self.env, cwd=ROOT,
                           log_path=self.out / "logs" / f"{name}.log", cpu=self.server_cpu,
                           stop_signal=server.stop_signal)
         target = measure.Target(proc, port, server.protocol)
@@ -269,6 +278,9 @@ class Bench:
                     if catalog.SERVERS[name].concurrent:
                         for count in args.sleeper_counts:
                             self.sleep_test(name, rep, count)
+            if "slowloris" in args.metrics and args.app == "django" and rep < args.sleep_reps:
+                for name in order:
+                    self.slowloris_test(name, rep)
 
     def one_server(self, name: str, rep: int, metrics: list[str]) -> None:
         args = self.args
@@ -308,6 +320,25 @@ class Bench:
             return
         try:
             self.record("sleep", name, rep, measure.sleepers, target, count=count)
+        finally:
+            target.proc.stop()
+
+    def slowloris_test(self, name: str, rep: int) -> None:
+        if not catalog.slowloris_applies(name):
+            self.records.append({"metric": "slowloris", "server": name, "rep": rep,
+                                 "not_applicable": True})
+            return
+        extra = catalog.SLOWLORIS_ARGS.get(name, [])
+        target = self.start_server(name, many=True, extra=extra)
+        if target is None:
+            self.records.append({"metric": "slowloris", "server": name, "rep": rep,
+                                 "errors": 1, "exception": "did not start"})
+            return
+        try:
+            self.record("slowloris", name, rep, measure.slowloris, target,
+                        python=Path(sys.executable), count=self.args.dribblers,
+                        interval=self.args.dribble_interval, good=self.args.good_requests)
+            self.records[-1]["command"] = shlex.join(target.proc.argv)
         finally:
             target.proc.stop()
 
@@ -429,7 +460,8 @@ def run_micro() -> dict:
 def _brief(found: dict) -> str:
     keys = ("req_per_s", "p99_ms", "cpu_us_per_req", "k_instr_per_req", "syscalls_per_req",
             "gib_per_s", "rss_growth_mib", "first_chunk_ms", "wall_s", "kib_per_request",
-            "ratio", "errors", "cases")
+            "ratio", "held", "kib_per_dribbler", "server_cpu_pct", "closed_by_server",
+            "errors", "cases")
     return ", ".join(f"{k}={found[k]}" for k in keys if found.get(k) is not None)
 
 
@@ -439,7 +471,8 @@ def _raise_nofile() -> None:
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     if wanted < 12000:
-        log(f"RLIMIT_NOFILE hard limit is {hard}: 5,000 sleepers may fail to connect")
+        log(f"RLIMIT_NOFILE hard limit is {hard}: 5,000 sleepers or dribblers may fail "
+            "to connect")
 
 
 def main(argv: list[str] | None = None) -> int:
