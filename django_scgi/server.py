@@ -92,6 +92,44 @@ class IncompleteBody(OSError):
     """
 
 
+# --- warnings about peers --------------------------------------------------------------
+
+# Warnings about misbehaving peers (malformed requests, timeouts) allowed per
+# REFUSED_LOG_INTERVAL; past that they are counted and summed up in one line. 5,000
+# slowloris connections timing out together would otherwise write 5,000 lines.
+PEER_WARNINGS_PER_INTERVAL = 100
+
+
+class RateLimitedWarnings:
+    """``logger.warning`` for peer trouble, at most ``limit`` lines per ``interval``."""
+
+    def __init__(self, limit: int, interval: float) -> None:
+        self.limit = limit
+        self.interval = interval
+        self._window_start = -interval
+        self._logged = 0
+        self._suppressed = 0
+
+    def warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.interval:
+            self._new_window(now)
+        if self._logged < self.limit:
+            self._logged += 1
+            logger.warning(message, *args)
+        else:
+            self._suppressed += 1
+
+    def _new_window(self, now: float) -> None:
+        if self._suppressed:
+            logger.warning("%d more warnings about peers were not logged in the last %ds.",
+                           self._suppressed, self.interval)
+        self._window_start, self._logged, self._suppressed = now, 0, 0
+
+
+peer_warnings = RateLimitedWarnings(PEER_WARNINGS_PER_INTERVAL, 60.0)
+
+
 # --- listeners -----------------------------------------------------------------------
 
 
@@ -415,8 +453,8 @@ class Exchange:
             self._refuse(error)
             return False
         except (TimeoutError, socket.timeout):
-            logger.warning("Closing %s: no complete header block in %ss.", self.peer_text,
-                           config.header_timeout)
+            peer_warnings.warn("Closing %s: no complete header block in %ss.", self.peer_text,
+                               config.header_timeout)
             return False
         except OSError:
             return False
@@ -431,17 +469,27 @@ class Exchange:
         return True
 
     def _read_headers(self, parser: protocol.RequestParser, deadline: float):
+        # Usually the front-end has written the whole request by the time this runs:
+        # one read that does not wait, with no timer or bookkeeping, gets it.
+        first = self.sock.recv_nowait(RECV_SIZE)
+        if first is None:
+            return self._wait_for_headers(parser, deadline, 0, b"")
+        parser.receive_data(first)
+        event = parser.next_event()
+        if event is protocol.NEED_DATA:
+            return self._wait_for_headers(parser, deadline, len(first), first[:_PREFIX_KEEP])
+        if type(event) is protocol.Headers:
+            self.overread = len(first) > _request_size(first, event.content_length)
+        return event
+
+    def _wait_for_headers(self, parser: protocol.RequestParser, deadline: float,
+                          received: int, prefix: bytes):
         sock = self.sock
         idle = self.server.idle_sockets
-        idle.add(sock)  # until its first bytes arrive, shutdown may close it
-        received, prefix = 0, b""
+        if not received:
+            idle.add(sock)  # until its first bytes arrive, shutdown may close it
         try:
             while True:
-                event = parser.next_event()
-                if event is not protocol.NEED_DATA:
-                    if type(event) is protocol.Headers:
-                        self.overread = received > _request_size(prefix, event.content_length)
-                    return event
                 remaining_time = deadline - time.monotonic()
                 if remaining_time <= 0:
                     raise TimeoutError
@@ -452,6 +500,11 @@ class Exchange:
                 if len(prefix) < _PREFIX_KEEP:
                     prefix += data[:_PREFIX_KEEP]
                 parser.receive_data(data)
+                event = parser.next_event()
+                if event is not protocol.NEED_DATA:
+                    if type(event) is protocol.Headers:
+                        self.overread = received > _request_size(prefix, event.content_length)
+                    return event
         finally:
             idle.discard(sock)
 
@@ -473,7 +526,7 @@ class Exchange:
         return not waiting
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
-        logger.warning("Refused a malformed request from %s: %s", self.peer_text, error)
+        peer_warnings.warn("Refused a malformed request from %s: %s", self.peer_text, error)
         status = f"{error.status_hint}"
         head = protocol.encode_response_head(status, [
             ("Content-Type", "text/plain; charset=utf-8"),
@@ -517,9 +570,9 @@ class Exchange:
             self.send_result(result)
         except WriteTimeout:
             self.abort = True
-            logger.warning("Closing %s: it accepted no response bytes for %ss (write timeout) "
-                           "during %s.", self.peer_text, self.server.config.write_timeout,
-                           request_line(self.environ))
+            peer_warnings.warn("Closing %s: it accepted no response bytes for %ss (write "
+                               "timeout) during %s.", self.peer_text,
+                               self.server.config.write_timeout, request_line(self.environ))
         except PeerGone:
             logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
         except Exception:
@@ -662,9 +715,9 @@ class Exchange:
     def finish(self) -> None:
         body = self.body
         if body is not None and body.timed_out:
-            logger.warning("Closing %s: it sent no request body bytes for %ss (body timeout) "
-                           "during %s.", self.peer_text, self.server.config.body_timeout,
-                           request_line(self.environ))
+            peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
+                               "timeout) during %s.", self.peer_text,
+                               self.server.config.body_timeout, request_line(self.environ))
         elif body is not None and body.remaining:
             body.discard(self.server.config.drain_limit)
         if self.server.config.access_log and self.environ is not None:
