@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from django_scgi.client import Response
+
 try:
     import psutil
 except ImportError:  # a test extra; without it children are not swept after a SIGKILL
@@ -795,20 +797,8 @@ def _read_text(path: Path, limit: int = 20000) -> str:
 
 
 @dataclasses.dataclass
-class Reply:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return default
-
-    def header_list(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key.lower() == name.lower()]
+class Reply(Response):
+    """An HTTP response from a front-end: the SCGI client's Response, plus helpers."""
 
     def json(self) -> dict:
         assert self.status == 200, self.describe()
