@@ -192,7 +192,9 @@ def _open_tcp(address: TCPAddress, backlog: int) -> Listener:
     try:
         infos = stdlib_socket.getaddrinfo(address.host, address.port, family, stdlib_socket.SOCK_STREAM)
     except stdlib_socket.gaierror:
-        raise ListenerError(errno.EADDRNOTAVAIL, f"Cannot resolve the host name {address.host!r}.")
+        raise ListenerError(
+            errno.EADDRNOTAVAIL, f"Cannot resolve the host name {address.host!r}."
+        ) from None
     family, kind, proto, _, sockaddr = infos[0]
     sock = stdlib_socket.socket(family, kind, proto)
     try:
@@ -237,8 +239,12 @@ def _clear_stale_socket(path: str) -> None:
     except (ConnectionRefusedError, FileNotFoundError):
         os.unlink(path)
         return
+    except (TimeoutError, BlockingIOError):
+        pass  # a live server whose backlog is full: it is listening, so leave it alone
     except OSError as error:
-        raise ListenerError(error.errno, f"Cannot probe the socket {path}: {error.strerror}.")
+        raise ListenerError(
+            error.errno, f"Cannot probe the socket {path}: {error.strerror or error}."
+        ) from None
     finally:
         probe.close()
     raise ListenerError(errno.EADDRINUSE, f"Another server is listening on {path}; leaving it alone.")
@@ -248,7 +254,9 @@ def _adopt_fd(address: FDAddress) -> Listener:
     try:
         sock = stdlib_socket.socket(fileno=address.fd)
     except OSError as error:
-        raise ListenerError(error.errno, f"File descriptor {address.fd} is not a usable socket.")
+        raise ListenerError(
+            error.errno, f"File descriptor {address.fd} is not a usable socket."
+        ) from None
     if sock.type != stdlib_socket.SOCK_STREAM:
         raise ListenerError(errno.ENOTSOCK, f"File descriptor {address.fd} is not a stream socket.")
     return Listener(sock, address)

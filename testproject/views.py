@@ -1,7 +1,6 @@
 """Views of the demo project; the test suite and the benchmark drive each one."""
 
 import hashlib
-import json
 import os
 import time
 
