@@ -20,13 +20,16 @@ from __future__ import annotations
 import _socket
 import ctypes
 import errno
+import fcntl
 import os
 import socket
+import termios
 from typing import Any
 
 from gevent import Timeout, get_hub
 
 _READ, _WRITE = 1, 2
+_NO_BYTES = b"\0\0\0\0"  # FIONREAD's int out-parameter, zero
 _CLOSED_ERROR = OSError(errno.EBADF, "the connection was closed by another greenlet")
 
 
@@ -134,6 +137,10 @@ class Connection:
             return os.read(self.fd, size)
         except BlockingIOError:
             return None
+
+    def has_unread_bytes(self) -> bool:
+        """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""
+        return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
 
     def wait_writable(self) -> None:
         self.wait(_WRITE)

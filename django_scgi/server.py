@@ -522,16 +522,15 @@ class Exchange:
         Body reads never ask for more than the body, but the header reads may have taken
         bytes past it and the peer may have sent more since: with neither, a plain
         close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
-        The check is one non-blocking peek.
+        The check is one ``FIONREAD`` ioctl.
         """
         body = self.body
         if self.overread or body is None or body.timed_out or body.remaining:
             return False
         try:
-            waiting = self.sock.recv_nowait(1)  # None: nothing; b"": the peer closed
+            return not self.sock.has_unread_bytes()
         except OSError:
             return False
-        return not waiting
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
         peer_warnings.warn("Refused a malformed request from %s: %s", self.peer_text, error)
@@ -642,11 +641,14 @@ class Exchange:
         # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
         # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
         # Each send() waits at most write_timeout for the peer to accept more bytes.
-        sock, view, sent = self.sock, memoryview(data), 0
+        sock, sent = self.sock, 0
         try:
             sock.settimeout(self.server.config.write_timeout)
-            while sent < len(view):
-                sent += sock.send(view[sent:])
+            sent = sock.send(data)
+            if sent < len(data):  # the socket buffer filled: go on from where it stopped
+                view = memoryview(data)
+                while sent < len(view):
+                    sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
             raise WriteTimeout("write timed out") from None
         except OSError as error:
@@ -903,8 +905,9 @@ class Workers:
 
     def _done_one(self) -> None:
         self.busy -= 1
-        self._freed.set()
-        self._freed.clear()
+        if self._freed.linkcount():  # someone waits for room (shutdown's queue)
+            self._freed.set()
+            self._freed.clear()
         if not self.busy:
             self._all_done.set()
 
