@@ -149,7 +149,10 @@ class Connection:
         if self.fd < 0:
             raise _CLOSED_ERROR
         watcher = self._watcher(events)
-        timer = Timeout._start_new_or_dummy(self.timeout, TimeoutError("timed out"))
+        if self.timeout is None:
+            self.hub.wait(watcher)
+            return
+        timer = Timeout.start_new(self.timeout, TimeoutError("timed out"))
         try:
             self.hub.wait(watcher)
         finally:
