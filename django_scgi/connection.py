@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 import termios
 from typing import Any
 
@@ -52,19 +53,26 @@ _accept4 = _load_accept4()
 _ACCEPT_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
 
 
+# accept4()'s out-parameters, made once: building ctypes objects per call costs more
+# than the call. Safe to share: nothing can switch greenlets inside accept().
+_storage = _SockaddrStorage()
+_storage_size = ctypes.sizeof(_storage)
+_length = ctypes.c_uint()
+_storage_ref, _length_ref = ctypes.byref(_storage), ctypes.byref(_length)
+
+
 def accept(listener: socket.socket) -> tuple[int, Any] | None:
     """One waiting connection as (non-blocking descriptor, peer address), or None."""
     if _accept4 is None:
         return _accept_portable(listener)
-    storage = _SockaddrStorage()
-    length = ctypes.c_uint(ctypes.sizeof(storage))
-    fd = _accept4(listener.fileno(), ctypes.byref(storage), ctypes.byref(length), _ACCEPT_FLAGS)
+    _length.value = _storage_size
+    fd = _accept4(listener.fileno(), _storage_ref, _length_ref, _ACCEPT_FLAGS)
     if fd < 0:
         code = ctypes.get_errno()
         if code in (errno.EAGAIN, errno.EWOULDBLOCK):
             return None
         raise OSError(code, os.strerror(code))
-    return fd, _peer(storage, length.value)
+    return fd, _peer(bytes(_storage)[: _length.value])
 
 
 def _accept_portable(listener: socket.socket) -> tuple[int, Any] | None:
@@ -76,14 +84,14 @@ def _accept_portable(listener: socket.socket) -> tuple[int, Any] | None:
     return fd, peer
 
 
-def _peer(storage: _SockaddrStorage, length: int) -> Any:
+def _peer(raw: bytes) -> Any:
     """The peer as Python's socket module gives it: (host, port[, flow, scope]) or ""."""
-    raw = ctypes.string_at(ctypes.addressof(storage), length)
-    if storage.family == socket.AF_INET:
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big")
-    if storage.family == socket.AF_INET6:
+    if family == socket.AF_INET6:
         host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
-        flow, scope = int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], "little")
+        flow, scope = int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder)
         return host, int.from_bytes(raw[2:4], "big"), flow, scope
     return ""  # AF_UNIX: what socket.accept() reports for an unnamed peer
 
