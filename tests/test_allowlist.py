@@ -8,10 +8,10 @@ The filter is about the peer's address, so loopback listeners are enough to test
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
+from netcheck import needs_ipv6_loopback
 
 from django_scgi import client
 from django_scgi.protocol import encode_request
@@ -35,17 +35,6 @@ def refused_silently(address: str) -> bool:
             return sock.recv(65536) == b""
         except (BrokenPipeError, ConnectionResetError):
             return True
-
-
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def refusal_lines(server, start: int) -> list[str]:
@@ -83,7 +72,7 @@ def test_listed_address_is_admitted(start_server):
     assert refusal_lines(server, 0) == []
 
 
-@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@needs_ipv6_loopback
 def test_ipv6_peer(start_server):
     admitted = start_server("[::1]:0", "--allow-from", "::1")
     assert admitted.address.startswith("[::1]:")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from netcheck import needs_ipv6_loopback
 
 from django_scgi import client
 from django_scgi.protocol import encode_request
@@ -103,17 +104,6 @@ def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: s
     return lines[0]
 
 
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 # --- listeners and the banner ------------------------------------------------------------------
 
 
@@ -128,7 +118,7 @@ def test_banner_names_every_address(start_server, short_tmp):
         assert client.request(address, "/").body == b"Hello from django-scgi\n"
 
 
-@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 on the loopback interface")
+@needs_ipv6_loopback
 def test_ipv6_listener(start_server):
     server = start_server("[::1]:0")
     assert server.address.startswith("[::1]:")
