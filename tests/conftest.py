@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -283,3 +284,42 @@ def set_version(project: Path, version: str) -> None:
 def project_copy(tmp_path) -> Path:
     """A throw-away copy of the demo project; start it with ``start_server(cwd=…)``."""
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def serve_inherited_socket(server_env):
+    """``serve_inherited_socket(make_args)``: runscgi given a listening TCP socket it inherits.
+
+    ``make_args(fd)`` returns the runscgi arguments naming the descriptor. Asserts that
+    the banner names ``fd:N``, that the socket serves, and that SIGTERM exits 0.
+    """
+    from django_scgi import client
+
+    def run(make_args) -> None:
+        with socket.socket() as inherited:
+            inherited.bind(("127.0.0.1", 0))
+            inherited.listen(128)
+            port, fd = inherited.getsockname()[1], inherited.fileno()
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "runscgi", *make_args(fd)], cwd=REPO,
+                env=server_env, pass_fds=[fd], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+        try:
+            deadline, banner = time.monotonic() + 30, ""
+            while not banner.startswith(BANNER_PREFIX):
+                assert time.monotonic() < deadline, "no banner"
+                banner = proc.stdout.readline()
+                assert banner, "runscgi exited before its banner"
+            assert banner.strip() == f"{BANNER_PREFIX}fd:{fd}"
+            # Our copy is closed: only the server's copy of the socket is left to accept.
+            assert client.request(f"127.0.0.1:{port}", "/").status == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
+
+    return run

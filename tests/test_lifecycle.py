@@ -139,33 +139,9 @@ def test_default_address_is_used_without_arguments(run_manage):
     assert_one_sentence_error(result, "127.0.0.1:4000 is already in use by another process.")
 
 
-def test_inherited_listening_socket(server_env):
+def test_inherited_listening_socket(serve_inherited_socket):
     """``fd:N``: a socket bound by a parent (systemd, a supervisor) survives the relaunch."""
-    with socket.socket() as inherited:
-        inherited.bind(("127.0.0.1", 0))
-        inherited.listen()
-        port, fd = inherited.getsockname()[1], inherited.fileno()
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runscgi", f"fd:{fd}"], cwd=REPO,
-            env=server_env, pass_fds=[fd], text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    try:
-        banner = ""
-        deadline = time.monotonic() + 30
-        while "Serving SCGI on" not in banner and time.monotonic() < deadline:
-            banner = proc.stdout.readline()
-            assert banner, "runscgi exited before its banner"
-        assert banner.strip() == f"Serving SCGI on fd:{fd}"
-        # Our copy is closed: only the server's copy of the socket is left to accept.
-        assert client.request(f"127.0.0.1:{port}", "/").status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
+    serve_inherited_socket(lambda fd: [f"fd:{fd}"])
 
 
 def test_fd_that_is_not_open(run_manage):

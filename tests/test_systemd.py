@@ -144,16 +144,6 @@ def test_notify_sends_one_datagram(monkeypatch, short_tmp, abstract):
         assert receiver.recv(4096) == b"STOPPING=1"
 
 
-def test_systemd_module_is_stdlib_only():
-    code = ("import sys, django_scgi.systemd; "
-            "print(sorted({n.split('.')[0] for n in sys.modules} & {'django', 'gevent'}))")
-    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=False,
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
-
-
 def test_notify_without_notify_socket_does_nothing(monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert systemd.notify("READY=1") is False
@@ -371,31 +361,9 @@ def test_systemd_socket_activate_starts_it_on_the_first_connection(server_env, s
 # --- a socket handed over without systemd's variables ---------------------------------------
 
 
-def test_fd_option_serves_an_inherited_socket(server_env):
+def test_fd_option_serves_an_inherited_socket(serve_inherited_socket):
     """``--fd N``: a launcher (or the SCGI auto-launch convention) owns the socket."""
-    with listening_tcp() as inherited:
-        port, fd = inherited.getsockname()[1], inherited.fileno()
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runscgi", "--fd", str(fd), "--workers", "2"],
-            cwd=REPO, env=server_env, pass_fds=[fd], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        banner = ""
-        while not banner.startswith(BANNER_PREFIX):
-            assert time.monotonic() < deadline, "no banner"
-            banner = proc.stdout.readline()
-            assert banner, "runscgi exited before its banner"
-        assert banner.strip() == f"{BANNER_PREFIX}fd:{fd}"
-        assert client.request(f"127.0.0.1:{port}", "/").status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
+    serve_inherited_socket(lambda fd: ["--fd", str(fd), "--workers", "2"])
 
 
 def test_fd_option_with_a_bad_value_is_one_sentence(run_manage):
