@@ -283,7 +283,12 @@ class BodyInput:
 
     @property
     def remaining(self) -> int:
-        return len(self._pending) + self._parser.remaining
+        """Body bytes not yet taken from the socket: what draining would have to read.
+
+        Bytes that arrived with the header block, or were read and not yet handed out,
+        are already off the socket and cannot make a close reset the connection.
+        """
+        return self._parser.remaining
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
