@@ -34,59 +34,88 @@ _NO_BYTES = b"\0\0\0\0"  # FIONREAD's int out-parameter, zero
 _CLOSED_ERROR = OSError(errno.EBADF, "the connection was closed by another greenlet")
 
 
-class _SockaddrStorage(ctypes.Structure):
-    _fields_ = [("family", ctypes.c_ushort), ("data", ctypes.c_byte * 126)]
-
-
-def _load_accept4():
+def _load_libc_function(name: str):
+    """A libc function called without ``argtypes``: ctypes then passes Python ints and
+    ``byref`` objects as they are, and skips a ``from_param`` conversion per argument
+    (declaring the argument types doubles the cost of a call)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.accept4
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint), ctypes.c_int]
     function.restype = ctypes.c_int
     return function
 
 
-_accept4 = _load_accept4()
+_accept4 = _load_libc_function("accept4")
+_ioctl = _load_libc_function("ioctl")
 _ACCEPT_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+# ioctl's request is an unsigned long: passed as a ctypes object, not a Python int
+# (which would go as a C int into a 64-bit register).
+_FIONREAD = ctypes.c_ulong(termios.FIONREAD)
 
-
-# accept4()'s out-parameters, made once: building ctypes objects per call costs more
-# than the call. Safe to share: nothing can switch greenlets inside accept().
-_storage = _SockaddrStorage()
-_storage_size = ctypes.sizeof(_storage)
+# accept4()'s and ioctl()'s out-parameters, made once: building ctypes objects per call
+# costs more than the call. Safe to share: nothing can switch greenlets inside these
+# functions. The peer's address lands in a bytearray, copied out with one slice.
+_SOCKADDR_SIZE = 128  # sizeof(struct sockaddr_storage)
+_sockaddr = bytearray(_SOCKADDR_SIZE)
+_sockaddr_view = memoryview(_sockaddr)
+_sockaddr_ref = ctypes.byref((ctypes.c_char * _SOCKADDR_SIZE).from_buffer(_sockaddr))
 _length = ctypes.c_uint()
-_storage_ref, _length_ref = ctypes.byref(_storage), ctypes.byref(_length)
+_length_ref = ctypes.byref(_length)
+_unread = ctypes.c_int()
+_unread_ref = ctypes.byref(_unread)
 
 
-def accept(listener: socket.socket) -> tuple[int, Any] | None:
-    """One waiting connection as (non-blocking descriptor, peer address), or None."""
+def accept(listener_fd: int) -> tuple[int, bytes] | None:
+    """One waiting connection as (non-blocking descriptor, raw peer sockaddr), or None.
+
+    The address stays raw: decoding it (``peer_address``) costs more than the
+    ``accept4`` call, and most requests never need it (``peer_host`` is enough
+    for the allow-list).
+    """
     if _accept4 is None:
-        return _accept_portable(listener)
-    _length.value = _storage_size
-    fd = _accept4(listener.fileno(), _storage_ref, _length_ref, _ACCEPT_FLAGS)
+        return _accept_portable(listener_fd)
+    _length.value = _SOCKADDR_SIZE
+    fd = _accept4(listener_fd, _sockaddr_ref, _length_ref, _ACCEPT_FLAGS)
     if fd < 0:
         code = ctypes.get_errno()
         if code in (errno.EAGAIN, errno.EWOULDBLOCK):
             return None
         raise OSError(code, os.strerror(code))
-    return fd, _peer(bytes(_storage)[: _length.value])
+    return fd, _sockaddr_view[: _length.value].tobytes()
 
 
-def _accept_portable(listener: socket.socket) -> tuple[int, Any] | None:
+def _accept_portable(listener_fd: int) -> tuple[int, Any] | None:
+    # Without accept4 (macOS): Python's accept, whose peer comes decoded already.
+    listener = _socket.socket(fileno=listener_fd)
     try:
         fd, peer = listener._accept()
     except BlockingIOError:
         return None
+    finally:
+        listener.detach()
     os.set_blocking(fd, False)
     return fd, peer
 
 
-def _peer(raw: bytes) -> Any:
+def peer_host(raw: Any) -> Any:
+    """The host part of a peer as ``accept`` gives it, a cheap key for the allow-list's
+    cache: of a raw TCP address, its address bytes (IPv6: plus the scope id); None for
+    any other family."""
+    if type(raw) is not bytes:  # decoded already (the portable accept)
+        return raw[0] if type(raw) is tuple else None
+    if len(raw) == _SOCKADDR_IN_SIZE and _family(raw) == socket.AF_INET:
+        return raw[4:8]
+    if len(raw) == _SOCKADDR_IN6_SIZE and _family(raw) == socket.AF_INET6:
+        return raw[8:28]
+    return None
+
+
+def peer_address(raw: Any) -> Any:
     """The peer as Python's socket module gives it: (host, port[, flow, scope]) or ""."""
-    family = int.from_bytes(raw[:2], sys.byteorder)
+    if type(raw) is not bytes:
+        return raw
+    family = _family(raw)
     if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big")
     if family == socket.AF_INET6:
@@ -94,6 +123,13 @@ def _peer(raw: bytes) -> Any:
         flow, scope = int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder)
         return host, int.from_bytes(raw[2:4], "big"), flow, scope
     return ""  # AF_UNIX: what socket.accept() reports for an unnamed peer
+
+
+_SOCKADDR_IN_SIZE, _SOCKADDR_IN6_SIZE = 16, 28
+
+
+def _family(raw: bytes) -> int:
+    return int.from_bytes(raw[:2], sys.byteorder)
 
 
 class Connection:
@@ -148,7 +184,12 @@ class Connection:
 
     def has_unread_bytes(self) -> bool:
         """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""
-        return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+        if _ioctl is None:
+            return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+        if _ioctl(self.fd, _FIONREAD, _unread_ref) < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return _unread.value != 0
 
     def wait_writable(self) -> None:
         self.wait(_WRITE)

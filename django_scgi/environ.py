@@ -130,13 +130,14 @@ def build_environ(
     base: Mapping[str, object],
     *,
     mount_prefix: str | None = None,
-    peer: Peer = None,
+    peer: Peer | Callable[[], Peer] = None,
 ) -> dict[str, object]:
     """The WSGI environ for one request. ``cgi`` is read, never modified.
 
     ``mount_prefix`` is the configured mount point as text, like ``FORCE_SCRIPT_NAME``
     ("/app"; "" or None: find it from what the front-end sent). ``peer`` is the socket
-    peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR.
+    peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR;
+    it may be a function returning it, called only then (decoding costs).
     """
     environ = {**base, **cgi}
     # One C-level search over all the names: a Python loop over them would cost more
@@ -157,7 +158,7 @@ def build_environ(
     if not (cgi.get("SERVER_NAME") and cgi.get("SERVER_PORT")):
         _set_server(environ, cgi, scheme)
     if peer is not None and not cgi.get("REMOTE_ADDR"):
-        _set_remote(environ, peer)
+        _set_remote(environ, peer() if callable(peer) else peer)
     script_name, environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
     environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):

@@ -31,7 +31,7 @@ from gevent.hub import Waiter, get_hub, getcurrent
 
 from . import protocol
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
-from .connection import Connection, accept
+from .connection import Connection, accept, peer_address, peer_host
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
 
 logger = logging.getLogger(__name__)
@@ -427,14 +427,16 @@ class Exchange:
     """One request and its response on one connection."""
 
     __slots__ = (
-        "server", "sock", "peer", "environ", "body", "status", "headers",
+        "server", "sock", "raw_peer", "_peer", "environ", "body", "status", "headers",
         "head_sent", "bytes_sent", "started", "is_head", "abort", "overread", "nodelay",
     )
 
-    def __init__(self, server: SCGIServer, sock: Any, peer: Any) -> None:
+    def __init__(self, server: SCGIServer, sock: Any, raw_peer: Any) -> None:
         self.server = server
         self.sock = sock
-        self.peer = peer
+        # As accept() gives it; decoded only when something needs it (peer).
+        self.raw_peer = raw_peer
+        self._peer: Any = _UNDECODED
         self.environ: dict[str, Any] | None = None
         self.body: BodyInput | None = None
         self.status: str | None = None
@@ -476,7 +478,7 @@ class Exchange:
         self.body = BodyInput(self.sock, parser, config.body_timeout)
         self.environ = build_environ(
             event.environ, self.body, self.server.base_environ,
-            mount_prefix=config.mount_prefix, peer=self.peer,
+            mount_prefix=config.mount_prefix, peer=self._get_peer,
         )
         self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
         return True
@@ -549,6 +551,16 @@ class Exchange:
             self.sock.sendall(head + error.message.encode("ascii", "replace"))
         except OSError:
             pass
+
+    @property
+    def peer(self) -> Any:
+        """The peer as Python's socket module gives it: (host, port, ...) or ""."""
+        if self._peer is _UNDECODED:
+            self._peer = peer_address(self.raw_peer)
+        return self._peer
+
+    def _get_peer(self) -> Any:
+        return self.peer
 
     @property
     def peer_text(self) -> str:
@@ -768,6 +780,9 @@ class Exchange:
         access_logger.handle(record)
 
 
+_UNDECODED = object()
+
+
 def _status_code(status: str | None) -> int:
     try:
         return int(status[:3])  # type: ignore[index]
@@ -829,15 +844,17 @@ class PeerFilter:
         self._verdicts: dict[str, bool] = {}
         self._last_logged: dict[str, float] = {}
 
-    def admits(self, host: str) -> bool:
-        verdict = self._verdicts.get(host)
+    def admits(self, host_key: Any, raw_peer: Any) -> bool:
+        """``host_key``: ``peer_host(raw_peer)``, the verdict cache's key; the address
+        is decoded only for a verdict not in the cache and for a refusal's log line."""
+        verdict = self._verdicts.get(host_key)
         if verdict is None:
-            verdict = self._verdict(host)
+            verdict = self._verdict(peer_address(raw_peer)[0])
             if len(self._verdicts) >= PEER_CACHE_SIZE:
                 self._verdicts.clear()
-            self._verdicts[host] = verdict
+            self._verdicts[host_key] = verdict
         if not verdict:
-            self._log_refusal(host)
+            self._log_refusal(peer_address(raw_peer)[0])
         return verdict
 
     def _verdict(self, host: str) -> bool:
@@ -951,6 +968,7 @@ class Acceptor:
         self.listener = listener
         self.workers = workers
         self.family = listener.socket.family
+        self._fd = listener.socket.fileno()
         self._watcher: Any = None
         self._waiting_for_room = False
 
@@ -977,7 +995,7 @@ class Acceptor:
                 gevent.spawn(self._resume_when_room)
             return
         try:
-            accepted = accept(self.listener.socket)
+            accepted = accept(self._fd)
         except OSError as error:
             self._accept_failed(error)
             return
@@ -1010,7 +1028,7 @@ class Acceptor:
         accepted = []
         while True:
             try:
-                connection = accept(self.listener.socket)
+                connection = accept(self._fd)
             except OSError:
                 return accepted
             if connection is None:
@@ -1047,11 +1065,12 @@ class SCGIServer:
         # Sockets accepted but still waiting for their first byte.
         self.idle_sockets: set[Any] = set()
 
-    def handle(self, sock: Any, peer: Any) -> None:
-        if type(peer) is tuple and not self.allowed.admits(peer[0]):
+    def handle(self, sock: Any, raw_peer: Any) -> None:
+        host = peer_host(raw_peer)
+        if host is not None and not self.allowed.admits(host, raw_peer):
             sock.close()
             return
-        exchange = Exchange(self, sock, peer)
+        exchange = Exchange(self, sock, raw_peer)
         try:
             if exchange.read_request():
                 exchange.run_application(self.app)
@@ -1066,8 +1085,8 @@ class SCGIServer:
             else:
                 _close_lingering(sock)
 
-    def _serve_connection(self, fd: int, peer: Any, family: int) -> None:
-        self.handle(Connection(fd, family), peer)
+    def _serve_connection(self, fd: int, raw_peer: Any, family: int) -> None:
+        self.handle(Connection(fd, family), raw_peer)
 
     def start(self) -> None:
         for acceptor in self.acceptors:
@@ -1088,9 +1107,9 @@ class SCGIServer:
             self.handle = self._counting(self.handle)
 
     def _counting(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-        def counted(sock: Any, peer: Any) -> None:
+        def counted(sock: Any, raw_peer: Any) -> None:
             try:
-                handle(sock, peer)
+                handle(sock, raw_peer)
             finally:
                 self.requests_handled += 1
                 if self.requests_handled == self.max_requests and self.on_max_requests:
