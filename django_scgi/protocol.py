@@ -82,6 +82,7 @@ __all__ = [
     "TooManyHeaders",
     "encode_request",
     "encode_response_head",
+    "parse_head",
     "parse_response_head",
 ]
 
@@ -314,10 +315,7 @@ class RequestParser:
         self._max_body_size = max_body_size
         # A prefix longer than the limit's own decimal form must exceed the limit
         # (no leading zeros are allowed), so it is refused without reading more.
-        self._max_prefix_digits = (
-            _DEFAULT_PREFIX_DIGITS if max_header_size == DEFAULT_MAX_HEADER_SIZE
-            else len(str(max_header_size))
-        )
+        self._max_prefix_digits = _prefix_digits(max_header_size)
         # The state and the function that reads in it always change together. The
         # reader is a plain function called as reader(self): a bound method stored on
         # self would be a reference cycle (only the GC could free the parser and the
@@ -414,13 +412,7 @@ class RequestParser:
         colon = self._buf.find(b":", 0, self._max_prefix_digits + 1)
         if colon < 0:
             return self._read_partial_length()
-        digits = self._buf[:colon]
-        # bytes.isdigit() is ASCII-only and False for b""; netstrings forbid leading zeros.
-        if not digits.isdigit() or (colon > 1 and digits[0] == 0x30):
-            raise BadLengthPrefix()
-        self._block_length = int(digits)
-        if self._block_length > self._max_header_size:
-            raise HeaderBlockTooLarge()
+        self._block_length = _block_length(self._buf[:colon], self._max_header_size)
         # Keep an offset rather than slicing: the buffer is copied only once
         # more, when the body part of it is handed over.
         self._block_start = colon + 1
@@ -448,33 +440,22 @@ class RequestParser:
         buf = self._buf
         if len(buf) <= end:  # the block and its "," are not all here yet
             return self._need_data()
-        if buf[end] != 0x2C:  # ","
-            raise BadHeaderBlock()
-        environ, content_length = self._parse_block(buf[start:end].decode("latin-1"))
+        environ, content_length = _parse_block(
+            buf, start, end, self._max_headers, self._max_body_size
+        )
         self._start_body(buf, end + 1, content_length)
         return _headers(environ, content_length)
 
-    def _parse_block(self, block: str) -> tuple[dict[str, str], int]:
-        # One split for the whole block. Even a hostile block yields at most
-        # max_header_size / 2 fields, mostly the interpreter's cached 1-char strings.
-        # A block of pairs ends in NUL, so the split has an odd length and ends in "".
-        fields = block.split("\0")
-        if fields[-1] or not len(fields) & 1:
-            raise BadHeaderBlock()
-        pairs = len(fields) >> 1
-        if pairs > self._max_headers:
-            raise TooManyHeaders()
-        # The spec puts CONTENT_LENGTH first so that framing never depends on a
-        # header found later; a request that does otherwise is refused.
-        if fields[0] != "CONTENT_LENGTH":
-            raise BadContentLength()
-        content_length = _parse_content_length(fields[1])
-        environ = _build_environ(fields, pairs)
-        if environ.get("SCGI") != "1":
-            raise MissingScgiHeader()
-        if self._max_body_size is not None and content_length > self._max_body_size:
-            raise BodyTooLarge()
-        return environ, content_length
+    @classmethod
+    def after_head(
+        cls, data: bytes, body_start: int, content_length: int, *,
+        max_body_size: int | None = None,
+    ) -> RequestParser:
+        """A parser for the body of a request whose head ``parse_head`` has read:
+        ``data`` is what was received, its body bytes starting at ``body_start``."""
+        parser = cls(max_body_size=max_body_size)
+        parser._start_body(data, body_start, content_length)
+        return parser
 
     def _start_body(self, buf: bytes | bytearray, body_start: int, content_length: int) -> None:
         # Body bytes that came with the head; anything past CONTENT_LENGTH is dropped.
@@ -497,6 +478,79 @@ class RequestParser:
 
     def _read_closed(self) -> Event | _NeedData:
         return _CONNECTION_CLOSED
+
+
+def parse_head(
+    data: bytes, max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+    max_headers: int = DEFAULT_MAX_HEADERS, max_body_size: int | None = None,
+) -> tuple[dict[str, str], int, int] | None:
+    """The head of a request from one buffer, without a parser: (variables,
+    CONTENT_LENGTH, offset of the first body byte), or None when ``data`` does not
+    hold the whole header block yet.
+
+    The server's usual case: the front-end wrote the whole head at once and one
+    read got it. Raises the ProtocolError a RequestParser would raise for the same
+    bytes; for None, feed ``data`` to a RequestParser (it also judges a partial
+    prefix) and go on with that.
+    """
+    colon = data.find(b":", 0, _prefix_digits(max_header_size) + 1)
+    if colon < 0:
+        return None
+    start = colon + 1
+    end = start + _block_length(data[:colon], max_header_size)
+    if len(data) <= end:
+        return None
+    environ, content_length = _parse_block(data, start, end, max_headers, max_body_size)
+    return environ, content_length, end + 1
+
+
+def _prefix_digits(max_header_size: int) -> int:
+    """Digits of the longest acceptable length prefix: a prefix longer than the limit's
+    own decimal form exceeds the limit (no leading zeros are allowed), so it is refused
+    without reading more."""
+    if max_header_size == DEFAULT_MAX_HEADER_SIZE:
+        return _DEFAULT_PREFIX_DIGITS
+    return len(str(max_header_size))
+
+
+def _block_length(digits: bytes, max_header_size: int) -> int:
+    """The header block's length from the digits before ":"; refuses a bad prefix."""
+    # bytes.isdigit() is ASCII-only and False for b""; netstrings forbid leading zeros.
+    if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30):
+        raise BadLengthPrefix()
+    length = int(digits)
+    if length > max_header_size:
+        raise HeaderBlockTooLarge()
+    return length
+
+
+def _parse_block(
+    buf: bytes | bytearray, start: int, end: int, max_headers: int, max_body_size: int | None,
+) -> tuple[dict[str, str], int]:
+    """The variables and CONTENT_LENGTH of the block ``buf[start:end]``; its "," must
+    be at ``end``."""
+    if buf[end] != 0x2C:  # ","
+        raise BadHeaderBlock()
+    # One split for the whole block. Even a hostile block yields at most
+    # max_header_size / 2 fields, mostly the interpreter's cached 1-char strings.
+    # A block of pairs ends in NUL, so the split has an odd length and ends in "".
+    fields = buf[start:end].decode("latin-1").split("\0")
+    if fields[-1] or not len(fields) & 1:
+        raise BadHeaderBlock()
+    pairs = len(fields) >> 1
+    if pairs > max_headers:
+        raise TooManyHeaders()
+    # The spec puts CONTENT_LENGTH first so that framing never depends on a
+    # header found later; a request that does otherwise is refused.
+    if fields[0] != "CONTENT_LENGTH":
+        raise BadContentLength()
+    content_length = _parse_content_length(fields[1])
+    environ = _build_environ(fields, pairs)
+    if environ.get("SCGI") != "1":
+        raise MissingScgiHeader()
+    if max_body_size is not None and content_length > max_body_size:
+        raise BodyTooLarge()
+    return environ, content_length
 
 
 def _check_prefix_digits(digits: bytes) -> None:

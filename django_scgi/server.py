@@ -270,13 +270,14 @@ class BodyInput:
 
     __slots__ = ("_sock", "_parser", "_pending", "_timeout", "bytes_read", "_eof", "timed_out")
 
-    def __init__(self, sock: Any, parser: protocol.RequestParser, timeout: float) -> None:
+    def __init__(self, sock: Any, parser: protocol.RequestParser | None, timeout: float) -> None:
         self._sock = sock
+        # None: the request has no body (most do not; no parser is made for them).
         self._parser = parser
         self._pending = b""
         self._timeout = timeout
         self.bytes_read = 0
-        self._eof = parser.state is not protocol.State.BODY
+        self._eof = parser is None or parser.state is not protocol.State.BODY
         # The peer sent no body bytes for ``timeout`` seconds: the body is over for us
         # (reads return b"" from then on) and the exchange logs it once.
         self.timed_out = False
@@ -288,7 +289,7 @@ class BodyInput:
         Bytes that arrived with the header block, or were read and not yet handed out,
         are already off the socket and cannot make a close reset the connection.
         """
-        return self._parser.remaining
+        return 0 if self._parser is None else self._parser.remaining
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -459,11 +460,8 @@ class Exchange:
     def read_request(self) -> bool:
         """Parse the header block; False when there is no request to answer."""
         config = self.server.config
-        parser = protocol.RequestParser(
-            max_header_size=config.max_header_size, max_body_size=config.max_body_size or None
-        )
         try:
-            event = self._read_headers(parser, self.started + config.header_timeout)
+            head = self._read_head(config)
         except protocol.ProtocolError as error:
             self._refuse(error)
             return False
@@ -473,29 +471,46 @@ class Exchange:
             return False
         except OSError:
             return False
-        if type(event) is not protocol.Headers:
+        if head is None:
             return False  # closed before the first byte: Apache does this; not an error
+        cgi, parser = head
         self.body = BodyInput(self.sock, parser, config.body_timeout)
         self.environ = build_environ(
-            event.environ, self.body, self.server.base_environ,
+            cgi, self.body, self.server.base_environ,
             mount_prefix=config.mount_prefix, peer=self._get_peer,
         )
         self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
         return True
 
-    def _read_headers(self, parser: protocol.RequestParser, deadline: float):
+    def _read_head(self, config: ServerConfig):
+        """(CGI variables, parser for the body or None when there is none), or None."""
         # Usually the front-end has written the whole request by the time this runs:
-        # one read that does not wait, with no timer or bookkeeping, gets it.
+        # one read that does not wait, parsed without a parser object, gets it.
         first = self.sock.recv_nowait(RECV_SIZE)
+        if first:
+            head = protocol.parse_head(first, config.max_header_size,
+                                       protocol.DEFAULT_MAX_HEADERS, config.max_body_size or None)
+            if head is not None:
+                cgi, content_length, body_start = head
+                self.overread = len(first) > body_start + content_length
+                if not content_length:
+                    return cgi, None
+                return cgi, protocol.RequestParser.after_head(
+                    first, body_start, content_length, max_body_size=config.max_body_size or None)
+        parser = protocol.RequestParser(
+            max_header_size=config.max_header_size, max_body_size=config.max_body_size or None
+        )
+        deadline = self.started + config.header_timeout
         if first is None:
-            return self._wait_for_headers(parser, deadline, 0, b"")
-        parser.receive_data(first)
-        event = parser.next_event()
-        if event is protocol.NEED_DATA:
-            return self._wait_for_headers(parser, deadline, len(first), first[:_PREFIX_KEEP])
-        if type(event) is protocol.Headers:
-            self.overread = len(first) > _request_size(first, event.content_length)
-        return event
+            event = self._wait_for_headers(parser, deadline, 0, b"")
+        else:
+            parser.receive_data(first)
+            event = parser.next_event()
+            if event is protocol.NEED_DATA:
+                event = self._wait_for_headers(parser, deadline, len(first), first[:_PREFIX_KEEP])
+        if type(event) is not protocol.Headers:
+            return None
+        return event.environ, parser
 
     def _wait_for_headers(self, parser: protocol.RequestParser, deadline: float,
                           received: int, prefix: bytes):

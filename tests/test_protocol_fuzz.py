@@ -31,6 +31,7 @@ from django_scgi.protocol import (
     State,
     encode_request,
     encode_response_head,
+    parse_head,
     parse_response_head,
 )
 
@@ -206,6 +207,47 @@ def test_outcome_does_not_depend_on_the_split(data, limit, draw):
     at_once = run([data], **limit)
     assert run([data[i : i + 1] for i in range(len(data))], **limit) == at_once
     assert run(split(draw.draw, data), **limit) == at_once
+
+
+def run_fast_path(data: bytes, **limit) -> tuple[list, type | None] | None:
+    """What the server's one-buffer path makes of ``data`` (parse_head, then a parser
+    for the body): the outcome ``run`` reports, or None where it hands over to a
+    full parser."""
+    try:
+        head = parse_head(data, **limit)
+    except ProtocolError as exc:
+        assert type(exc) is not ProtocolError
+        return [], type(exc)
+    if head is None:
+        return None
+    environ, content_length, body_start = head
+    events = [Headers(environ, content_length)]
+    body = RequestParser.after_head(data, body_start, content_length,
+                                    max_body_size=limit.get("max_body_size"))
+    grammar = Grammar()
+    grammar.see(events[0], body, len(data))
+    try:
+        for chunk in (b"",):  # the rest of the request never comes: EOF
+            body.receive_data(chunk)
+            drain(body, grammar, len(data), limit.get("max_header_size", 65536))
+    except ProtocolError as exc:
+        return grammar.outcome(), type(exc)
+    return grammar.outcome(), None
+
+
+@FUZZ
+@given(data=any_input, limit=limits)
+def test_one_buffer_path_agrees_with_the_parser(data, limit):
+    fast = run_fast_path(data, **limit)
+    if fast is None:  # incomplete head: the parser decides, so nothing to compare
+        outcome, error = run([data], **limit)
+        assert not any(isinstance(event, Headers) for event in outcome)
+        return
+    full = run([data], **limit)
+    if full[1] is not None and not any(isinstance(e, Headers) for e in full[0]):
+        assert fast == ([], full[1])  # refused in the head: the same refusal
+    else:
+        assert fast == full
 
 
 # Length prefixes: digits, maybe one stray byte, maybe more. The prefix is judged
