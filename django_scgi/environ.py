@@ -64,7 +64,9 @@ __all__ = [
 # next to CONTENT_LENGTH / CONTENT_TYPE; only CONTENT_LENGTH frames the body, and a second,
 # possibly different value invites confusion. HTTP_TRANSFER_ENCODING: nginx sends
 # "chunked" for a body it has already de-chunked.
-_DROPPED = ("HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING")
+_DROPPED = frozenset(
+    {"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING"}
+)
 
 # Values of HTTPS that mean TLS. All three front-ends send "on"; others use "1".
 _HTTPS_ON = frozenset({"on", "1", "yes", "true"})
@@ -105,19 +107,15 @@ def make_base_environ(
     multithread: bool = True,
     multiprocess: bool = False,
 ) -> dict[str, object]:
-    """The constant part of every environ; build it once per server."""
+    """The server's constant ``wsgi.*`` entries of every environ; build it once per server."""
     base: dict[str, object] = {
         "wsgi.version": (1, 0),
         "wsgi.errors": errors,
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
-        "wsgi.url_scheme": "http",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "REQUEST_METHOD": "GET",
-        "SERVER_PROTOCOL": "HTTP/1.0",
+        # wsgi.input returns b"" at the end of the body, never blocks past it.
+        "wsgi.input_terminated": True,
     }
     if file_wrapper is not None:
         base["wsgi.file_wrapper"] = file_wrapper
@@ -125,27 +123,32 @@ def make_base_environ(
 
 
 def build_environ(
-    cgi: Mapping[str, str],
+    cgi: dict[str, str],
     body: IO[bytes],
     base: Mapping[str, object],
     *,
     mount_prefix: str | None = None,
     peer: Peer | Callable[[], Peer] = None,
 ) -> dict[str, object]:
-    """The WSGI environ for one request. ``cgi`` is read, never modified.
+    """The WSGI environ for one request, made of ``cgi`` in place and returned.
+
+    ``cgi`` is taken over, not copied: the server parses a fresh dict per request,
+    and a copy would cost about as much as the parse. ``base`` holds the server's
+    constant ``wsgi.*`` entries (``make_base_environ``); they replace any variable of
+    the same name the front-end sent: SCGI names are arbitrary bytes, and a
+    variable called "wsgi.errors" must not replace an object the server and Django
+    call with a str.
 
     ``mount_prefix`` is the configured mount point as text, like ``FORCE_SCRIPT_NAME``
     ("/app"; "" or None: find it from what the front-end sent). ``peer`` is the socket
     peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR;
     it may be a function returning it, called only then (decoding costs).
     """
-    environ = {**base, **cgi}
-    # One C-level search over all the names: a Python loop over them would cost more
-    # than the rest of this function. NUL cannot occur in an SCGI name.
-    if "\0wsgi." in "\0" + "\0".join(cgi):
-        _keep_server_objects(environ, cgi, base)
-    for name in _DROPPED:
-        environ.pop(name, None)
+    environ: dict[str, object] = cgi  # type: ignore[assignment]
+    if not _DROPPED.isdisjoint(cgi):
+        for name in _DROPPED.intersection(cgi):
+            del environ[name]
+    environ.update(base)
     environ["wsgi.input"] = body
     environ["wsgi.url_scheme"] = scheme = _url_scheme(cgi)
     # The rest fills in only what the front-end left out: all three send these.
@@ -159,7 +162,8 @@ def build_environ(
         _set_server(environ, cgi, scheme)
     if peer is not None and not cgi.get("REMOTE_ADDR"):
         _set_remote(environ, peer() if callable(peer) else peer)
-    script_name, environ["PATH_INFO"] = _split_path(cgi, mount_prefix)
+    script_name, path_info = _split_path(cgi, mount_prefix)
+    environ["PATH_INFO"] = path_info
     environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
         environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
@@ -202,19 +206,6 @@ def _apache_cookie(value: str) -> str:
         else:
             joined.append(", " + piece)
     return "".join(joined)
-
-
-def _keep_server_objects(environ: dict[str, object], cgi: Mapping[str, str],
-                         base: Mapping[str, object]) -> None:
-    # SCGI has no authentication and names are arbitrary bytes: a variable called
-    # "wsgi.errors" or "wsgi.file_wrapper" must not replace the server's objects with a
-    # str (the server and Django call them). Real CGI names never contain a dot.
-    for name in cgi:
-        if name.startswith("wsgi."):
-            if name in base:
-                environ[name] = base[name]
-            else:
-                del environ[name]
 
 
 def _url_scheme(cgi: Mapping[str, str]) -> str:
