@@ -50,11 +50,23 @@ Every name and value is decoded as latin-1, as PEP 3333 wants for the environ.
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+
+# The optional C parser of the usual head (_speedups.c). Not built (no compiler at
+# install time) or switched off with DJANGO_SCGI_PURE_PYTHON=1: Python does it all.
+_c_parse_head: Callable[[bytes, int, int], tuple[dict[str, str], int, int] | None] | None
+if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+    _c_parse_head = None
+else:
+    try:
+        from ._speedups import parse_head as _c_parse_head
+    except ImportError:
+        _c_parse_head = None
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
@@ -493,6 +505,13 @@ def parse_head(
     bytes; for None, feed ``data`` to a RequestParser (it also judges a partial
     prefix) and go on with that.
     """
+    if _c_parse_head is not None:
+        # Takes only what is complete and plainly valid; None: the code below decides.
+        head = _c_parse_head(data, max_header_size, max_headers)
+        if head is not None:
+            if max_body_size is not None and head[1] > max_body_size:
+                raise BodyTooLarge()
+            return head
     colon = data.find(b":", 0, _prefix_digits(max_header_size) + 1)
     if colon < 0:
         return None

@@ -20,6 +20,7 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_scgi import protocol
 from django_scgi.protocol import (
     NEED_DATA,
     ConnectionClosed,
@@ -238,6 +239,16 @@ def run_fast_path(data: bytes, **limit) -> tuple[list, type | None] | None:
 @FUZZ
 @given(data=any_input, limit=limits)
 def test_one_buffer_path_agrees_with_the_parser(data, limit):
+    check_one_buffer_path(data, limit)
+    # And with the optional C parser (test_speedups.py) out of the way.
+    saved, protocol._c_parse_head = protocol._c_parse_head, None
+    try:
+        check_one_buffer_path(data, limit)
+    finally:
+        protocol._c_parse_head = saved
+
+
+def check_one_buffer_path(data: bytes, limit: dict) -> None:
     fast = run_fast_path(data, **limit)
     if fast is None:  # incomplete head: the parser decides, so nothing to compare
         outcome, error = run([data], **limit)

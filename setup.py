@@ -1,0 +1,13 @@
+"""Only the optional C accelerator lives here; everything else is in pyproject.toml.
+
+``optional=True``: without a C compiler (or Python's headers) the build goes on
+without it, and django_scgi.protocol parses in Python.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("django_scgi._speedups", ["django_scgi/_speedups.c"], optional=True),
+    ],
+)
