@@ -25,6 +25,7 @@ import os
 import socket
 import sys
 import termios
+from collections.abc import Callable
 from typing import Any
 
 from gevent import Timeout, get_hub
@@ -66,6 +67,20 @@ _unread = ctypes.c_int()
 _unread_ref = ctypes.byref(_unread)
 
 
+# The same two calls in C (_syscalls.c), when built: a fraction of ctypes' cost.
+# DJANGO_SCGI_PURE_PYTHON=1 leaves them out, as it does the C head parser.
+_c_accept: Callable[[int], tuple[int, bytes] | None] | None = None
+_c_unread_bytes: Callable[[int], int] | None = None
+if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+    try:
+        from . import _syscalls
+    except ImportError:
+        pass
+    else:
+        _c_accept = getattr(_syscalls, "accept", None)  # absent without accept4
+        _c_unread_bytes = _syscalls.unread_bytes
+
+
 def accept(listener_fd: int) -> tuple[int, bytes] | None:
     """One waiting connection as (non-blocking descriptor, raw peer sockaddr), or None.
 
@@ -73,6 +88,8 @@ def accept(listener_fd: int) -> tuple[int, bytes] | None:
     ``accept4`` call, and most requests never need it (``peer_host`` is enough
     for the allow-list).
     """
+    if _c_accept is not None:
+        return _c_accept(listener_fd)
     if _accept4 is None:
         return _accept_portable(listener_fd)
     _length.value = _SOCKADDR_SIZE
@@ -184,6 +201,8 @@ class Connection:
 
     def has_unread_bytes(self) -> bool:
         """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""
+        if _c_unread_bytes is not None:
+            return _c_unread_bytes(self.fd) != 0
         if _ioctl is None:
             return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
         if _ioctl(self.fd, _FIONREAD, _unread_ref) < 0:

@@ -12,10 +12,15 @@ from django_scgi import connection
 from netcheck import needs_ipv6_loopback
 
 
-@pytest.fixture(params=["accept4", "portable"])
+@pytest.fixture(params=["c", "ctypes", "portable"])
 def accept_mode(request, monkeypatch):
+    # Each way accept() can go: the C module (when built), accept4 through ctypes
+    # (not built), Python's own accept (no accept4: macOS).
+    if request.param == "c" and connection._c_accept is None:
+        pytest.skip("django_scgi._syscalls is not built")
+    if request.param != "c":
+        monkeypatch.setattr(connection, "_c_accept", None)
     if request.param == "portable":
-        # Forces the path taken where libc has no accept4 (macOS).
         monkeypatch.setattr(connection, "_accept4", None)
     return request.param
 
@@ -85,9 +90,13 @@ def test_unix_peer_has_no_host(accept_mode, short_tmp):
     assert connection.peer_address(raw_peer) == ""
 
 
-@pytest.mark.parametrize("with_ctypes", [True, False])
-def test_has_unread_bytes(with_ctypes, monkeypatch):
-    if not with_ctypes:
+@pytest.mark.parametrize("way", ["c", "ctypes", "fcntl"])
+def test_has_unread_bytes(way, monkeypatch):
+    if way == "c" and connection._c_unread_bytes is None:
+        pytest.skip("django_scgi._syscalls is not built")
+    if way != "c":
+        monkeypatch.setattr(connection, "_c_unread_bytes", None)
+    if way == "fcntl":
         monkeypatch.setattr(connection, "_ioctl", None)
     ours, theirs = socket.socketpair()
     closed_fd = ours.fileno()
@@ -103,3 +112,15 @@ def test_has_unread_bytes(with_ctypes, monkeypatch):
             conn.close()
     with pytest.raises(OSError):  # a closed descriptor: EBADF, raised, not "no bytes"
         connection.Connection(closed_fd, socket.AF_UNIX).has_unread_bytes()
+
+
+def test_accept_on_something_not_a_listener_raises(accept_mode):
+    # The Acceptor logs and pauses on such errors (EMFILE and the like) instead of
+    # spinning: they must arrive as OSError, not as None ("nothing waiting").
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(OSError):
+            connection.accept(read_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

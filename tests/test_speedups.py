@@ -1,5 +1,8 @@
 """The optional C head parser (django_scgi/_speedups.c) against the Python one.
 
+(The other C module, _syscalls.c, is tested with connection.py's other ways of making
+the same calls in test_connection.py.)
+
 The C function takes only complete, plainly valid heads and answers None for the
 rest, so the properties are: whatever it returns equals what the Python code
 returns for the same bytes, and it does take the heads real front-ends send (else
@@ -51,10 +54,10 @@ def test_built_wherever_a_compiler_is():
             and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))):
         pytest.skip("no C compiler or no Python headers here: the Python parser serves")
     probe = subprocess.run(
-        [sys.executable, "-c", "import django_scgi._speedups"], cwd=REPO,
-        capture_output=True, text=True, timeout=30, check=False,
+        [sys.executable, "-c", "import django_scgi._speedups, django_scgi._syscalls"],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
     )
-    assert probe.returncode == 0, f"the C parser was not built: {probe.stderr}"
+    assert probe.returncode == 0, f"the C modules were not built: {probe.stderr}"
 
 
 needs_speedups = pytest.mark.skipif(speedups is None, reason="the C parser is not built")
@@ -136,12 +139,13 @@ def test_body_size_limit_still_applies_to_a_c_parsed_head():
 
 
 def test_switched_off_by_the_environment():
+    code = ("from django_scgi import connection, protocol; "
+            "print(protocol._c_parse_head, connection._c_accept, connection._c_unread_bytes)")
     probe = subprocess.run(
-        [sys.executable, "-c", "from django_scgi import protocol; print(protocol._c_parse_head)"],
-        cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
-        env={**os.environ, "DJANGO_SCGI_PURE_PYTHON": "1"},
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30,
+        check=False, env={**os.environ, "DJANGO_SCGI_PURE_PYTHON": "1"},
     )
-    assert probe.stdout.strip() == "None", probe.stderr
+    assert probe.stdout.split() == ["None"] * 3, probe.stderr
 
 
 @pytest.mark.parametrize("pure_python", ["", "1"], ids=["c", "python"])
