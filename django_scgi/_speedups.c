@@ -1,5 +1,6 @@
 /*
- * django_scgi._speedups: the usual request head, parsed in C.
+ * django_scgi._speedups: the usual request head parsed, the usual response head
+ * encoded, in C. (encode_head is at the end of this file.)
  *
  * parse_head(data, max_header_size, max_headers) reads an SCGI header netstring from
  * the start of ``data`` (bytes) and returns (variables, CONTENT_LENGTH, body offset)
@@ -224,7 +225,170 @@ parse_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(NLn)", environ, content_length, end + 1);
 }
 
+/* --- the response head ------------------------------------------------------------ */
+
+/* Characters a header name may not hold: what Python's str.isspace() says of the
+ * latin-1 range (the \s of protocol._BAD_NAME_RE), ":" and NUL. A value may not
+ * hold CR, LF or NUL. Filled in by init_tables(). */
+static unsigned char bad_in_name[256];
+static unsigned char bad_in_value[256];
+
+static void
+init_tables(void)
+{
+    static const unsigned char spaces[] = {
+        '\t', '\n', 0x0b, 0x0c, '\r', 0x1c, 0x1d, 0x1e, 0x1f, ' ', 0x85, 0xa0,
+    };
+    for (size_t i = 0; i < sizeof(spaces); i++) {
+        bad_in_name[spaces[i]] = 1;
+    }
+    bad_in_name[':'] = bad_in_name[0] = 1;
+    bad_in_value['\r'] = bad_in_value['\n'] = bad_in_value[0] = 1;
+}
+
+/* str objects are always "ready" from 3.12 on, where the call is deprecated. */
+#if PY_VERSION_HEX < 0x030C0000
+#define ENSURE_READY(text) PyUnicode_READY(text)
+#else
+#define ENSURE_READY(text) 0
+#endif
+
+/* protocol._HOP_BY_HOP: response headers that describe one connection. */
+static const char *const HOP_BY_HOP[] = {
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+    "upgrade", NULL,
+};
+
+/* Whether the name lower-cases (ASCII: nothing else in latin-1 lower-cases into
+ * ASCII) to a hop-by-hop header. */
+static int
+is_hop_by_hop(const Py_UCS1 *name, Py_ssize_t length)
+{
+    for (int i = 0; HOP_BY_HOP[i] != NULL; i++) {
+        const char *hop = HOP_BY_HOP[i];
+        if ((Py_ssize_t)strlen(hop) != length) {
+            continue;
+        }
+        Py_ssize_t j = 0;
+        while (j < length && (name[j] | 0x20) == (Py_UCS1)hop[j]
+               && ((name[j] >= 'A' && name[j] <= 'Z') || name[j] == (Py_UCS1)hop[j])) {
+            j++;
+        }
+        if (j == length) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+is_optional_whitespace(Py_UCS1 c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The header's name and value as latin-1 text with the value's optional whitespace
+ * trimmed; 0 when the header is not a plain, valid (str, str) pair. */
+static int
+plain_header(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
+             const Py_UCS1 **value, Py_ssize_t *value_length)
+{
+    if (!PyTuple_CheckExact(header) || PyTuple_GET_SIZE(header) != 2) {
+        return 0;
+    }
+    PyObject *name_text = PyTuple_GET_ITEM(header, 0);
+    PyObject *value_text = PyTuple_GET_ITEM(header, 1);
+    if (!PyUnicode_CheckExact(name_text) || !PyUnicode_CheckExact(value_text)
+        || ENSURE_READY(name_text) < 0 || ENSURE_READY(value_text) < 0
+        || PyUnicode_KIND(name_text) != PyUnicode_1BYTE_KIND
+        || PyUnicode_KIND(value_text) != PyUnicode_1BYTE_KIND) {
+        PyErr_Clear();
+        return 0;
+    }
+    *name = PyUnicode_1BYTE_DATA(name_text);
+    *name_length = PyUnicode_GET_LENGTH(name_text);
+    if (*name_length == 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *name_length; i++) {
+        if (bad_in_name[(*name)[i]]) {
+            return 0;
+        }
+    }
+    const Py_UCS1 *start = PyUnicode_1BYTE_DATA(value_text);
+    const Py_UCS1 *end = start + PyUnicode_GET_LENGTH(value_text);
+    for (const Py_UCS1 *c = start; c < end; c++) {
+        if (bad_in_value[*c]) {
+            return 0;
+        }
+    }
+    while (start < end && is_optional_whitespace(start[0])) {
+        start++;
+    }
+    while (end > start && is_optional_whitespace(end[-1])) {
+        end--;
+    }
+    *value = start;
+    *value_length = end - start;
+    return 1;
+}
+
+static PyObject *
+encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_head(status_line, headers) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *status_line = args[0], *headers = args[1];
+    if (!PyBytes_CheckExact(status_line) || !PyList_CheckExact(headers)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(headers);
+    Py_ssize_t size = PyBytes_GET_SIZE(status_line) + 2;
+    const Py_UCS1 *name, *value;
+    Py_ssize_t name_length, value_length;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
+                          &value_length)) {
+            Py_RETURN_NONE;
+        }
+        if (!is_hop_by_hop(name, name_length)) {
+            size += name_length + 2 + value_length + 2;
+        }
+    }
+    PyObject *head = PyBytes_FromStringAndSize(NULL, size);
+    if (head == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(head);
+    memcpy(out, PyBytes_AS_STRING(status_line), (size_t)PyBytes_GET_SIZE(status_line));
+    out += PyBytes_GET_SIZE(status_line);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        /* The list is not changed in between: nothing here runs Python code. */
+        plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value, &value_length);
+        if (is_hop_by_hop(name, name_length)) {
+            continue;
+        }
+        memcpy(out, name, (size_t)name_length);
+        out += name_length;
+        *out++ = ':';
+        *out++ = ' ';
+        memcpy(out, value, (size_t)value_length);
+        out += value_length;
+        *out++ = '\r';
+        *out++ = '\n';
+    }
+    *out++ = '\r';
+    *out++ = '\n';
+    return head;
+}
+
 static PyMethodDef methods[] = {
+    {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
+     "encode_head(status_line, headers) -> the response head, hop-by-hop headers "
+     "dropped, for a list of plain, valid (str, str) headers; None: let the Python "
+     "encoder decide."},
     {"parse_head", (PyCFunction)(void (*)(void))parse_head, METH_FASTCALL,
      "parse_head(data, max_header_size, max_headers) -> (variables, content_length, "
      "body_start) for a complete, plainly valid head; None: let the Python parser decide."},
@@ -263,13 +427,17 @@ init_known_names(void)
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "django_scgi._speedups",
     "The usual SCGI request head, parsed in C (see protocol.parse_head).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (known_text_by_length[4][0] == NULL && init_known_names() < 0) {
-        return NULL;
+    if (known_text_by_length[4][0] == NULL) {
+        if (init_known_names() < 0) {
+            return NULL;
+        }
+        init_tables();
     }
     return PyModule_Create(&module_def);
 }

@@ -74,11 +74,6 @@ _HTTPS_ON = frozenset({"on", "1", "yes", "true"})
 # Headers that describe one hop. A CGI response must not carry them: the front-end
 # frames the response towards the client itself, and a chunked Transfer-Encoding from
 # the backend reaches the client double-chunked through Apache and nginx.
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-    "upgrade",
-})
-_HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 
 _MASK = "********"
 _SECRET_NAMES = frozenset({
@@ -365,22 +360,18 @@ def response_head(status: str, headers: Iterable[tuple[str, str]], *,
                   streaming: bool = False) -> bytes:
     """The CGI response head for a WSGI status and header list.
 
-    Hop-by-hop headers are dropped; repeated headers (Set-Cookie) stay separate lines.
-    For a streaming response ``X-Accel-Buffering: no`` is added unless the application
-    set it: nginx otherwise holds a trickling stream until the backend closes (Apache
-    and lighttpd pass the header on harmlessly). Raises ValueError (from
-    ``protocol.encode_response_head``) on a bad status, name or value.
+    Hop-by-hop headers are dropped (``protocol.encode_response_head``); repeated
+    headers (Set-Cookie) stay separate lines. For a streaming response
+    ``X-Accel-Buffering: no`` is added unless the application set it: nginx otherwise
+    holds a trickling stream until the backend closes (Apache and lighttpd pass the
+    header on harmlessly). Raises ValueError (from ``protocol.encode_response_head``)
+    on a bad status, name or value.
     """
-    # lower() only the names as long as a hop-by-hop one (few are): it is the dearest
-    # step of this filter, and a name that lower-cases to ASCII keeps its length. The
-    # header tuples themselves are kept: encode_response_head reuses lines by them.
-    kept = [
-        header for header in headers
-        if len(header[0]) not in _HOP_BY_HOP_LENGTHS or header[0].lower() not in _HOP_BY_HOP
-    ]
-    if streaming and not any(name.lower() == "x-accel-buffering" for name, _ in kept):
-        kept.append(("X-Accel-Buffering", "no"))
-    return protocol.encode_response_head(status, kept)
+    if streaming:
+        headers = list(headers)  # a copy: the application's list is left as it was
+        if not any(name.lower() == "x-accel-buffering" for name, _ in headers):
+            headers.append(("X-Accel-Buffering", "no"))
+    return protocol.encode_response_head(status, headers)
 
 
 # --- logging ------------------------------------------------------------------------------

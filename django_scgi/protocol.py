@@ -57,16 +57,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
-# The optional C parser of the usual head (_speedups.c). Not built (no compiler at
-# install time) or switched off with DJANGO_SCGI_PURE_PYTHON=1: Python does it all.
+# The optional C parser of the usual request head and encoder of the usual response
+# head (_speedups.c). Not built (no compiler at install time) or switched off with
+# DJANGO_SCGI_PURE_PYTHON=1: Python does it all.
 _c_parse_head: Callable[[bytes, int, int], tuple[dict[str, str], int, int] | None] | None
-if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
-    _c_parse_head = None
-else:
+_c_encode_head: Callable[[bytes, list[tuple[str, str]]], bytes | None] | None
+_c_parse_head = _c_encode_head = None
+if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
     try:
+        from ._speedups import encode_head as _c_encode_head
         from ._speedups import parse_head as _c_parse_head
     except ImportError:
-        _c_parse_head = None
+        pass
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
@@ -665,6 +667,15 @@ _BAD_VALUE_RE = re.compile(r"[\r\n\0]")
 
 _OPTIONAL_WHITESPACE = " \t"
 
+# Hop-by-hop response headers (RFC 9110 7.6.1; _speedups.c holds the same list). A
+# name lower-cases to one of them only if its length is one of theirs: checking the
+# length first spares lower() for almost every header.
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+    "upgrade",
+})
+_HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
+
 # Checked and encoded header lines by (name, value). An application sends the same
 # few headers with every response (Django: Content-Type, X-Content-Type-Options,
 # Referrer-Policy, Cross-Origin-Opener-Policy), and checking them with the regexes
@@ -679,11 +690,22 @@ _MAX_KEPT_HEADER_LINE = 256
 def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """Encode a CGI response head: ``Status:`` line, headers, blank line.
 
-    ``status`` is a WSGI status ("200 OK"); a missing reason is filled in. No
-    header is filtered here: hop-by-hop policy lives in environ.py.
+    ``status`` is a WSGI status ("200 OK"); a missing reason is filled in.
+    Hop-by-hop headers (``Connection``, ``Transfer-Encoding``, ...) are dropped: they
+    describe one connection, not the response (PEP 3333 forbids applications to
+    send them), and the front-end runs its own connection to the client.
     """
-    lines = [_STATUS_LINES.get(status) or _status_line(status)]
+    status_line = _STATUS_LINES.get(status) or _status_line(status)
+    if _c_encode_head is not None:
+        # Takes a list of plain, valid (str, str) headers; None: the code below decides.
+        head = _c_encode_head(status_line, headers)
+        if head is not None:
+            return head
+    lines = [status_line]
     for header in headers:
+        name = header[0]
+        if len(name) in _HOP_BY_HOP_LENGTHS and name.lower() in _HOP_BY_HOP:
+            continue
         line = _HEADER_LINES.get(header) if type(header) is tuple else None
         lines.append(line or _header_line(header))
     lines.append(b"\r\n")

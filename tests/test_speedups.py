@@ -167,3 +167,57 @@ def test_a_server_answers_the_same_either_way(start_server, pure_python):
         sock.sendall(b"%d:%s," % (len(block), block))
         response = client.parse_response(b"".join(iter(lambda: sock.recv(65536), b"")))
     assert json.loads(response.body)["cookies"] == {"a": "1", "b": "2"}
+
+
+# --- the response head ----------------------------------------------------------------
+
+LATIN1_AND_BEYOND = st.characters(min_codepoint=0, max_codepoint=0x2FF)
+header_names = st.sampled_from([
+    "Content-Type", "Set-Cookie", "Connection", "CONNECTION", "TE", "te", "Keep-Alive",
+    "Transfer-Encoding", "Upgrade", "Trailer", "Proxy-Connection", "X-A", "", "X Bad", "a:b",
+    "N\xe4me", "\u212aeep-Alive", "Keep-Alive2", "Connectio\r",
+]) | st.text(LATIN1_AND_BEYOND, max_size=8)
+header_values = st.sampled_from([
+    "text/plain", " padded\t", "\t", "a\r\nInjected: 1", "", "caf\xe9", "\x00",
+]) | st.text(LATIN1_AND_BEYOND, max_size=12)
+
+
+def python_encode_head(status: str, headers):
+    saved, protocol._c_encode_head = protocol._c_encode_head, None
+    try:
+        return protocol.encode_response_head(status, headers)
+    except ValueError:
+        return ValueError
+    finally:
+        protocol._c_encode_head = saved
+
+
+@needs_speedups
+@FUZZ
+@given(headers=st.lists(st.tuples(header_names, header_values), max_size=6))
+def test_c_head_encoder_agrees_with_python_wherever_it_answers(headers):
+    answer = speedups.encode_head(b"Status: 200 OK\r\n", headers)
+    if answer is not None:
+        assert answer == python_encode_head("200 OK", headers)
+
+
+@needs_speedups
+def test_django_response_headers_take_the_c_path():
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "23"),
+               ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
+               ("Cross-Origin-Opener-Policy", "same-origin"), ("Vary", "Cookie"),
+               ("Set-Cookie", " sessionid=abc; HttpOnly; Path=/"), ("Connection", "close")]
+    answer = speedups.encode_head(b"Status: 200 OK\r\n", headers)
+    assert answer is not None
+    assert answer == python_encode_head("200 OK", headers)
+    assert b"Set-Cookie: sessionid=abc" in answer and b"Connection" not in answer
+
+
+@needs_speedups
+@pytest.mark.parametrize("headers", [
+    [("X-A", "a\r\nb")], [("X A", "1")], [("", "1")], [("X-\u0100", "1")], [("X", "\u0100")],
+    [("X", b"1")], [["X", "1"]], [("X", "1", "2")],
+])
+def test_unusual_headers_are_left_to_python(headers):
+    assert speedups.encode_head(b"Status: 200 OK\r\n", headers) is None
+    assert speedups.encode_head(b"Status: 200 OK\r\n", tuple(headers)) is None  # a list only
