@@ -115,17 +115,20 @@ def _accept_portable(listener_fd: int) -> tuple[int, Any] | None:
     return fd, peer
 
 
-def peer_host(raw: Any) -> Any:
-    """The host part of a peer as ``accept`` gives it, a cheap key for the allow-list's
-    cache: of a raw TCP address, its address bytes (IPv6: plus the scope id); None for
-    any other family."""
+def peer_host(raw: Any, family: int) -> Any:
+    """The host part of a peer as ``accept`` gives it from a listener of ``family``, a
+    cheap key for the allow-list's cache: of a raw TCP address, its address bytes
+    (IPv6: plus the scope id); None for a unix socket peer."""
     if type(raw) is not bytes:  # decoded already (the portable accept)
         return raw[0] if type(raw) is tuple else None
-    if len(raw) == _SOCKADDR_IN_SIZE and _family(raw) == socket.AF_INET:
+    if family == _AF_INET:
         return raw[4:8]
-    if len(raw) == _SOCKADDR_IN6_SIZE and _family(raw) == socket.AF_INET6:
+    if family == _AF_INET6:
         return raw[8:28]
     return None
+
+
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 
 def peer_address(raw: Any) -> Any:

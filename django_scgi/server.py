@@ -268,12 +268,13 @@ def _adopt_fd(address: FDAddress) -> Listener:
 class BodyInput:
     """``wsgi.input``: reads the body lazily from the socket, never past CONTENT_LENGTH."""
 
-    __slots__ = ("_sock", "_parser", "_pending", "_timeout", "bytes_read", "_eof", "timed_out")
+    __slots__ = ("_sock", "parser", "_pending", "_timeout", "bytes_read", "_eof", "timed_out")
 
     def __init__(self, sock: Any, parser: protocol.RequestParser | None, timeout: float) -> None:
         self._sock = sock
-        # None: the request has no body (most do not; no parser is made for them).
-        self._parser = parser
+        # None: the request has no body (most do not; no parser is made for them), and
+        # then ``remaining`` is 0: the hot path checks this instead of calling it.
+        self.parser = parser
         self._pending = b""
         self._timeout = timeout
         self.bytes_read = 0
@@ -289,7 +290,7 @@ class BodyInput:
         Bytes that arrived with the header block, or were read and not yet handed out,
         are already off the socket and cannot make a close reset the connection.
         """
-        return 0 if self._parser is None else self._parser.remaining
+        return 0 if self.parser is None else self.parser.remaining
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -364,7 +365,7 @@ class BodyInput:
 
     def _next_event(self):
         try:
-            return self._parser.next_event()
+            return self.parser.next_event()
         except protocol.IncompleteRequest:
             self._eof = True
             raise IncompleteBody(
@@ -373,7 +374,7 @@ class BodyInput:
 
     def _receive(self) -> None:
         self._sock.settimeout(self._timeout)
-        size = min(self._parser.remaining, RECV_SIZE)
+        size = min(self.parser.remaining, RECV_SIZE)
         try:
             data = self._sock.recv(size)
         except (TimeoutError, socket.timeout):
@@ -382,7 +383,7 @@ class BodyInput:
             raise IncompleteBody(
                 errno.ETIMEDOUT, f"no request body bytes for {self._timeout}s"
             ) from None
-        self._parser.receive_data(data)
+        self.parser.receive_data(data)
 
     def discard(self, limit: int) -> bool:
         """Read and drop the unread body if at most ``limit`` bytes; True when all gone."""
@@ -547,7 +548,8 @@ class Exchange:
         The check is one ``FIONREAD`` ioctl.
         """
         body = self.body
-        if self.overread or body is None or body.timed_out or body.remaining:
+        if self.overread or body is None or body.timed_out or (
+                body.parser is not None and body.remaining):
             return False
         try:
             return not self.sock.has_unread_bytes()
@@ -666,7 +668,7 @@ class Exchange:
         # answers will not; an application that has started reading may go on reading
         # while it streams, so leave its body alone.
         body = self.body
-        if body.bytes_read == 0 and body.remaining:
+        if body.parser is not None and body.bytes_read == 0 and body.remaining:
             body.discard(self.server.config.drain_limit)
 
     def _send(self, data: bytes) -> None:
@@ -675,7 +677,7 @@ class Exchange:
         # Each send() waits at most write_timeout for the peer to accept more bytes.
         sock, sent = self.sock, 0
         try:
-            sock.settimeout(self.server.config.write_timeout)
+            sock.timeout = self.server.config.write_timeout  # sock.settimeout(), inlined
             sent = sock.send(data)
             if sent < len(data):  # the socket buffer filled: go on from where it stopped
                 view = memoryview(data)
@@ -760,7 +762,7 @@ class Exchange:
             peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
                                "timeout) during %s.", self.peer_text,
                                self.server.config.body_timeout, request_line(self.environ))
-        elif body is not None and body.remaining:
+        elif body is not None and body.parser is not None and body.remaining:
             body.discard(self.server.config.drain_limit)
         if (self.server.config.access_log and self.environ is not None
                 and access_logger.isEnabledFor(logging.INFO)):
@@ -918,15 +920,15 @@ class Workers:
         self._idle: list[Waiter] = []
         self._running: set[Any] = set()
         self._freed = Event()
-        self._all_done = Event()
-        self._all_done.set()
+        # Made by join() when it has to wait: setting and clearing an Event around
+        # every connection would cost more than the rest of the bookkeeping.
+        self._all_done: Event | None = None
 
     def full(self) -> bool:
         return self.busy >= self.size
 
     def dispatch(self, connection: tuple[int, Any, int]) -> None:
         self.busy += 1
-        self._all_done.clear()
         if not self._idle:
             gevent.spawn_raw(self._run, connection)
         elif getcurrent() is get_hub():
@@ -951,7 +953,7 @@ class Workers:
         if self._freed.linkcount():  # someone waits for room (shutdown's queue)
             self._freed.set()
             self._freed.clear()
-        if not self.busy:
+        if not self.busy and self._all_done is not None:
             self._all_done.set()
 
     def wait_available(self, timeout: float) -> bool:
@@ -963,12 +965,17 @@ class Workers:
         return True
 
     def join(self, timeout: float) -> bool:
+        """Wait until no connection is being served; False when ``timeout`` ran out."""
+        if not self.busy:
+            return True
+        if self._all_done is None or self._all_done.is_set():
+            self._all_done = Event()
         return self._all_done.wait(timeout)
 
     def kill(self, timeout: float) -> None:
         for greenlet in list(self._running):
             gevent.kill(greenlet)
-        self._all_done.wait(timeout)
+        self.join(timeout)
 
 
 class Acceptor:
@@ -1003,7 +1010,8 @@ class Acceptor:
             self._watcher = None
 
     def _on_readable(self) -> None:
-        if self.workers.full():
+        workers = self.workers
+        if workers.busy >= workers.size:  # workers.full(), inlined: once per connection
             self.stop()
             if not self._waiting_for_room:
                 self._waiting_for_room = True
@@ -1015,7 +1023,7 @@ class Acceptor:
             self._accept_failed(error)
             return
         if accepted is not None:
-            self.workers.dispatch((accepted[0], accepted[1], self.family))
+            workers.dispatch((accepted[0], accepted[1], self.family))
 
     def _resume_when_room(self) -> None:
         try:
@@ -1081,7 +1089,7 @@ class SCGIServer:
         self.idle_sockets: set[Any] = set()
 
     def handle(self, sock: Any, raw_peer: Any) -> None:
-        host = peer_host(raw_peer)
+        host = peer_host(raw_peer, sock.family)
         if host is not None and not self.allowed.admits(host, raw_peer):
             sock.close()
             return

@@ -55,13 +55,14 @@ def test_ipv4_peer_is_decoded_on_demand(accept_mode):
             try:
                 assert not os.get_blocking(fd)
                 assert connection.peer_address(raw_peer) == client.getsockname()
-                assert connection.peer_host(raw_peer) is not None
+                assert connection.peer_host(raw_peer, socket.AF_INET) is not None
                 # Same host, another port: the same allow-list cache key.
                 other = socket.create_connection(listener.getsockname())
                 with other:
                     fd2, raw2 = _accept_one(listener)
                     os.close(fd2)
-                assert connection.peer_host(raw2) == connection.peer_host(raw_peer)
+                assert connection.peer_host(raw2, socket.AF_INET) == \
+                    connection.peer_host(raw_peer, socket.AF_INET)
                 assert connection.peer_address(raw2) != connection.peer_address(raw_peer)
             finally:
                 os.close(fd)
@@ -75,7 +76,7 @@ def test_ipv6_peer_is_decoded_on_demand(accept_mode):
             fd, raw_peer = _accept_one(listener)
             os.close(fd)
             assert connection.peer_address(raw_peer) == client.getsockname()
-    assert connection.peer_host(raw_peer) is not None
+    assert connection.peer_host(raw_peer, socket.AF_INET6) is not None
 
 
 def test_unix_peer_has_no_host(accept_mode, short_tmp):
@@ -86,7 +87,7 @@ def test_unix_peer_has_no_host(accept_mode, short_tmp):
         with client:
             fd, raw_peer = _accept_one(listener)
             os.close(fd)
-    assert connection.peer_host(raw_peer) is None
+    assert connection.peer_host(raw_peer, socket.AF_UNIX) is None
     assert connection.peer_address(raw_peer) == ""
 
 
