@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -135,6 +136,16 @@ def ensure_anchors_venv(install: bool) -> Path:
     return ANCHORS_VENV / "bin"
 
 
+def _c_modules() -> str:
+    """Whether runscgi runs with its optional C modules (the servers inherit this
+    environment and run this interpreter)."""
+    if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+        return "off (DJANGO_SCGI_PURE_PYTHON)"
+    built = [name for name in ("_speedups", "_syscalls")
+             if importlib.util.find_spec(f"django_scgi.{name}") is not None]
+    return ", ".join(built) if built else "not built"
+
+
 def versions(anchors_bin: Path | None, tools: dict[str, str | None]) -> dict[str, str]:
     """Versions of everything measured, for the report."""
     found: dict[str, str] = {"python": sys.version.split()[0]}
@@ -147,6 +158,7 @@ def versions(anchors_bin: Path | None, tools: dict[str, str | None]) -> dict[str
         found["django-scgi"] = importlib.metadata.version("django-scgi")
     except importlib.metadata.PackageNotFoundError:
         pass
+    found["django-scgi C modules"] = _c_modules()
     commit = _output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
     if commit and " " not in commit:
         dirty = _output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "django_scgi"])
