@@ -140,7 +140,9 @@ def build_environ(
     it may be a function returning it, called only then (decoding costs).
     """
     environ: dict[str, object] = cgi  # type: ignore[assignment]
-    if not _DROPPED.isdisjoint(cgi):
+    # keys().isdisjoint() looks the four names up in the dict; the frozenset's
+    # isdisjoint() would look every variable up in the set instead.
+    if not cgi.keys().isdisjoint(_DROPPED):
         for name in _DROPPED.intersection(cgi):
             del environ[name]
     environ.update(base)

@@ -397,6 +397,11 @@ class BodyInput:
         return True
 
 
+# wsgi.input of every request without a body, shared: with no parser it is at its end
+# from the start, so no method changes it (bytes_read stays 0, timed_out False).
+_NO_BODY = BodyInput(None, None, 0.0)
+
+
 # --- file offload ------------------------------------------------------------------------
 
 
@@ -475,7 +480,8 @@ class Exchange:
         if head is None:
             return False  # closed before the first byte: Apache does this; not an error
         cgi, parser = head
-        self.body = BodyInput(self.sock, parser, config.body_timeout)
+        self.body = _NO_BODY if parser is None else BodyInput(self.sock, parser,
+                                                              config.body_timeout)
         self.environ = build_environ(
             cgi, self.body, self.server.base_environ,
             mount_prefix=config.mount_prefix, peer=self._get_peer,

@@ -432,3 +432,19 @@ def test_file_response_to_a_slow_reader_waits_for_the_socket(start_server, tmp_p
     response = parse_response(bytes(received))
     assert response.status == 200
     assert response.body == data
+
+
+def test_the_shared_empty_body_stays_empty():
+    # Every bodiless request gets the same wsgi.input object: nothing an application
+    # can call on it may change it (or the next request would see the change).
+    from django_scgi.server import _NO_BODY
+
+    def state():
+        return (_NO_BODY.bytes_read, _NO_BODY.timed_out, _NO_BODY.remaining,
+                _NO_BODY._pending, _NO_BODY._eof)
+
+    before = state()
+    assert (_NO_BODY.read(), _NO_BODY.read(10), _NO_BODY.read(None)) == (b"", b"", b"")
+    assert (_NO_BODY.readline(), _NO_BODY.readline(5), _NO_BODY.readlines()) == (b"", b"", [])
+    assert list(_NO_BODY) == [] and _NO_BODY.discard(0)
+    assert state() == before == (0, False, 0, b"", True)
