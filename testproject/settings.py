@@ -45,6 +45,10 @@ STATIC_URL = "static/"
 
 # The mount point when the front-end serves the project below a path (e.g. "/app/").
 FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME") or None
+# "none": no limit on request.body (the memory test reads a large one).
+if os.environ.get("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE"):
+    _limit = os.environ["DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE"]
+    DATA_UPLOAD_MAX_MEMORY_SIZE = None if _limit == "none" else int(_limit)
 # Front-ends that terminate TLS send HTTPS=on; nothing to set for that.
 
 # Directory the file-offload views may hand to the front-end.

@@ -183,8 +183,21 @@ def test_bytes_after_the_body_do_not_cost_the_answer(srv):
     assert json.loads(response.body) == {"bytes": 0, "sha256": hashlib.sha256().hexdigest()}
 
 
-def test_truncated_body_is_not_answered_as_a_success(srv):
-    block = _block(100_000, "/upload/")
+@pytest.mark.parametrize("size", [0, 100_000, 2 * MiB + 3], ids=["0B", "100KB", "2MiB"])
+def test_request_body_whole_in_pieces(srv, size):
+    # request.body: read(N) at once; from 1 MiB on it fills one buffer (BodyInput).
+    body = random.Random(size).randbytes(size)
+    request = encode_request(cgi("/echo/", "POST", CONTENT_TYPE="application/x-test"), body)
+    with connect(srv.address, TIMEOUT) as sock:
+        sock.sendall(request[: len(request) - size])
+        send_in_pieces(sock, body)
+        response = parse_response(read_all(sock))
+    assert (response.status, response.body) == (200, body)
+
+
+@pytest.mark.parametrize(("path", "size"), [("/upload/", 100_000), ("/echo/", 2 * MiB)])
+def test_truncated_body_is_not_answered_as_a_success(srv, path, size):
+    block = _block(size, path)
     head = b"%d:%b," % (len(block), block)
     with connect(srv.address, TIMEOUT) as sock:
         sock.sendall(head + b"x" * 1000)
