@@ -953,6 +953,7 @@ class Workers:
         self._idle: list[Waiter] = []
         self._running: set[Any] = set()
         self._freed = Event()
+        self._room_waiters = 0  # greenlets in wait_available()
         # Made by join() when it has to wait: setting and clearing an Event around
         # every connection would cost more than the rest of the bookkeeping.
         self._all_done: Event | None = None
@@ -971,19 +972,25 @@ class Workers:
 
     def _run(self, connection: tuple[int, Any, int] | None) -> None:
         waiter, current = Waiter(), getcurrent()
-        while connection is not None:
-            self._running.add(current)
-            try:
-                self._serve(*connection)
-            finally:
-                self._running.discard(current)
-                self._done_one()
-            self._idle.append(waiter)
-            connection = waiter.get()
+        # In _running while it exists, idle or not (kill() ends both kinds): not added
+        # and removed around every connection.
+        self._running.add(current)
+        try:
+            while connection is not None:
+                try:
+                    self._serve(*connection)
+                finally:
+                    self._done_one()
+                self._idle.append(waiter)
+                connection = waiter.get()
+        finally:
+            self._running.discard(current)
+            if waiter in self._idle:  # killed while idle
+                self._idle.remove(waiter)
 
     def _done_one(self) -> None:
         self.busy -= 1
-        if self._freed.linkcount():  # someone waits for room (shutdown's queue)
+        if self._room_waiters:  # someone waits for room (shutdown's queue)
             self._freed.set()
             self._freed.clear()
         if not self.busy and self._all_done is not None:
@@ -991,11 +998,15 @@ class Workers:
 
     def wait_available(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.full():
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._freed.wait(left):
-                return False
-        return True
+        self._room_waiters += 1
+        try:
+            while self.full():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._freed.wait(left):
+                    return False
+            return True
+        finally:
+            self._room_waiters -= 1
 
     def join(self, timeout: float) -> bool:
         """Wait until no connection is being served; False when ``timeout`` ran out."""
