@@ -102,6 +102,12 @@ def accept(listener_fd: int) -> tuple[int, bytes] | None:
     return fd, _sockaddr_view[: _length.value].tobytes()
 
 
+def accept_function() -> Callable[[int], tuple[int, Any] | None]:
+    """``accept`` itself, or the C function it would call: called once per connection,
+    the acceptor spares the dispatching frame."""
+    return _c_accept if _c_accept is not None else accept
+
+
 def _accept_portable(listener_fd: int) -> tuple[int, Any] | None:
     # Without accept4 (macOS): Python's accept, whose peer comes decoded already.
     listener = _socket.socket(fileno=listener_fd)
@@ -255,7 +261,9 @@ class Connection:
             return
         fd, sock, watchers = self.fd, self._socket, self._watchers
         self.fd, self._socket, self._watchers = -1, None, None
-        if watchers:
+        if sock is None and not watchers:  # the usual case: _close_fd(), inlined
+            _socket.close(fd)
+        elif watchers:
             # A greenlet may be waiting on one of them: wake it with EBADF first and
             # close the descriptor only after, so the loop never polls a closed fd.
             self.hub.cancel_waits_close_and_then(

@@ -32,7 +32,7 @@ from gevent.hub import Waiter, get_hub, getcurrent
 
 from . import protocol
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
-from .connection import Connection, accept, peer_address, peer_host
+from .connection import Connection, accept_function, peer_address, peer_host
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
 
 logger = logging.getLogger(__name__)
@@ -519,7 +519,10 @@ class Exchange:
         or None."""
         # Usually the front-end has written the whole request by the time this runs:
         # one read that does not wait, parsed without a parser object, gets it.
-        first = self.sock.recv_nowait(RECV_SIZE)
+        try:  # sock.recv_nowait(), inlined: once per request
+            first: bytes | None = os.read(self.sock.fd, RECV_SIZE)
+        except BlockingIOError:
+            first = None
         if first:
             head = protocol.parse_head(first, config.max_header_size,
                                        protocol.DEFAULT_MAX_HEADERS, config.max_body_size or None)
@@ -652,7 +655,8 @@ class Exchange:
         except Exception:
             self._application_failed()
         finally:
-            self._close_result(result)
+            if getattr(result, "close", None) is not None:
+                self._close_result(result)
 
     def send_result(self, result: Iterable[bytes]) -> None:
         if self.is_head:
@@ -690,7 +694,8 @@ class Exchange:
         if self.status is None:
             raise AssertionError("the application sent body bytes before start_response()")
         head = response_head(self.status, self.headers, streaming=streaming)
-        self._discard_unread_body()
+        if self.body.parser is not None:  # a request without a body has none to discard
+            self._discard_unread_body()
         self.head_sent = True
         return head
 
@@ -701,7 +706,7 @@ class Exchange:
         # answers will not; an application that has started reading may go on reading
         # while it streams, so leave its body alone.
         body = self.body
-        if body.parser is not None and body.bytes_read == 0 and body.remaining:
+        if body.bytes_read == 0 and body.remaining:
             body.discard(self.server.config.drain_limit)
 
     def _send(self, data: bytes) -> None:
@@ -980,7 +985,9 @@ class Workers:
                 try:
                     self._serve(*connection)
                 finally:
-                    self._done_one()
+                    self.busy -= 1  # _done_one(), its common case inlined
+                    if self._room_waiters or (not self.busy and self._all_done is not None):
+                        self._done_one(already_counted=True)
                 self._idle.append(waiter)
                 connection = waiter.get()
         finally:
@@ -988,8 +995,9 @@ class Workers:
             if waiter in self._idle:  # killed while idle
                 self._idle.remove(waiter)
 
-    def _done_one(self) -> None:
-        self.busy -= 1
+    def _done_one(self, already_counted: bool = False) -> None:
+        if not already_counted:
+            self.busy -= 1
         if self._room_waiters:  # someone waits for room (shutdown's queue)
             self._freed.set()
             self._freed.clear()
@@ -1035,6 +1043,7 @@ class Acceptor:
         self.workers = workers
         self.family = listener.socket.family
         self._fd = listener.socket.fileno()
+        self._accept = accept_function()
         self._watcher: Any = None
         self._waiting_for_room = False
 
@@ -1062,7 +1071,7 @@ class Acceptor:
                 gevent.spawn(self._resume_when_room)
             return
         try:
-            accepted = accept(self._fd)
+            accepted = self._accept(self._fd)
         except OSError as error:
             self._accept_failed(error)
             return
@@ -1095,7 +1104,7 @@ class Acceptor:
         accepted = []
         while True:
             try:
-                connection = accept(self._fd)
+                connection = self._accept(self._fd)
             except OSError:
                 return accepted
             if connection is None:
@@ -1122,7 +1131,8 @@ class SCGIServer:
         self.config = config
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
-        self.workers = Workers(config.max_connections, self._serve_connection)
+        # After _init_hooks(): with max_requests, self.handle is the counting one.
+        self.workers = Workers(config.max_connections, self.handle)
         for listener in listeners:
             listener.socket.setblocking(False)
         self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
@@ -1132,8 +1142,10 @@ class SCGIServer:
         # Sockets accepted but still waiting for their first byte.
         self.idle_sockets: set[Any] = set()
 
-    def handle(self, sock: Any, raw_peer: Any) -> None:
-        host = peer_host(raw_peer, sock.family)
+    def handle(self, fd: int, raw_peer: Any, family: int) -> None:
+        """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
+        sock = Connection(fd, family)
+        host = peer_host(raw_peer, family)
         if host is not None and not self.allowed.admits(host, raw_peer):
             sock.close()
             return
@@ -1152,9 +1164,6 @@ class SCGIServer:
             else:
                 _close_lingering(sock)
 
-    def _serve_connection(self, fd: int, raw_peer: Any, family: int) -> None:
-        self.handle(Connection(fd, family), raw_peer)
-
     def start(self) -> None:
         for acceptor in self.acceptors:
             acceptor.start()
@@ -1169,14 +1178,14 @@ class SCGIServer:
         self.requests_handled = 0
         self._signalled = False
         if max_requests:
-            # Shadow the method (connections look ``self.handle`` up per call):
-            # only a server that has a limit pays for counting.
+            # Shadow the method before the workers take it: only a server that has
+            # a limit pays for counting.
             self.handle = self._counting(self.handle)
 
-    def _counting(self, handle: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-        def counted(sock: Any, raw_peer: Any) -> None:
+    def _counting(self, handle: Callable[[int, Any, int], None]) -> Callable[[int, Any, int], None]:
+        def counted(fd: int, raw_peer: Any, family: int) -> None:
             try:
-                handle(sock, raw_peer)
+                handle(fd, raw_peer, family)
             finally:
                 self.requests_handled += 1
                 if self.requests_handled == self.max_requests and self.on_max_requests:
