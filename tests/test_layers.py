@@ -30,6 +30,13 @@ TABLE = {
     "django_scgi.workers": (False, True),
     "django_scgi.systemd": (False, False),
 }
+# The optional C modules import nothing of either (when they are built at all).
+for _name in ("_speedups", "_syscalls"):
+    try:
+        __import__(f"django_scgi.{_name}")
+    except ImportError:
+        continue
+    TABLE[f"django_scgi.{_name}"] = (False, False)
 
 PROBE = """
 import json, sys
