@@ -900,7 +900,7 @@ class PeerFilter:
         self._last_logged: dict[str, float] = {}
 
     def admits(self, host_key: Any, raw_peer: Any) -> bool:
-        """``host_key``: ``peer_host(raw_peer)``, the verdict cache's key; the address
+        """``host_key``: ``peer_host(raw_peer, family)``, the verdict cache's key; the address
         is decoded only for a verdict not in the cache and for a refusal's log line."""
         verdict = self._verdicts.get(host_key)
         if verdict is None:
@@ -985,9 +985,9 @@ class Workers:
                 try:
                     self._serve(*connection)
                 finally:
-                    self.busy -= 1  # _done_one(), its common case inlined
+                    self.busy -= 1
                     if self._room_waiters or (not self.busy and self._all_done is not None):
-                        self._done_one(already_counted=True)
+                        self._wake_waiters()
                 self._idle.append(waiter)
                 connection = waiter.get()
         finally:
@@ -995,9 +995,8 @@ class Workers:
             if waiter in self._idle:  # killed while idle
                 self._idle.remove(waiter)
 
-    def _done_one(self, already_counted: bool = False) -> None:
-        if not already_counted:
-            self.busy -= 1
+    def _wake_waiters(self) -> None:
+        """A connection is done: wake wait_available() and, when none is left, join()."""
         if self._room_waiters:  # someone waits for room (shutdown's queue)
             self._freed.set()
             self._freed.clear()
