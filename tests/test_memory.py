@@ -29,7 +29,9 @@ GROWTH_LIMIT = 30 * MiB
 class PeakRSS:
     """Samples a process's RSS in a thread until the ``with`` block ends."""
 
-    def __init__(self, pid: int, interval: float = 0.005) -> None:
+    # 2 ms: a 256 MiB transfer at 4+ GiB/s lasts about 60 ms, and the assertions want
+    # more than 10 samples inside it.
+    def __init__(self, pid: int, interval: float = 0.002) -> None:
         self.process = psutil.Process(pid)
         self.interval = interval
         self.peak = self.samples = 0
