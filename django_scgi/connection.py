@@ -189,6 +189,14 @@ class Connection:
             except BlockingIOError:
                 self.wait(_READ)
 
+    def recv_into(self, buffer: memoryview) -> int:
+        """Read into ``buffer`` (a writable memoryview); 0 at EOF."""
+        while True:
+            try:
+                return os.readv(self.fd, [buffer])
+            except BlockingIOError:
+                self.wait(_READ)
+
     def send(self, data: bytes | memoryview) -> int:
         while True:
             try:

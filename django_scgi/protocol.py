@@ -460,6 +460,17 @@ class RequestParser:
         self._start_body(buf, end + 1, content_length)
         return _headers(environ, content_length)
 
+    def skip_body(self, count: int) -> None:
+        """Count ``count`` body bytes the caller read from the connection itself.
+
+        For a caller that reads a large body straight into its own buffer: it asks
+        for at most ``remaining`` bytes, takes them off the connection and does not
+        feed them here. Only while no received body bytes wait to be handed out.
+        """
+        if self._state is not _BODY or self._chunks or not 0 <= count <= self._remaining:
+            raise RuntimeError("skip_body(): not in the body, bytes still buffered, or too many")
+        self._remaining -= count
+
     @classmethod
     def after_head(
         cls, data: bytes, body_start: int, content_length: int, *,

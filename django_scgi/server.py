@@ -319,21 +319,42 @@ class BodyInput:
 
         Joining a list of chunks holds the body twice at the end (the chunks and the
         result): request.body would cost 2x its size. A BytesIO extended to ``size``
-        at once is filled in place, and getvalue() hands its buffer over uncopied.
+        at once takes what is already off the socket, then the socket reads straight
+        into its buffer, and getvalue() hands that buffer over uncopied.
         """
         buffer = io.BytesIO()
         buffer.seek(size - 1)
         buffer.write(b"\0")
         buffer.seek(0)
         got = 0
-        while got < size:
-            chunk = self._next_chunk(size - got)
-            if not chunk:
-                buffer.truncate(got)
-                break
+        while got < size and (chunk := self._next_chunk(size - got, receive=False)):
             got += buffer.write(chunk)
-            del chunk  # not held while the next one is read
+        if got < size and not self._eof:
+            with buffer.getbuffer() as view:
+                got = self._receive_into(view, got, size)
+        if got < size:
+            buffer.truncate(got)
         return buffer.getvalue()
+
+    def _receive_into(self, view: memoryview, got: int, size: int) -> int:
+        """Fill ``view[got:size]`` from the socket; the parser only counts the bytes."""
+        parser, sock = self.parser, self._sock
+        sock.settimeout(self._timeout)
+        while got < size and parser.remaining:
+            try:
+                count = sock.recv_into(view[got : got + min(size - got, parser.remaining)])
+            except (TimeoutError, socket.timeout):
+                self._eof = self.timed_out = True
+                raise IncompleteBody(
+                    errno.ETIMEDOUT, f"no request body bytes for {self._timeout}s"
+                ) from None
+            if not count:  # EOF inside the body
+                parser.receive_data(b"")
+                self._next_event()  # raises IncompleteBody
+            parser.skip_body(count)
+            got += count
+            self.bytes_read += count
+        return got
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = sys.maxsize if size is None or size < 0 else size
@@ -366,23 +387,26 @@ class BodyInput:
             self._pending = data + self._pending
             self.bytes_read -= len(data)
 
-    def _next_chunk(self, wanted: int) -> bytes:
-        """Up to ``wanted`` body bytes; b"" at the end of the body."""
+    def _next_chunk(self, wanted: int, receive: bool = True) -> bytes:
+        """Up to ``wanted`` body bytes; b"" at the end of the body (or, without
+        ``receive``, when none is off the socket yet)."""
         if self._pending:
             chunk, self._pending = self._pending[:wanted], self._pending[wanted:]
         else:
-            chunk = self._from_parser()
+            chunk = self._from_parser(receive)
             if len(chunk) > wanted:
                 chunk, self._pending = chunk[:wanted], chunk[wanted:]
         self.bytes_read += len(chunk)
         return chunk
 
-    def _from_parser(self) -> bytes:
+    def _from_parser(self, receive: bool = True) -> bytes:
         while not self._eof:
             event = self._next_event()
             if type(event) is protocol.Data:
                 return event.data
             if event is protocol.NEED_DATA:
+                if not receive:
+                    break
                 self._receive()
             else:
                 self._eof = True

@@ -493,6 +493,33 @@ def test_remaining_across_the_lifecycle():
     assert (parser.state, parser.remaining) == (State.DONE, 0)
 
 
+def test_skip_body_counts_bytes_the_caller_read_itself():
+    parser = RequestParser()
+    parser.receive_data(with_cl(b"10") + b"abc")
+    assert isinstance(parser.next_event(), Headers)
+    with pytest.raises(RuntimeError):
+        parser.skip_body(1)  # "abc" is still buffered: hand it out first
+    assert parser.next_event() == Data(b"abc")
+    with pytest.raises(RuntimeError):
+        parser.skip_body(8)  # only 7 are left
+    parser.skip_body(4)
+    assert (parser.next_event(), parser.remaining) == (NEED_DATA, 3)
+    parser.skip_body(3)
+    assert parser.next_event() == EndOfMessage()
+    with pytest.raises(RuntimeError):
+        parser.skip_body(0)  # the body is over
+
+
+def test_skip_body_then_eof_is_an_incomplete_request():
+    parser = RequestParser()
+    parser.receive_data(with_cl(b"10"))
+    assert isinstance(parser.next_event(), Headers)
+    parser.skip_body(4)
+    parser.receive_data(b"")
+    with pytest.raises(IncompleteRequest):
+        parser.next_event()
+
+
 def test_zero_length_body_ends_right_after_headers():
     parser = RequestParser()
     parser.receive_data(GOOD)

@@ -138,10 +138,11 @@ def test_many_dribbling_peers_do_not_delay_a_good_request(start_server):
 # --- the request body ------------------------------------------------------------------------
 
 
-def test_stalled_body_is_closed_at_the_body_timeout(start_server):
+@pytest.mark.parametrize("path", ["/upload/", "/echo/"])  # pieces; request.body at once
+def test_stalled_body_is_closed_at_the_body_timeout(start_server, path):
     server = start_server("127.0.0.1:0", "--body-timeout", "1")
     mark = len(server.lines)
-    whole = request("/upload/", "POST", b"u" * MiB)  # declares 1 MiB of body
+    whole = request(path, "POST", b"u" * MiB)  # declares 1 MiB of body
     with client.connect(server.address, 10) as sock:
         peer = local_port(sock)
         sock.sendall(whole[: len(whole) - MiB + 10])  # the head and 10 bytes, then nothing
@@ -153,7 +154,7 @@ def test_stalled_body_is_closed_at_the_body_timeout(start_server):
     lines = lines_with(server, peer, mark)
     assert len(lines) == 1, server.lines[mark:]
     assert "WARNING" in lines[0] and "body timeout" in lines[0], lines[0]
-    assert '"POST /upload/ HTTP/1.1"' in lines[0]
+    assert f'"POST {path} HTTP/1.1"' in lines[0]
     assert_healthy(server.address)
     assert "Traceback" not in server.output
 
