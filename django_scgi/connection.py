@@ -141,7 +141,7 @@ def peer_address(raw: Any) -> Any:
     """The peer as Python's socket module gives it: (host, port[, flow, scope]) or ""."""
     if type(raw) is not bytes:
         return raw
-    family = _family(raw)
+    family = int.from_bytes(raw[:2], sys.byteorder)
     if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big")
     if family == socket.AF_INET6:
@@ -149,13 +149,6 @@ def peer_address(raw: Any) -> Any:
         flow, scope = int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], sys.byteorder)
         return host, int.from_bytes(raw[2:4], "big"), flow, scope
     return ""  # AF_UNIX: what socket.accept() reports for an unnamed peer
-
-
-_SOCKADDR_IN_SIZE, _SOCKADDR_IN6_SIZE = 16, 28
-
-
-def _family(raw: bytes) -> int:
-    return int.from_bytes(raw[:2], sys.byteorder)
 
 
 class Connection:
@@ -208,13 +201,6 @@ class Connection:
         view, sent = memoryview(data), 0
         while sent < len(view):
             sent += self.send(view[sent:])
-
-    def recv_nowait(self, size: int) -> bytes | None:
-        """What is waiting right now (b"" at EOF), or None when nothing is."""
-        try:
-            return os.read(self.fd, size)
-        except BlockingIOError:
-            return None
 
     def has_unread_bytes(self) -> bool:
         """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""

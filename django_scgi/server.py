@@ -543,7 +543,7 @@ class Exchange:
         or None."""
         # Usually the front-end has written the whole request by the time this runs:
         # one read that does not wait, parsed without a parser object, gets it.
-        try:  # sock.recv_nowait(), inlined: once per request
+        try:  # the connection's descriptor is non-blocking: None when nothing is there
             first: bytes | None = os.read(self.sock.fd, RECV_SIZE)
         except BlockingIOError:
             first = None
