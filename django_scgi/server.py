@@ -967,12 +967,33 @@ class PeerFilter:
 ACCEPT_ERROR_PAUSE = 0.5
 
 
+# How long a worker greenlet may go on taking connections from the backlog itself
+# (Acceptor.follow_up) before it lets the hub run: timers, signals, other listeners and
+# greenlets outside the workers wait at most this long, plus one request. The same
+# order as CPython's thread switch interval (5 ms).
+FOLLOW_UP_BUDGET = 0.005
+
+# After a follow-up accept found the backlog empty, the next this many connections skip
+# the attempt: one connection at a time, each attempt would be a wasted accept4().
+FOLLOW_UP_COOLDOWN = 7
+
+# A connection as the acceptor hands it over: (fd, raw peer address, address family,
+# the Acceptor to follow up on, or None: no follow-up after this one).
+Accepted = tuple[int, Any, int, "Acceptor | None"]
+
+
 class Workers:
     """Greenlets that serve connections, at most ``size`` at once, reused.
 
     A greenlet that has served a connection waits for the next one instead of ending:
     a new greenlet per connection costs a spawn and, on Python 3.11+, a fresh frame
     stack (an ``mmap``/``munmap`` pair) for every request.
+
+    Under load a greenlet that has finished a connection first accepts the next one
+    waiting on the same listener (``Acceptor.follow_up``), for up to FOLLOW_UP_BUDGET
+    and only while no other connection is in progress: that spares the hub's loop pass
+    (``epoll_wait``, libev's ``getpid``) and two greenlet switches per request, and
+    never makes a connection already taken in wait behind new ones.
     """
 
     def __init__(self, size: int, serve: Callable[[int, Any, int], None]) -> None:
@@ -990,7 +1011,7 @@ class Workers:
     def full(self) -> bool:
         return self.busy >= self.size
 
-    def dispatch(self, connection: tuple[int, Any, int]) -> None:
+    def dispatch(self, connection: Accepted) -> None:
         self.busy += 1
         if not self._idle:
             gevent.spawn_raw(self._run, connection)
@@ -999,7 +1020,7 @@ class Workers:
         else:  # a waiter is switched to from the hub only
             get_hub().loop.run_callback(self._idle.pop().switch, connection)
 
-    def _run(self, connection: tuple[int, Any, int] | None) -> None:
+    def _run(self, connection: Accepted | None) -> None:
         waiter, current = Waiter(), getcurrent()
         # In _running while it exists, idle or not (kill() ends both kinds): not added
         # and removed around every connection.
@@ -1007,7 +1028,10 @@ class Workers:
         try:
             while connection is not None:
                 try:
-                    self._serve(*connection)
+                    if connection[3] is None:
+                        self._serve(connection[0], connection[1], connection[2])
+                    else:
+                        self._serve_and_follow_up(connection)
                 finally:
                     self.busy -= 1
                     if self._room_waiters or (not self.busy and self._all_done is not None):
@@ -1018,6 +1042,14 @@ class Workers:
             self._running.discard(current)
             if waiter in self._idle:  # killed while idle
                 self._idle.remove(waiter)
+
+    def _serve_and_follow_up(self, connection: Accepted) -> None:
+        """Serve ``connection``, then those its acceptor still has waiting, in one slot."""
+        serve, source = self._serve, connection[3]
+        deadline = time.monotonic() + FOLLOW_UP_BUDGET  # a slow first request ends it
+        serve(connection[0], connection[1], connection[2])
+        while (following := source.follow_up(deadline)) is not None:
+            serve(following[0], following[1], following[2])
 
     def _wake_waiters(self) -> None:
         """A connection is done: wake wait_available() and, when none is left, join()."""
@@ -1059,6 +1091,7 @@ class Acceptor:
     The loop's watcher is level-triggered: with more connections waiting it fires
     again on the next pass, so no accept() is spent finding the backlog empty. When
     the workers are full the watcher stops and the kernel backlog holds the rest.
+    Under load the workers take the backlog themselves instead (``follow_up``).
     """
 
     def __init__(self, listener: Listener, workers: Workers) -> None:
@@ -1069,6 +1102,7 @@ class Acceptor:
         self._accept = accept_function()
         self._watcher: Any = None
         self._waiting_for_room = False
+        self._cooldown = 0  # connections to dispatch without a follow-up (see follow_up)
 
     def start(self) -> None:
         if self._watcher is None:
@@ -1098,8 +1132,35 @@ class Acceptor:
         except OSError as error:
             self._accept_failed(error)
             return
-        if accepted is not None:
-            workers.dispatch((accepted[0], accepted[1], self.family))
+        if accepted is None:
+            return
+        if self._cooldown:  # the last follow-up found the backlog empty
+            self._cooldown -= 1
+            workers.dispatch((accepted[0], accepted[1], self.family, None))
+        else:
+            workers.dispatch((accepted[0], accepted[1], self.family, self))
+
+    def follow_up(self, deadline: float) -> Accepted | None:
+        """The next connection waiting in the backlog, for a worker that just finished one.
+
+        None when another connection is in progress (it may be waiting for the loop),
+        when the acceptor is stopped (workers full, paused after an error, shutting
+        down) or when ``deadline`` has passed; and when the backlog is empty, which
+        also starts a cool-down. Errors are left to the loop's watcher, which sees the
+        same backlog on its next pass.
+        """
+        watcher = self._watcher
+        if (self.workers.busy != 1 or watcher is None or not watcher.active
+                or time.monotonic() > deadline):
+            return None
+        try:
+            accepted = self._accept(self._fd)
+        except OSError:
+            return None
+        if accepted is None:
+            self._cooldown = FOLLOW_UP_COOLDOWN
+            return None
+        return (accepted[0], accepted[1], self.family, self)
 
     def _resume_when_room(self) -> None:
         try:
@@ -1122,7 +1183,7 @@ class Acceptor:
         if self._watcher is not None:
             self.start()
 
-    def accept_backlog(self) -> list[tuple[int, Any, int]]:
+    def accept_backlog(self) -> list[Accepted]:
         """Every connection waiting in the backlog, accepted without yielding."""
         accepted = []
         while True:
@@ -1132,7 +1193,7 @@ class Acceptor:
                 return accepted
             if connection is None:
                 return accepted
-            accepted.append((connection[0], connection[1], self.family))
+            accepted.append((connection[0], connection[1], self.family, None))
 
 
 # --- the server --------------------------------------------------------------------------
@@ -1291,14 +1352,14 @@ class SCGIServer:
             acceptor.stop()
         for listener in self.listeners:
             listener.remove_socket_file()  # new unix connections fail from here on
-        queued: list[tuple[int, Any, int]] = []
+        queued: list[Accepted] = []
         for acceptor, listener in zip(self.acceptors, self.listeners):
             queued += acceptor.accept_backlog()
             acceptor.close()
             listener.close()
         self._serve_queued(queued)
 
-    def _serve_queued(self, queued: list[tuple[int, Any, int]]) -> None:
+    def _serve_queued(self, queued: list[Accepted]) -> None:
         graceful = self.config.graceful_timeout
         deadline = time.monotonic() + graceful
         for index, connection in enumerate(queued):

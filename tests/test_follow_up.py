@@ -1,0 +1,124 @@
+"""Follow-up accepts: under load a worker takes the next waiting connection itself.
+
+A worker greenlet that has finished a connection accepts the next one from the same
+listener without going back to the event loop (``Acceptor.follow_up``), which spares a
+loop pass and two greenlet switches per request. Four properties, on a real server
+process (``follow_up_server.py``) whose app reports the loop pass that served it:
+
+- a full backlog is served in a few loop passes, not one pass per connection;
+- slow requests are not chained: the loop (here, a due timer) runs between them;
+- nor are any while another connection is in progress: it may be waiting for the loop;
+- one connection at a time, a failed accept() is not paid on every request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_scgi import client
+from django_scgi.protocol import encode_request
+
+pytestmark = pytest.mark.timeout(60)
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+@pytest.fixture
+def follow_up_server():
+    """(address, go): the server has its listener open; ``go()`` lets it start serving."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
+    proc = subprocess.Popen([sys.executable, str(HERE / "follow_up_server.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("ADDRESS "), line
+
+        def go() -> None:
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+
+        yield line.split()[1], go
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def queue(address: str, path: str, count: int) -> list:
+    """``count`` connections, each with a whole request sent: they wait in the backlog."""
+    socks = []
+    for _ in range(count):
+        sock = client.connect(address, 10)
+        sock.sendall(encode_request(client.build_environ(path)))
+        socks.append(sock)
+    return socks
+
+
+def body_of(sock) -> bytes:
+    chunks = []
+    with sock:
+        sock.settimeout(10)
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    response = client.parse_response(b"".join(chunks))
+    assert response.status == 200
+    return response.body
+
+
+def server_log(address: str) -> dict:
+    return json.loads(client.request(address, "/log", timeout=10).body)
+
+
+def test_a_full_backlog_is_served_in_a_few_loop_passes(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/pass", 24)
+    go()
+    passes = [int(body_of(sock)) for sock in socks]
+    # One pass per connection without follow-ups; about one with them (the 2 ms budget
+    # leaves room for a slow machine).
+    assert len(set(passes)) <= 8, passes
+
+
+def test_slow_requests_let_the_loop_run_between_them(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/burn", 5)  # 30 ms of CPU each, far over the budget
+    go()  # also starts a timer that is due 1 ms later
+    for sock in socks:
+        body_of(sock)
+    served = server_log(address)["served"]
+    assert served.count("/burn") == 5
+    # Chained, the five would run before the loop could fire the timer.
+    assert served.index("timer") <= 2, served
+
+
+def test_no_follow_up_while_another_connection_is_in_progress(follow_up_server):
+    address, go = follow_up_server
+    waiting = queue(address, "/wait", 1)[0]  # asleep in its worker until the loop wakes it
+    socks = queue(address, "/pass", 12)
+    go()
+    passes = [int(body_of(sock)) for sock in socks]
+    assert len(set(passes)) == 12, passes  # one loop pass each, as without follow-ups
+    body_of(waiting)
+
+
+def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server):
+    address, go = follow_up_server
+    go()
+    before = server_log(address)["accepts"]
+    for _ in range(16):
+        assert client.request(address, "/pass", timeout=10).status == 200
+    accepts = server_log(address)["accepts"] - before
+    # 17 connections (the 16 and the second /log); each failed attempt to follow up
+    # (found the backlog empty) is followed by a cool-down of 7 connections.
+    assert 17 <= accepts <= 17 + 3, accepts
