@@ -10,8 +10,10 @@ in-process baseline (``inprocess.py --handshake``) is measured the same way arou
 loop.
 
 System calls: ``strace -c -f`` attached to the server's processes (every thread)
-after the warm-up, over ``requests`` sequential requests, detached with SIGINT; plus a
-plain ``strace -f`` over three requests whose middle one is kept, to show the sequence.
+after the warm-up, over ``requests`` sequential requests, detached with SIGINT; the same
+again with 32 connections at once (under load a server may take several connections per
+wake-up); plus a plain ``strace -f`` over three requests whose middle one is kept, to
+show the sequence.
 """
 
 from __future__ import annotations
@@ -244,20 +246,40 @@ def parse_strace_summary(text: str) -> list[dict]:
 
 
 def strace_server(server, target: measure.Target, workdir: Path, *, requests: int,
-                  warmup: int, cpu: int | None) -> dict:
+                  warmup: int, cpu: int | None, concurrency: int = 32) -> dict:
+    """System calls per request, one connection at a time and with ``concurrency``."""
     request = target.request("/")
     scgi_load.run_load(target.address, request, total=warmup, timeout=60.0)
+    sequential = _strace_count(server, target, workdir, requests=requests, concurrency=1,
+                               cpu=cpu)
+    if "errors_text" in sequential:
+        return {"errors": 1, "log": sequential["errors_text"]}
+    loaded = _strace_count(server, target, workdir, requests=requests,
+                           concurrency=concurrency, cpu=cpu)
+    sequence = strace_sequence(server, target, workdir, cpu=cpu)
+    return {
+        "syscalls_per_req": sequential["per_req"], "requests": sequential["requests"],
+        "errors": sequential["errors"], "table": sequential["table"],
+        "loaded_concurrency": concurrency, "loaded_syscalls_per_req": loaded.get("per_req"),
+        "loaded_table": loaded.get("table"), "sequence": sequence,
+    }
+
+
+def _strace_count(server, target: measure.Target, workdir: Path, *, requests: int,
+                  concurrency: int, cpu: int | None) -> dict:
+    """``strace -c -f`` attached over ``requests`` direct requests, ``concurrency`` at once."""
     pids = target.proc.pids()
-    out = workdir / f"strace-{server.name}.txt"
+    out = workdir / f"strace-{server.name}-c{concurrency}.txt"
     attach = [arg for pid in pids for arg in ("-p", str(pid))]
     tracer = procs.Proc("strace", ["strace", "-c", "-f", "-o", str(out), *attach],
                         env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}, cwd=workdir,
-                        log_path=workdir / f"strace-{server.name}.log", cpu=cpu,
+                        log_path=workdir / f"strace-{server.name}-c{concurrency}.log", cpu=cpu,
                         stop_signal=signal.SIGINT)
     try:
         if not _wait_traced(pids):
-            return {"errors": 1, "log": tracer.log_tail()}
-        result = scgi_load.run_load(target.address, request, total=requests, timeout=60.0)
+            return {"errors_text": tracer.log_tail()}
+        result = scgi_load.run_load(target.address, target.request("/"), total=requests,
+                                    concurrency=concurrency, timeout=60.0)
     finally:
         tracer.stop(timeout=30.0)
     rows = [row for row in parse_strace_summary(out.read_text(errors="replace"))
@@ -266,12 +288,8 @@ def strace_server(server, target: measure.Target, workdir: Path, *, requests: in
     for row in rows:
         row["per_req"] = round(row["calls"] / result.ok, 2) if result.ok else None
     rows.sort(key=lambda row: -row["calls"])
-    sequence = strace_sequence(server, target, workdir, cpu=cpu)
-    return {
-        "syscalls_per_req": round(total / result.ok, 2) if result.ok else None,
-        "requests": result.ok, "errors": result.errors, "table": rows,
-        "sequence": sequence,
-    }
+    return {"per_req": round(total / result.ok, 2) if result.ok else None,
+            "requests": result.ok, "errors": result.errors, "table": rows}
 
 
 def strace_sequence(server, target: measure.Target, workdir: Path, *,

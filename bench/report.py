@@ -133,6 +133,7 @@ def section_deterministic(data: dict) -> str:
     for name in ["inprocess", "inprocess-gevent", *_servers(data)]:
         values = [_get(summary, m, name, key) for m, key in (
             ("callgrind", "k_instr_per_req"), ("strace", "syscalls_per_req"),
+            ("strace", "loaded_syscalls_per_req"),
             ("callgrind_null", "k_instr_per_req"), ("strace_null", "syscalls_per_req"))]
         if all(value is None for value in values):
             continue
@@ -140,9 +141,11 @@ def section_deterministic(data: dict) -> str:
         base = base_gevent if _is_gevent(data, name) else base_plain
         own = round(k - base, 1) if k is not None and base is not None and \
             not name.startswith("inprocess") else None
-        rows.append([_label(data, name), k, own, values[1], values[2], values[3]])
+        rows.append([_label(data, name), k, own, *values[1:]])
+    concurrency = data["meta"].get("options", {}).get("concurrency", 32)
     return table(["server", "k instr/request", "server's own k (over in-process)",
-                  "syscalls/request", "null app: k instr/req", "null app: syscalls/req"],
+                  "syscalls/request", f"syscalls/request, {concurrency} at once",
+                  "null app: k instr/req", "null app: syscalls/req"],
                  rows) + NOTE_DETERMINISTIC
 
 
@@ -151,6 +154,9 @@ NOTE_DETERMINISTIC = """
 ``k instr/request``: user-space instructions (callgrind ``Ir``) per ``/`` request, over
 sequential direct requests after a warm-up. ``server's own``: the same minus the
 in-process loop (gevent-patched for gevent servers, plain for the others).
+``syscalls/request``: ``strace -c -f`` over the same kind of sequential requests, then
+with that many direct connections in flight at once (a server under load may serve
+several connections per wake-up of its event loop).
 ``null app``: the same server serving a WSGI app that does nothing (``bench/nullapp.py``),
 i.e. the server's own cost plus one trivial call.
 """
@@ -336,10 +342,18 @@ def section_runscgi_detail(data: dict) -> str:
     parts = []
     st = s.get("strace", {}).get("runscgi")
     if st and st.get("table"):
-        rows = [[r["syscall"], r["per_req"], r["errors"]] for r in st["table"] if r["per_req"]]
+        loaded = {r["syscall"]: r["per_req"] for r in st.get("loaded_table") or []}
+        names = [r["syscall"] for r in st["table"] if r["per_req"]]
+        names += [name for name, per in loaded.items() if per and name not in names]
+        sequential = {r["syscall"]: r for r in st["table"]}
+        rows = [[name, sequential.get(name, {}).get("per_req"),
+                 sequential.get(name, {}).get("errors"), loaded.get(name)] for name in names]
+        at_once = st.get("loaded_concurrency", "n")
         parts.append("System calls per request (``strace -c -f``, "
-                     f"{st.get('requests')} sequential direct requests):\n\n"
-                     + table(["system call", "per request", "errors (total)"], rows))
+                     f"{st.get('requests')} direct requests, one at a time and "
+                     f"{at_once} at once):\n\n"
+                     + table(["system call", "per request", "errors (total)",
+                              f"per request, {at_once} at once"], rows))
     if st and st.get("sequence"):
         parts.append("One request, in order (``strace -f``, the middle one of three):\n\n"
                      + "::\n\n" + "\n".join("    " + line for line in st["sequence"]))

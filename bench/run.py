@@ -395,7 +395,7 @@ class Bench:
                     self.record(metric, name, 0, deterministic.strace_server,
                                 catalog.SERVERS[name], target, workdir,
                                 requests=self.args.strace_requests, warmup=200,
-                                cpu=self.server_cpu)
+                                cpu=self.server_cpu, concurrency=self.args.concurrency)
                 finally:
                     target.proc.stop()
         finally:
