@@ -252,10 +252,10 @@ def strace_server(server, target: measure.Target, workdir: Path, *, requests: in
     scgi_load.run_load(target.address, request, total=warmup, timeout=60.0)
     sequential = _strace_count(server, target, workdir, requests=requests, concurrency=1,
                                cpu=cpu)
-    if "errors_text" in sequential:
-        return {"errors": 1, "log": sequential["errors_text"]}
+    if sequential is None:
+        return {"errors": 1, "log": "strace did not attach"}
     loaded = _strace_count(server, target, workdir, requests=requests,
-                           concurrency=concurrency, cpu=cpu)
+                           concurrency=concurrency, cpu=cpu) or {}
     sequence = strace_sequence(server, target, workdir, cpu=cpu)
     return {
         "syscalls_per_req": sequential["per_req"], "requests": sequential["requests"],
@@ -266,8 +266,9 @@ def strace_server(server, target: measure.Target, workdir: Path, *, requests: in
 
 
 def _strace_count(server, target: measure.Target, workdir: Path, *, requests: int,
-                  concurrency: int, cpu: int | None) -> dict:
-    """``strace -c -f`` attached over ``requests`` direct requests, ``concurrency`` at once."""
+                  concurrency: int, cpu: int | None) -> dict | None:
+    """``strace -c -f`` attached over ``requests`` direct requests, ``concurrency`` at once;
+    None when strace could not attach."""
     pids = target.proc.pids()
     out = workdir / f"strace-{server.name}-c{concurrency}.txt"
     attach = [arg for pid in pids for arg in ("-p", str(pid))]
@@ -277,7 +278,7 @@ def _strace_count(server, target: measure.Target, workdir: Path, *, requests: in
                         stop_signal=signal.SIGINT)
     try:
         if not _wait_traced(pids):
-            return {"errors_text": tracer.log_tail()}
+            return None
         result = scgi_load.run_load(target.address, target.request("/"), total=requests,
                                     concurrency=concurrency, timeout=60.0)
     finally:
