@@ -168,10 +168,20 @@ def _is_gevent(data: dict, name: str) -> bool:
     return "gevent" in name or name.startswith("runscgi")
 
 
+# The views loaded for req/s: (metric prefix, title).
+VIEWS = [("", "/ (hello)"), ("json_", "/json/ (small JSON)")]
+
+
 def section_throughput(data: dict) -> str:
+    return "\n\n".join(part for prefix, view in VIEWS
+                        if (part := _throughput_tables(data, prefix, view)))
+
+
+def _throughput_tables(data: dict, prefix: str, view: str) -> str:
     summary = data["summary"]
     parts = []
-    for metric, title in FRONTENDS:
+    for kind, title in FRONTENDS:
+        metric = prefix + kind
         found = summary.get(metric, {})
         if not found:
             continue
@@ -187,10 +197,10 @@ def section_throughput(data: dict) -> str:
                          _ratio(ours, row.get("req_per_s")) if name != "runscgi" else None])
         headers = ["server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req",
                    "front-end CPU µs/req", "runscgi ÷ this"]
-        if metric == "direct":
+        if kind == "direct":
             headers.pop(6)
             rows = [row[:6] + row[7:] for row in rows]
-        parts.append(f"**/ (hello) {title}**\n\n" + table(headers, rows))
+        parts.append(f"**{view} {title}**\n\n" + table(headers, rows))
     return "\n\n".join(parts)
 
 

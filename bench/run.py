@@ -45,11 +45,15 @@ import setup_env  # noqa: E402
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 
-TIMED = ["direct", "nginx", "apache", "stream", "download", "upload", "body"]
+# Throughput of /json/ (a small JsonResponse) beside that of / (plain text hello).
+JSON = ["json_direct", "json_nginx", "json_apache"]
+TIMED = ["direct", "nginx", "apache", *JSON, "stream", "download", "upload", "body"]
 METRICS = [*TIMED, "sleep", "slowloris", "inprocess", "callgrind", "strace", "callgrind_null",
            "strace_null", "micro"]
 GROUPS = {
-    "throughput": ["direct", "nginx", "apache"],
+    "throughput": ["direct", "nginx", "apache", *JSON],
+    "hello": ["direct", "nginx", "apache"],
+    "json": JSON,
     "memory": ["download", "upload", "body"],
     "deterministic": ["callgrind", "strace", "callgrind_null", "strace_null", "micro"],
     "null": ["callgrind_null", "strace_null"],
@@ -179,17 +183,18 @@ class Bench:
         self._drop_unavailable()
 
     def _drop_unavailable(self) -> None:
-        needs = {"nginx": "nginx", "apache": "apache2", "callgrind": "valgrind",
+        needs = {"nginx": "nginx", "apache": "apache2", "json_nginx": "nginx",
+                 "json_apache": "apache2", "callgrind": "valgrind",
                  "strace": "strace", "callgrind_null": "valgrind", "strace_null": "strace",
                  "micro": "valgrind"}
         for metric, tool in needs.items():
             if metric in self.args.metrics and not self.tools.get(tool):
                 log(f"no {tool}: skipping {metric}")
                 self.args.metrics.remove(metric)
-        if "nginx" in self.args.metrics or "apache" in self.args.metrics:
-            if not self.tools.get("wrk"):
-                log("no wrk: skipping nginx and apache")
-                self.args.metrics = [m for m in self.args.metrics if m not in ("nginx", "apache")]
+        behind = ("nginx", "apache", "json_nginx", "json_apache")
+        if any(m in self.args.metrics for m in behind) and not self.tools.get("wrk"):
+            log("no wrk: skipping the throughput through nginx and apache")
+            self.args.metrics = [m for m in self.args.metrics if m not in behind]
 
     def port(self, name: str, offset: int = 0) -> int:
         return self.args.base_port + offset + catalog.SERVERS[name].offset
@@ -225,7 +230,7 @@ class Bench:
 
     def start_frontends(self) -> None:
         for kind, offset in (("nginx", 10), ("apache", 20)):
-            if kind not in self.args.metrics:
+            if not {kind, f"json_{kind}"} & set(self.args.metrics):
                 continue
             routes = [frontends.Route(self.port(name, offset), self.port(name),
                                       catalog.SERVERS[name].protocol)
@@ -235,7 +240,8 @@ class Bench:
             if not frontend.wait():
                 log(f"{kind} did not start: {frontend.error_log()}")
                 frontend.stop()
-                self.args.metrics.remove(kind)
+                self.args.metrics = [m for m in self.args.metrics
+                                     if m not in (kind, f"json_{kind}")]
                 continue
             self.frontends[kind] = frontend
 
@@ -290,16 +296,10 @@ class Bench:
                 self.records.append({"metric": metric, "server": name, "rep": rep,
                                      "errors": 1, "exception": "did not start"})
             return
-        load = dict(duration=args.duration, concurrency=args.concurrency, warmup=args.warmup)
         try:
-            if "direct" in metrics:
-                self.record("direct", name, rep, measure.direct_load, target, **load)
-            for kind, offset in (("nginx", 10), ("apache", 20)):
-                if kind in metrics and kind in self.frontends:
-                    url = f"http://127.0.0.1:{self.port(name, offset)}/"
-                    self.record(kind, name, rep, measure.wrk_load, url, target,
-                                self.frontends[kind], cpu=self.load_cpu, **load)
+            self.throughput(name, rep, metrics, target, "", "/")
             if args.app == "django":
+                self.throughput(name, rep, metrics, target, "json_", "/json/")
                 if "stream" in metrics:
                     self.record("stream", name, rep, measure.first_chunk, target)
                 if "download" in metrics:
@@ -313,6 +313,20 @@ class Bench:
                                 mib=args.body_mib)
         finally:
             target.proc.stop()
+
+    def throughput(self, name: str, rep: int, metrics: list[str], target: measure.Target,
+                   prefix: str, path: str) -> None:
+        """Load ``path`` directly, then through each front-end (metrics ``prefix`` + kind)."""
+        args = self.args
+        load = dict(duration=args.duration, concurrency=args.concurrency, warmup=args.warmup)
+        if prefix + "direct" in metrics:
+            self.record(prefix + "direct", name, rep, measure.direct_load, target, path=path,
+                        **load)
+        for kind, offset in (("nginx", 10), ("apache", 20)):
+            if prefix + kind in metrics and kind in self.frontends:
+                url = f"http://127.0.0.1:{self.port(name, offset)}{path}"
+                self.record(prefix + kind, name, rep, measure.wrk_load, url, target,
+                            self.frontends[kind], cpu=self.load_cpu, **load)
 
     def sleep_test(self, name: str, rep: int, count: int) -> None:
         target = self.start_server(name, many=True)
