@@ -485,6 +485,7 @@ class Exchange:
     __slots__ = (
         "server", "sock", "raw_peer", "_peer", "environ", "body", "status", "headers",
         "head_sent", "bytes_sent", "started", "is_head", "abort", "overread", "nodelay",
+        "result",
     )
 
     def __init__(self, server: SCGIServer, sock: Any, raw_peer: Any) -> None:
@@ -509,6 +510,8 @@ class Exchange:
         # and the peer may be sending more): then closing must linger.
         self.overread = True
         self.nodelay = False
+        # The application's iterable, closed by close_result() once the connection is.
+        self.result: Any = None
 
     # -- reading the request --
 
@@ -665,9 +668,9 @@ class Exchange:
         self.send_chunk(data)
 
     def run_application(self, app: Callable) -> None:
-        result = None
+        """Call the application and send its response; close_result() closes it later."""
         try:
-            result = app(self.environ, self.start_response)
+            self.result = result = app(self.environ, self.start_response)
             self.send_result(result)
         except WriteTimeout:
             self.abort = True
@@ -678,9 +681,6 @@ class Exchange:
             logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
         except Exception:
             self._application_failed()
-        finally:
-            if getattr(result, "close", None) is not None:
-                self._close_result(result)
 
     def send_result(self, result: Iterable[bytes]) -> None:
         if self.is_head:
@@ -809,16 +809,19 @@ class Exchange:
         except (PeerGone, OSError):
             pass
 
-    def _close_result(self, result: Any) -> None:
-        close = getattr(result, "close", None)
+    def close_result(self) -> None:
+        """WSGI's close() of the iterable: Django's request_finished and its cleanup."""
+        close = getattr(self.result, "close", None)
         if close is None:
             return
+        self.result = None
         try:
             close()
         except Exception:
             logger.exception("Error closing the response of %s", request_line(self.environ))
 
-    def finish(self) -> None:
+    def drain(self) -> None:
+        """Read what is left of the request body (bounded), so closing sends no reset."""
         body = self.body
         if body is not None and body.timed_out:
             peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
@@ -826,6 +829,8 @@ class Exchange:
                                self.server.config.body_timeout, request_line(self.environ))
         elif body is not None and body.parser is not None and body.remaining:
             body.discard(self.server.config.drain_limit)
+
+    def log_access(self) -> None:
         if (self.server.config.access_log and self.environ is not None
                 and access_logger.isEnabledFor(logging.INFO)):
             self._log_access()
@@ -1237,16 +1242,35 @@ class SCGIServer:
         try:
             if exchange.read_request():
                 exchange.run_application(self.app)
-                exchange.finish()
+                exchange.drain()
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
         finally:
-            if exchange.abort:
-                _close_abortive(sock)
-            elif exchange.can_close_at_once():
-                sock.close()
-            else:
-                _close_lingering(sock)
+            self._close(exchange, sock)
+        try:
+            exchange.log_access()
+        except Exception:
+            logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+
+    @staticmethod
+    def _close(exchange: Exchange, sock: Any) -> None:
+        """Close the connection and the application's iterable, the connection first.
+
+        For SCGI the end of the response is the connection's FIN: Apache, when it
+        does not see it with the last bytes, waits for it, flushes what it has as a
+        chunked response and ends the chunks after the FIN. So the FIN goes before the
+        application's close() (Django's request_finished handlers). A lingering close
+        waits for the peer, so there the application's cleanup goes first.
+        """
+        if exchange.abort:
+            _close_abortive(sock)
+            exchange.close_result()
+        elif exchange.can_close_at_once():
+            sock.close()
+            exchange.close_result()
+        else:
+            exchange.close_result()
+            _close_lingering(sock)
 
     def start(self) -> None:
         for acceptor in self.acceptors:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("echo/", views.echo, name="echo"),
     path("db/", views.db, name="db"),
     path("sleep/", views.sleep, name="sleep"),
+    path("slow-cleanup/", views.slow_cleanup, name="slow-cleanup"),
     path("info/", views.info, name="info"),
     path("info/<path:rest>", views.info, name="info-rest"),
     path("error/", views.error, name="error"),

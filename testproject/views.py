@@ -112,6 +112,26 @@ def sleep(request):
     return HttpResponse("slept\n", content_type="text/plain")
 
 
+class _SlowCleanupResponse(HttpResponse):
+    """A response whose close() (the server calls it once the response is sent) is slow."""
+
+    def __init__(self, *args, cleanup_seconds: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cleanup_seconds = cleanup_seconds
+
+    def close(self):
+        try:
+            super().close()  # request_finished: counted in STATS
+        finally:
+            time.sleep(self.cleanup_seconds)
+
+
+def slow_cleanup(request):
+    """Answers at once; closing the response then takes ``s`` seconds (cleanup work)."""
+    return _SlowCleanupResponse("answered\n", content_type="text/plain",
+                                cleanup_seconds=_number(request, "s", 1.0))
+
+
 def info(request, rest=""):
     """What Django made of the request: paths, scheme, host, cookies, auth."""
     return JsonResponse({

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import textwrap
+import time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -364,6 +365,19 @@ def test_streaming_reaches_the_client_before_the_view_finishes(deployment):
     assert first_at < stamps[-1] - 0.5, (
         f"the first chunk reached the client at {first_at:.3f}, the view made the last "
         f"one at {stamps[-1]:.3f}: the front-end held the stream back")
+
+
+def test_response_is_not_held_back_by_the_applications_cleanup(deployment):
+    """/slow-cleanup/ answers at once, then its close() takes 2 s.
+
+    Apache ends an SCGI response at the backend's FIN: if that came after close(),
+    Apache would send the client a chunked response and end it 2 s later.
+    """
+    started = time.monotonic()
+    reply = deployment.request("GET", "/slow-cleanup/?s=2")
+    took = time.monotonic() - started
+    assert reply.status == 200 and reply.body == b"answered\n", reply.describe()
+    assert took < 1.0, f"the response took {took:.2f} s: the front-end waited for close()"
 
 
 # --- files ------------------------------------------------------------------------------

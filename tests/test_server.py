@@ -300,6 +300,25 @@ def test_peer_disconnect_mid_stream_is_quiet(srv):
     assert "ERROR" not in output and "Traceback" not in output, output
 
 
+def test_response_ends_before_the_application_cleans_up(srv):
+    """The connection closes once the response is sent; the iterable's close() runs after.
+
+    For SCGI the FIN ends the response: a slow close() (Django's request_finished
+    handlers, a view's cleanup) must not hold it back. /slow-cleanup/'s close() sleeps.
+    """
+    finished_before = json.loads(get(srv.address, "/stats/").body)["request_finished"]
+    started = time.monotonic()
+    response = get(srv.address, "/slow-cleanup/?s=2")
+    took = time.monotonic() - started
+    assert response.status == 200 and response.body == b"answered\n", response
+    assert took < 1.0, f"the response ended {took:.2f} s after the request: after close()"
+    # close() did run: Django sent request_finished for it (and for the first /stats/).
+    deadline = time.monotonic() + TIMEOUT
+    while json.loads(get(srv.address, "/stats/").body)["request_finished"] < finished_before + 2:
+        assert time.monotonic() < deadline, "the response's close() never ran"
+        time.sleep(0.05)
+
+
 # --- response heads ----------------------------------------------------------------------------
 
 
