@@ -1,15 +1,17 @@
 /*
- * django_scgi._syscalls: the two system calls connection.py makes per connection
- * that Python's standard library has no lean form of.
+ * django_scgi._syscalls: the system calls connection.py makes per connection that
+ * Python's standard library has no lean form of.
  *
  * accept(listener_fd) -> (fd, raw peer sockaddr as bytes) or None when the backlog
  * is empty: accept4() with SOCK_NONBLOCK | SOCK_CLOEXEC, so the new descriptor needs
  * no further fcntl/ioctl. unread_bytes(fd) -> int: ioctl(FIONREAD).
+ * send_more(fd, data) -> bytes sent: send() with MSG_MORE, which os.write() cannot
+ * pass and socket.send() needs a socket object for.
  *
- * Without this module connection.py makes the same calls through ctypes, which costs
- * several thousand instructions per call more (argument conversion, errno
- * bookkeeping, out-parameter objects). Neither call can block (the listener is
- * non-blocking; FIONREAD never waits), so the GIL is kept.
+ * Without this module connection.py makes the first two calls through ctypes, which
+ * costs several thousand instructions per call more (argument conversion, errno
+ * bookkeeping, out-parameter objects), and sends without MSG_MORE. No call can block
+ * (the descriptors are non-blocking; FIONREAD never waits), so the GIL is kept.
  *
  * Optional: when it is not built, or on a platform without accept4 (macOS), the
  * Python code does the same work.
@@ -92,18 +94,47 @@ unread_bytes(PyObject *Py_UNUSED(module), PyObject *arg)
     return PyLong_FromLong(count);
 }
 
+#ifdef MSG_MORE
+static PyObject *
+send_more(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "send_more(fd, data) takes 2 arguments");
+        return NULL;
+    }
+    int fd = as_fd(args[0]);
+    if (fd < 0) {
+        return NULL;
+    }
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    ssize_t sent = send(fd, data.buf, (size_t)data.len, MSG_MORE | MSG_NOSIGNAL);
+    PyBuffer_Release(&data);
+    if (sent < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);  /* EAGAIN: BlockingIOError */
+    }
+    return PyLong_FromSsize_t(sent);
+}
+#endif
+
 static PyMethodDef methods[] = {
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
     {"accept", accept_connection, METH_O,
      "accept(listener_fd) -> (fd, peer sockaddr bytes), or None when none is waiting."},
 #endif
     {"unread_bytes", unread_bytes, METH_O, "unread_bytes(fd) -> bytes waiting (FIONREAD)."},
+#ifdef MSG_MORE
+    {"send_more", (PyCFunction)(void (*)(void))send_more, METH_FASTCALL,
+     "send_more(fd, data) -> bytes sent by send(MSG_MORE | MSG_NOSIGNAL)."},
+#endif
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "django_scgi._syscalls",
-    "accept4 and FIONREAD for connection.py, without ctypes.", -1, methods,
+    "accept4, FIONREAD and send(MSG_MORE) for connection.py.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

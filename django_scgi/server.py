@@ -694,9 +694,10 @@ class Exchange:
                 if chunk:
                     self.send_chunk(chunk, streaming)
         if not self.head_sent:
-            self.send_chunk(b"")
+            self.send_chunk(b"", last=True)
 
-    def send_chunk(self, chunk: bytes, streaming: bool = False) -> None:
+    def send_chunk(self, chunk: bytes, streaming: bool = False, last: bool = False) -> None:
+        """Send one chunk of the body, the head before the first; ``last``: nothing follows."""
         if self.head_sent:
             if not self.nodelay:
                 # A later chunk is one the application wants delivered now: without
@@ -709,7 +710,7 @@ class Exchange:
             return
         head = self._head(streaming)
         if len(chunk) <= COALESCE_LIMIT:
-            self._send(head + chunk)
+            self._send(head + chunk, last or self._completes_response(len(chunk)))
         else:
             self._send(head)
             self._send(chunk)
@@ -723,6 +724,20 @@ class Exchange:
         self.head_sent = True
         return head
 
+    def _completes_response(self, size: int) -> bool:
+        """Whether a first chunk of ``size`` bytes is all the Content-Length declares.
+
+        Then close() follows at once: nothing is left to send, and nothing to read
+        (an application that read part of the body leaves the rest for drain()).
+        """
+        body = self.body
+        if body.parser is not None and body.remaining:
+            return False
+        for name, value in self.headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                return value == str(size)
+        return False
+
     def _discard_unread_body(self) -> None:
         # Apache writes the whole request body before it reads any of the response: a
         # response that fills the socket buffers while the body sits unread deadlocks
@@ -733,14 +748,14 @@ class Exchange:
         if body.bytes_read == 0 and body.remaining:
             body.discard(self.server.config.drain_limit)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, last: bool = False) -> None:
         # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
         # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
         # Each send() waits at most write_timeout for the peer to accept more bytes.
         sock, sent = self.sock, 0
         try:
             sock.timeout = self.server.config.write_timeout  # sock.settimeout(), inlined
-            sent = sock.send(data)
+            sent = sock.send_before_close(data) if last else sock.send(data)
             if sent < len(data):  # the socket buffer filled: go on from where it stopped
                 view = memoryview(data)
                 while sent < len(view):

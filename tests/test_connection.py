@@ -1,10 +1,12 @@
 """connection.py on real sockets: accept4 and its portable fallback, the peer address
-kept raw and decoded on demand, and the FIONREAD check that decides how to close."""
+kept raw and decoded on demand, the FIONREAD check that decides how to close, and the
+send that leaves a response's last segment for the FIN."""
 
 from __future__ import annotations
 
 import os
 import socket
+import struct
 
 import pytest
 
@@ -125,3 +127,44 @@ def test_accept_on_something_not_a_listener_raises(accept_mode):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _segments_received(sock: socket.socket) -> int:
+    # struct tcp_info (linux/tcp.h): tcpi_segs_in is the u32 at offset 140 (Linux 4.2+).
+    return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256),
+                              140)[0]
+
+
+@pytest.mark.parametrize("way", ["c", "plain"])
+def test_send_before_close_puts_the_fin_in_the_last_segment(way, monkeypatch):
+    # The peer counts the segments it receives until EOF: with MSG_MORE the short
+    # response waits in the kernel and leaves with the FIN that close() adds; without
+    # the C module (or MSG_MORE) it is a plain send, and the FIN follows on its own.
+    if way == "c" and connection._c_send_more is None:
+        pytest.skip("django_scgi._syscalls is not built, or the platform has no MSG_MORE")
+    if way == "plain":
+        monkeypatch.setattr(connection, "_c_send_more", None)
+    listener = _listener(socket.AF_INET, ("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as peer:
+        fd, _ = _accept_one(listener)
+        conn = connection.Connection(fd, socket.AF_INET)
+        try:
+            before = _segments_received(peer)
+            assert conn.send_before_close(b"x" * 300) == 300
+        finally:
+            conn.close()
+        peer.settimeout(10)
+        assert b"".join(iter(lambda: peer.recv(4096), b"")) == b"x" * 300
+        assert _segments_received(peer) - before == (1 if way == "c" else 2)
+
+
+def test_send_before_close_on_a_unix_socket_is_a_plain_send():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = connection.Connection(os.dup(ours.fileno()), socket.AF_UNIX)
+        try:
+            assert conn.send_before_close(b"abc") == 3
+        finally:
+            conn.close()
+        ours.close()
+        assert theirs.recv(10) == b"abc"

@@ -15,12 +15,14 @@ import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from django_scgi import connection
 from django_scgi.client import connect, parse_response
 from django_scgi.protocol import encode_request
 
@@ -317,6 +319,30 @@ def test_response_ends_before_the_application_cleans_up(srv):
     while json.loads(get(srv.address, "/stats/").body)["request_finished"] < finished_before + 2:
         assert time.monotonic() < deadline, "the response's close() never ran"
         time.sleep(0.05)
+
+
+def _segments_until_eof(address: str, path: str) -> tuple[int, bytes]:
+    """(TCP segments the client received, response) for one request to ``path``."""
+    with connect(address, TIMEOUT) as sock:
+        sock.sendall(encode_request(cgi(path)))
+        response = read_all(sock)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("I", info, 140)[0], response  # tcpi_segs_in
+
+
+@pytest.mark.parametrize("srv", ["tcp"], indirect=True)  # a unix socket has no segments
+def test_a_complete_response_ends_in_the_segment_that_carries_the_fin(srv):
+    """A response whose first send is all its Content-Length declares goes out with
+    MSG_MORE, so its last bytes and the FIN that ends it travel together: one packet,
+    one wake-up and one ACK of the front-end less. A streaming response never waits
+    in the kernel: its chunk goes out at once and the FIN after it."""
+    if connection._c_send_more is None:
+        pytest.skip("django_scgi._syscalls is not built, or the platform has no MSG_MORE")
+    complete, response = _segments_until_eof(srv.address, "/")
+    assert response.endswith(b"\r\n\r\nHello from django-scgi\n")
+    streamed, response = _segments_until_eof(srv.address, "/stream/?n=1&delay=0")
+    assert response.endswith(b"\n") and b"chunk 0 at" in response
+    assert complete == streamed - 1
 
 
 # --- response heads ----------------------------------------------------------------------------

@@ -140,12 +140,13 @@ def test_body_size_limit_still_applies_to_a_c_parsed_head():
 
 def test_switched_off_by_the_environment():
     code = ("from django_scgi import connection, protocol; "
-            "print(protocol._c_parse_head, connection._c_accept, connection._c_unread_bytes)")
+            "print(protocol._c_parse_head, connection._c_accept, connection._c_unread_bytes, "
+            "connection._c_send_more)")
     probe = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30,
         check=False, env={**os.environ, "DJANGO_SCGI_PURE_PYTHON": "1"},
     )
-    assert probe.stdout.split() == ["None"] * 3, probe.stderr
+    assert probe.stdout.split() == ["None"] * 4, probe.stderr
 
 
 @pytest.mark.parametrize("pure_python", ["", "1"], ids=["c", "python"])
