@@ -1,6 +1,7 @@
 /*
  * django_scgi._speedups: the usual request head parsed, the usual response head
- * encoded, in C. (encode_head is at the end of this file.)
+ * encoded and its Content-Length read, in C. (encode_head and declared_length are at
+ * the end of this file.)
  *
  * parse_head(data, max_header_size, max_headers) reads an SCGI header netstring from
  * the start of ``data`` (bytes) and returns (variables, CONTENT_LENGTH, body offset)
@@ -287,21 +288,26 @@ static const char *const HOP_BY_HOP[] = {
 };
 
 /* Whether the name lower-cases (ASCII: nothing else in latin-1 lower-cases into
- * ASCII) to a hop-by-hop header. */
+ * ASCII) to ``lower``. */
+static int
+lower_cases_to(const Py_UCS1 *name, Py_ssize_t length, const char *lower)
+{
+    if ((Py_ssize_t)strlen(lower) != length) {
+        return 0;
+    }
+    Py_ssize_t j = 0;
+    while (j < length && (name[j] | 0x20) == (Py_UCS1)lower[j]
+           && ((name[j] >= 'A' && name[j] <= 'Z') || name[j] == (Py_UCS1)lower[j])) {
+        j++;
+    }
+    return j == length;
+}
+
 static int
 is_hop_by_hop(const Py_UCS1 *name, Py_ssize_t length)
 {
     for (int i = 0; HOP_BY_HOP[i] != NULL; i++) {
-        const char *hop = HOP_BY_HOP[i];
-        if ((Py_ssize_t)strlen(hop) != length) {
-            continue;
-        }
-        Py_ssize_t j = 0;
-        while (j < length && (name[j] | 0x20) == (Py_UCS1)hop[j]
-               && ((name[j] >= 'A' && name[j] <= 'Z') || name[j] == (Py_UCS1)hop[j])) {
-            j++;
-        }
-        if (j == length) {
+        if (lower_cases_to(name, length, HOP_BY_HOP[i])) {
             return 1;
         }
     }
@@ -411,11 +417,39 @@ encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return head;
 }
 
+/* declared_length(headers): see protocol.declared_length, which this agrees with for
+ * a list of plain headers and answers None for anything else. */
+static PyObject *
+declared_length(PyObject *Py_UNUSED(module), PyObject *headers)
+{
+    if (!PyList_CheckExact(headers)) {
+        Py_RETURN_NONE;
+    }
+    long long found = -1;
+    int seen = 0;
+    const Py_UCS1 *name, *value;
+    Py_ssize_t name_length, value_length;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        if (!plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
+                          &value_length)) {
+            Py_RETURN_NONE;
+        }
+        if (lower_cases_to(name, name_length, "content-length")) {
+            found = seen ? -1 : read_digits((const char *)value, value_length, 18);
+            seen = 1;
+        }
+    }
+    return PyLong_FromLongLong(found);
+}
+
 static PyMethodDef methods[] = {
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
      "encode_head(status_line, headers) -> the response head, hop-by-hop headers "
      "dropped, for a list of plain, valid (str, str) headers; None: let the Python "
      "encoder decide."},
+    {"declared_length", declared_length, METH_O,
+     "declared_length(headers) -> the Content-Length of a list of plain, valid (str, str) "
+     "headers, -1 for none; None: let the Python code decide."},
     {"parse_head", (PyCFunction)(void (*)(void))parse_head, METH_FASTCALL,
      "parse_head(data, max_header_size, max_headers) -> (variables, content_length, "
      "body_start) for a complete, plainly valid head; None: let the Python parser decide."},

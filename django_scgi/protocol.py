@@ -62,9 +62,11 @@ from http import HTTPStatus
 # DJANGO_SCGI_PURE_PYTHON=1: Python does it all.
 _c_parse_head: Callable[[bytes, int, int], tuple[dict[str, str], int, int] | None] | None
 _c_encode_head: Callable[[bytes, list[tuple[str, str]]], bytes | None] | None
-_c_parse_head = _c_encode_head = None
+_c_declared_length: Callable[[list[tuple[str, str]]], int | None] | None
+_c_parse_head = _c_encode_head = _c_declared_length = None
 if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
     try:
+        from ._speedups import declared_length as _c_declared_length
         from ._speedups import encode_head as _c_encode_head
         from ._speedups import parse_head as _c_parse_head
     except ImportError:
@@ -94,6 +96,7 @@ __all__ = [
     "ResponseHead",
     "State",
     "TooManyHeaders",
+    "declared_length",
     "encode_request",
     "encode_response_head",
     "parse_head",
@@ -721,6 +724,26 @@ def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> byt
         lines.append(line or _header_line(header))
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def declared_length(headers: Iterable[tuple[str, str]]) -> int:
+    """The Content-Length a response's headers declare, or -1.
+
+    -1 also when the header is repeated or its value is not 1-18 ASCII digits (after
+    optional whitespace is trimmed): nothing is inferred from such a response.
+    """
+    if _c_declared_length is not None:
+        found = _c_declared_length(headers)  # None: not a list of plain headers
+        if found is not None:
+            return found
+    found, seen = -1, False
+    for name, value in headers:
+        if len(name) == 14 and name.isascii() and name.lower() == "content-length":
+            digits = value.strip(_OPTIONAL_WHITESPACE)
+            plain = 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()
+            found = int(digits) if plain and not seen else -1
+            seen = True
+    return found
 
 
 def _header_line(header: tuple[str, str]) -> bytes:

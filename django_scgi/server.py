@@ -31,6 +31,7 @@ from gevent.event import Event
 from gevent.hub import Waiter, get_hub, getcurrent
 
 from . import protocol
+from .protocol import declared_length
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
 from .connection import Connection, accept_function, peer_address, peer_host
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
@@ -710,7 +711,14 @@ class Exchange:
             return
         head = self._head(streaming)
         if len(chunk) <= COALESCE_LIMIT:
-            self._send(head + chunk, last or self._completes_response(len(chunk)))
+            if not (last or streaming):
+                # The usual response: one chunk, all the Content-Length declares, and
+                # nothing left to read (an application that read only part of the body
+                # leaves the rest for drain()). Then close() follows at once.
+                parser = self.body.parser
+                last = ((parser is None or not parser.remaining)
+                        and declared_length(self.headers) == len(chunk))
+            self._send(head + chunk, last)
         else:
             self._send(head)
             self._send(chunk)
@@ -723,20 +731,6 @@ class Exchange:
             self._discard_unread_body()
         self.head_sent = True
         return head
-
-    def _completes_response(self, size: int) -> bool:
-        """Whether a first chunk of ``size`` bytes is all the Content-Length declares.
-
-        Then close() follows at once: nothing is left to send, and nothing to read
-        (an application that read part of the body leaves the rest for drain()).
-        """
-        body = self.body
-        if body.parser is not None and body.remaining:
-            return False
-        for name, value in self.headers:
-            if len(name) == 14 and name.lower() == "content-length":
-                return value == str(size)
-        return False
 
     def _discard_unread_body(self) -> None:
         # Apache writes the whole request body before it reads any of the response: a

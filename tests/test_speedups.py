@@ -140,13 +140,13 @@ def test_body_size_limit_still_applies_to_a_c_parsed_head():
 
 def test_switched_off_by_the_environment():
     code = ("from django_scgi import connection, protocol; "
-            "print(protocol._c_parse_head, connection._c_accept, connection._c_unread_bytes, "
-            "connection._c_send_more)")
+            "print(protocol._c_parse_head, protocol._c_encode_head, protocol._c_declared_length, "
+            "connection._c_accept, connection._c_unread_bytes, connection._c_send_more)")
     probe = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30,
         check=False, env={**os.environ, "DJANGO_SCGI_PURE_PYTHON": "1"},
     )
-    assert probe.stdout.split() == ["None"] * 4, probe.stderr
+    assert probe.stdout.split() == ["None"] * 6, probe.stderr
 
 
 @pytest.mark.parametrize("pure_python", ["", "1"], ids=["c", "python"])
@@ -222,3 +222,49 @@ def test_django_response_headers_take_the_c_path():
 def test_unusual_headers_are_left_to_python(headers):
     assert speedups.encode_head(b"Status: 200 OK\r\n", headers) is None
     assert speedups.encode_head(b"Status: 200 OK\r\n", tuple(headers)) is None  # a list only
+
+
+def python_declared_length(headers):
+    saved, protocol._c_declared_length = protocol._c_declared_length, None
+    try:
+        return protocol.declared_length(headers)
+    finally:
+        protocol._c_declared_length = saved
+
+
+content_length_names = st.sampled_from(
+    ["Content-Length", "content-length", "CONTENT-LENGTH", "Content-Lengt", "Content-Length2",
+     "Content_Length", "Cont\xe9nt-Length", "Content-\u212aength"]) | header_names
+length_values = st.sampled_from(
+    ["0", "23", " 23\t", "023", "", " ", "2 3", "-1", "+1", "1e3", "\u0661", "9" * 18, "9" * 19]
+) | header_values
+
+
+@needs_speedups
+@FUZZ
+@given(headers=st.lists(st.tuples(content_length_names, length_values), max_size=4))
+def test_c_declared_length_agrees_with_python_wherever_it_answers(headers):
+    answer = speedups.declared_length(headers)
+    if answer is not None:
+        assert answer == python_declared_length(headers)
+
+
+@pytest.mark.parametrize("headers, length", [
+    ([("Content-Type", "text/plain"), ("Content-Length", "23")], 23),
+    ([("content-length", " 7\t")], 7),
+    ([("Content-Type", "text/plain")], -1),
+    ([("Content-Length", "5"), ("content-length", "5")], -1),  # repeated: nothing inferred
+    ([("Content-Length", "5x")], -1),
+    ([("Content-Length", "9" * 19)], -1),
+])
+def test_declared_length(headers, length):
+    assert python_declared_length(headers) == length
+    if speedups is not None:
+        assert speedups.declared_length(headers) == length  # Django's kind: the C path
+
+
+@needs_speedups
+def test_declared_length_leaves_anything_unusual_to_python():
+    assert speedups.declared_length((("Content-Length", "1"),)) is None  # a list only
+    assert speedups.declared_length([("Content-Length", "\u0661")]) is None
+    assert protocol.declared_length([("Content-Length", "\u0661")]) == -1
