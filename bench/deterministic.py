@@ -120,6 +120,32 @@ def top_functions(path: Path, limit: int = 150) -> tuple[list[dict], list[dict]]
     return top[:limit], objects[:12]  # noqa
 
 
+# Seconds between two sequential requests (see one_at_a_time): more than a server
+# needs after its answer under callgrind (~50 times slower) or strace.
+CALLGRIND_GAP = 0.02
+STRACE_GAP = 0.002
+
+
+def one_at_a_time(target: measure.Target, count: int, gap: float) -> scgi_load.LoadResult:
+    """``count`` direct requests to ``/``, each ``gap`` seconds after the previous answer.
+
+    Back to back, the next connection may or may not be waiting already when a runscgi
+    worker finishes one (then it takes it without a pass of the event loop: a
+    follow-up accept), depending on the client's timing, and the instructions per
+    request then vary by several k from run to run. Spaced out, every request is
+    served from the event loop, as on a server that is not under load; the
+    ``--concurrency`` strace count shows the other case.
+    """
+    request = target.request("/")
+    total = scgi_load.LoadResult()
+    for _ in range(count):
+        one = scgi_load.run_load(target.address, request, total=1, timeout=60.0)
+        total.ok += one.ok
+        total.errors += one.errors
+        time.sleep(gap)
+    return total
+
+
 def callgrind_server(server, target_factory, workdir: Path, *, requests: int, warmup: int,
                      env: dict, cwd: Path, cpu: int | None, argv: list[str],
                      port: int, check_local: bool = True) -> dict:
@@ -141,7 +167,7 @@ def callgrind_server(server, target_factory, workdir: Path, *, requests: int, wa
         scgi_load.run_load(target.address, request, total=10, timeout=60.0)
         _control("-z", str(pid))
         began = time.monotonic()
-        result = scgi_load.run_load(target.address, request, total=requests, timeout=60.0)
+        result = one_at_a_time(target, requests, CALLGRIND_GAP)
         elapsed = time.monotonic() - began
         _control("-d", str(pid))
         dump = _latest_dump(prefix, pid)
@@ -279,8 +305,11 @@ def _strace_count(server, target: measure.Target, workdir: Path, *, requests: in
     try:
         if not _wait_traced(pids):
             return None
-        result = scgi_load.run_load(target.address, target.request("/"), total=requests,
-                                    concurrency=concurrency, timeout=60.0)
+        if concurrency == 1:
+            result = one_at_a_time(target, requests, STRACE_GAP)
+        else:
+            result = scgi_load.run_load(target.address, target.request("/"), total=requests,
+                                        concurrency=concurrency, timeout=60.0)
     finally:
         tracer.stop(timeout=30.0)
     rows = [row for row in parse_strace_summary(out.read_text(errors="replace"))
