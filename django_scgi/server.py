@@ -1251,35 +1251,30 @@ class SCGIServer:
         try:
             if exchange.read_request():
                 exchange.run_application(self.app)
-                exchange.drain()
+                if exchange.body.parser is not None:  # a request without a body has none left
+                    exchange.drain()
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
         finally:
-            self._close(exchange, sock)
-        try:
-            exchange.log_access()
-        except Exception:
-            logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
-
-    @staticmethod
-    def _close(exchange: Exchange, sock: Any) -> None:
-        """Close the connection and the application's iterable, the connection first.
-
-        For SCGI the end of the response is the connection's FIN: Apache, when it
-        does not see it with the last bytes, waits for it, flushes what it has as a
-        chunked response and ends the chunks after the FIN. So the FIN goes before the
-        application's close() (Django's request_finished handlers). A lingering close
-        waits for the peer, so there the application's cleanup goes first.
-        """
-        if exchange.abort:
-            _close_abortive(sock)
-            exchange.close_result()
-        elif exchange.can_close_at_once():
-            sock.close()
-            exchange.close_result()
-        else:
-            exchange.close_result()
-            _close_lingering(sock)
+            # For SCGI the connection's FIN ends the response: Apache, when it does not
+            # see it with the last bytes, waits for it, flushes what it has as a chunked
+            # response and ends the chunks only after the FIN. So the connection closes
+            # before the application's close() (Django's request_finished handlers),
+            # except for a lingering close, which waits for the peer.
+            if exchange.abort:
+                _close_abortive(sock)
+                exchange.close_result()
+            elif exchange.can_close_at_once():
+                sock.close()
+                exchange.close_result()
+            else:
+                exchange.close_result()
+                _close_lingering(sock)
+        if self.config.access_log:
+            try:
+                exchange.log_access()
+            except Exception:
+                logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
 
     def start(self) -> None:
         for acceptor in self.acceptors:
