@@ -830,18 +830,21 @@ class Exchange:
             logger.exception("Error closing the response of %s", request_line(self.environ))
 
     def drain(self) -> None:
-        """Read what is left of the request body (bounded), so closing sends no reset."""
+        """Read what is left of the request body (bounded), so closing sends no reset.
+
+        For a request that has a body; one without has nothing to drain.
+        """
         body = self.body
-        if body is not None and body.timed_out:
+        if body.timed_out:
             peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
                                "timeout) during %s.", self.peer_text,
                                self.server.config.body_timeout, request_line(self.environ))
-        elif body is not None and body.parser is not None and body.remaining:
+        elif body.remaining:
             body.discard(self.server.config.drain_limit)
 
     def log_access(self) -> None:
-        if (self.server.config.access_log and self.environ is not None
-                and access_logger.isEnabledFor(logging.INFO)):
+        """The access line, when the access log is on (the caller checks the setting)."""
+        if self.environ is not None and access_logger.isEnabledFor(logging.INFO):
             self._log_access()
 
     def _log_access(self) -> None:

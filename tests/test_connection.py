@@ -129,7 +129,7 @@ def test_accept_on_something_not_a_listener_raises(accept_mode):
         os.close(write_end)
 
 
-def _segments_received(sock: socket.socket) -> int:
+def segments_received(sock: socket.socket) -> int:
     # struct tcp_info (linux/tcp.h): tcpi_segs_in is the u32 at offset 140 (Linux 4.2+).
     return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256),
                               140)[0]
@@ -149,13 +149,13 @@ def test_send_before_close_puts_the_fin_in_the_last_segment(way, monkeypatch):
         fd, _ = _accept_one(listener)
         conn = connection.Connection(fd, socket.AF_INET)
         try:
-            before = _segments_received(peer)
+            before = segments_received(peer)
             assert conn.send_before_close(b"x" * 300) == 300
         finally:
             conn.close()
         peer.settimeout(10)
         assert b"".join(iter(lambda: peer.recv(4096), b"")) == b"x" * 300
-        assert _segments_received(peer) - before == (1 if way == "c" else 2)
+        assert segments_received(peer) - before == (1 if way == "c" else 2)
 
 
 def test_send_before_close_on_a_unix_socket_is_a_plain_send():

@@ -15,12 +15,12 @@ import random
 import re
 import signal
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from test_connection import segments_received
 
 from django_scgi import connection
 from django_scgi.client import connect, parse_response
@@ -326,8 +326,7 @@ def _segments_until_eof(address: str, path: str) -> tuple[int, bytes]:
     with connect(address, TIMEOUT) as sock:
         sock.sendall(encode_request(cgi(path)))
         response = read_all(sock)
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    return struct.unpack_from("I", info, 140)[0], response  # tcpi_segs_in
+        return segments_received(sock), response
 
 
 @pytest.mark.parametrize("srv", ["tcp"], indirect=True)  # a unix socket has no segments
