@@ -459,8 +459,8 @@ NOTES = {
     "Streaming, big bodies and memory": (
         "First chunk: connect to first body byte of ``/stream/``. Transfers: one "
         "connection, read or written by a Python client on the other core in 1 MiB "
-        "pieces (flup reaches 2.8 GiB/s with it, so the client is not what holds the "
-        "others near 1.2-1.5 GiB/s). RSS +MiB: growth of the server's peak RSS "
+        "pieces; the client takes at least the fastest figure in the table, so a "
+        "slower one is the server's limit. RSS +MiB: growth of the server's peak RSS "
         "(VmHWM, reset before the test). request.body: peak RSS growth ÷ N for a 64 MiB "
         "POST to ``/echo/``: 1.0 = the body held once, 2.0 = a second copy."),
     "Many sleeping requests": (
