@@ -468,8 +468,8 @@ NOTES = {
         "client); wall = first connect to last response; KiB/open request = peak RSS "
         "growth ÷ requests. flup 1.0.3's pool starts a thread only when no thread is "
         "idle at the moment a job is queued, so a burst queues behind a handful of "
-        "threads: 200 requests of 2 s take ~20-45 s, and most of the 5,000 time out "
-        "(30 s past the 2 s)."),
+        "threads: 200 requests of 2 s take several times 2 s (10-22 s in this "
+        "project's runs), and most of the 5,000 time out (30 s past the 2 s)."),
     "Slow peers (slowloris)": (
         "``bench/slowloris.py`` (another process, one epoll loop) opens 5,000 connections "
         "and sends each the bytes of a valid SCGI header block (372 bytes) one at a time, "
