@@ -35,6 +35,33 @@ def patch() -> None:
         name == "django" or name.startswith("django.") for name in sys.modules
     )
     monkey.patch_all()
+    use_c_greenlet_locks()
+
+
+def use_c_greenlet_locks() -> bool:
+    """Put the C forms of gevent's ``get_ident()`` and RLock in ``threading``: True if so.
+
+    Django takes an RLock and asks for the thread id several times per request
+    (asgiref's Local); gevent's versions are Python. ``_greenlocks.c`` does the same
+    work with the same semantics. Left out by ``DJANGO_SCGI_PURE_PYTHON=1`` or when
+    not built.
+    """
+    if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+        return False
+    try:
+        from . import _greenlocks
+    except ImportError:
+        return False
+    import _thread
+    import threading
+
+    from gevent import thread as gevent_thread
+
+    if threading.get_ident is not gevent_thread.get_ident or threading._CRLock is not None:
+        return False  # not gevent's patching as this module knows it: leave it alone
+    _thread.get_ident = threading.get_ident = _greenlocks.get_ident
+    threading._CRLock = _greenlocks.RLock
+    return True
 
 
 def is_patched_early() -> bool:

@@ -37,6 +37,14 @@ for _name in ("_speedups", "_syscalls"):
     except ImportError:
         continue
     TABLE[f"django_scgi.{_name}"] = (False, False)
+# The greenlet locks are gevent's, made in C: gevent, no Django. The launcher imports it
+# only after gevent has patched.
+try:
+    __import__("django_scgi._greenlocks")
+except ImportError:
+    pass
+else:
+    TABLE["django_scgi._greenlocks"] = (False, True)
 
 PROBE = """
 import json, sys

@@ -1,7 +1,7 @@
 """The optional C head parser (django_scgi/_speedups.c) against the Python one.
 
-(The other C module, _syscalls.c, is tested with connection.py's other ways of making
-the same calls in test_connection.py.)
+(The other C modules: _syscalls.c is tested with connection.py's other ways of making
+the same calls in test_connection.py, _greenlocks.c in test_greenlocks.py.)
 
 The C function takes only complete, plainly valid heads and answers None for the
 rest, so the properties are: whatever it returns equals what the Python code
@@ -54,7 +54,8 @@ def test_built_wherever_a_compiler_is():
             and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))):
         pytest.skip("no C compiler or no Python headers here: the Python parser serves")
     probe = subprocess.run(
-        [sys.executable, "-c", "import django_scgi._speedups, django_scgi._syscalls"],
+        [sys.executable, "-c",
+         "import django_scgi._speedups, django_scgi._syscalls, django_scgi._greenlocks"],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
     )
     assert probe.returncode == 0, f"the C modules were not built: {probe.stderr}"

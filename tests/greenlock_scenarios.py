@@ -1,0 +1,173 @@
+"""Greenlets using ``threading.RLock``, ``Condition`` and ``get_ident`` in a process
+started the way runscgi starts: ``python -m django_scgi.launch --path <this file>``.
+
+Prints one JSON object: what each scenario observed, plus which implementation served
+(``rlock_type``). test_greenlocks.py runs it with the C locks (the default) and with
+gevent's Python ones (``DJANGO_SCGI_PURE_PYTHON=1``) and compares the two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import weakref
+
+import gevent
+from asgiref.local import Local
+from greenlet import getcurrent
+
+
+def reentrant_and_exclusive() -> list[str]:
+    # Each greenlet holds the lock twice over a switch; the other must wait for both
+    # releases. A lock that let a second greenlet in would interleave the entries.
+    lock, order = threading.RLock(), []
+
+    def worker(name: str) -> None:
+        with lock:
+            order.append(f"{name} in")
+            gevent.sleep(0.01)
+            with lock:
+                order.append(f"{name} again")
+            gevent.sleep(0.01)
+            order.append(f"{name} out")
+
+    gevent.joinall([gevent.spawn(worker, name) for name in "abc"])
+    return order
+
+
+def held_by_another_greenlet() -> dict[str, object]:
+    lock, seen = threading.RLock(), {}
+
+    def other() -> None:
+        seen["non-blocking"] = bool(lock.acquire(blocking=False))
+        started = time.monotonic()
+        seen["timeout"] = bool(lock.acquire(timeout=0.05))
+        seen["waited"] = time.monotonic() - started >= 0.04
+        seen["is_owned"] = lock._is_owned()
+        try:
+            lock.release()
+        except RuntimeError as error:
+            seen["release"] = str(error)
+
+    lock.acquire()
+    gevent.spawn(other).join()
+    seen["owner is_owned"] = lock._is_owned()
+    lock.release()
+    seen["after release"] = lock._is_owned()
+    return seen
+
+
+def errors() -> dict[str, object]:
+    seen: dict[str, object] = {}
+    try:
+        threading.RLock().release()
+    except RuntimeError as error:
+        seen["release unowned"] = str(error)
+    try:
+        threading.RLock()._release_save()
+    except RuntimeError as error:
+        seen["release_save unowned"] = str(error)
+    for args, kwargs in (((False, 1), {}), ((), {"blocking": False, "timeout": 1}),
+                         ((), {"timeout": -5})):
+        try:
+            threading.RLock().acquire(*args, **kwargs)
+        except ValueError as error:
+            seen.setdefault("bad timeouts", []).append(str(error))
+    try:
+        threading.RLock(1)
+    except TypeError:
+        seen["arguments"] = "TypeError"
+    lock = threading.RLock()
+    # The first acquire() answers what gevent's lock answers, a nested one 1.
+    seen["acquired"] = [lock.acquire(blocking=False), lock.acquire(), lock.acquire(True, 1)]
+    seen["recursion count"] = [lock._recursion_count(), lock._is_owned()]
+    return seen
+
+
+def condition() -> list[str]:
+    # Condition over an RLock taken twice: wait() must give up both levels and get
+    # them back, else the notifier could never enter.
+    cond, events = threading.Condition(threading.RLock()), []
+
+    def waiter() -> None:
+        with cond:
+            with cond:  # noqa: SIM117 -- two levels on purpose
+                events.append("waiting")
+                events.append(f"notified {cond.wait(2)}")
+                events.append(f"owned after wait {cond._is_owned()}")
+        events.append(f"released {not cond._is_owned()}")
+
+    def notifier() -> None:
+        with cond:
+            events.append("notifying")
+            cond.notify()
+
+    gevent.joinall([gevent.spawn(waiter), gevent.spawn(notifier)])
+    with cond:
+        events.append(f"timed out {not cond.wait(0.02)}")
+    return events
+
+
+def fork_reinit_and_weakref() -> dict[str, object]:
+    lock = threading.RLock()
+    lock.acquire()
+    lock.acquire()
+    lock._at_fork_reinit()
+    # After _at_fork_reinit() nothing owns it: a new greenlet takes it at once.
+    taken = gevent.spawn(lambda: lock.acquire(blocking=False)).get()
+    reference = weakref.ref(threading.RLock())
+    return {"taken after reinit": bool(taken), "weakref cleared": reference() is None}
+
+
+def idents() -> dict[str, object]:
+    def ident_pair() -> tuple[bool, int]:
+        gevent.sleep(0.01)  # all three alive at once: their ids cannot be reused
+        return threading.get_ident() == id(getcurrent()), threading.get_ident()
+
+    greenlets = [gevent.spawn(ident_pair) for _ in range(3)]
+    pairs = [greenlet.get() for greenlet in greenlets]
+    greenlet = gevent.spawn(lambda: None)
+    return {
+        "matches id(getcurrent())": all(match for match, _ in pairs),
+        "distinct per greenlet": len({ident for _, ident in pairs}) == 3,
+        "of a given greenlet": threading.get_ident(greenlet) == id(greenlet),
+        "current_thread by ident": threading.current_thread() is threading.main_thread(),
+    }
+
+
+def asgiref_local() -> dict[str, str]:
+    # What Django keeps per request in asgiref Locals (URLconf, script prefix): each
+    # greenlet sees its own value across switches.
+    local, seen = Local(), {}
+
+    def request(name: str) -> None:
+        local.value = name
+        gevent.sleep(0.01)
+        seen[name] = local.value
+        del local.value
+
+    gevent.joinall([gevent.spawn(request, name) for name in ("one", "two", "three")])
+    return seen
+
+
+def main() -> None:
+    results = {
+        "reentrant and exclusive": reentrant_and_exclusive(),
+        "held by another greenlet": held_by_another_greenlet(),
+        "errors": errors(),
+        "condition": condition(),
+        "fork reinit and weakref": fork_reinit_and_weakref(),
+        "idents": idents(),
+        "asgiref local": asgiref_local(),
+    }
+    json.dump({"rlock_type": type(threading.RLock()).__name__,
+               "get_ident": threading.get_ident.__module__ or "",
+               "pure_python": bool(os.environ.get("DJANGO_SCGI_PURE_PYTHON")),
+               "results": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

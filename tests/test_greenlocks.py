@@ -1,0 +1,107 @@
+"""The C forms of gevent's get_ident() and RLock (django_scgi/_greenlocks.c).
+
+The launcher puts them in ``threading`` after gevent's patching; Django then takes
+them several times per request (asgiref's Local). The property that matters: a
+greenlet program sees exactly what it sees with gevent's Python versions. The
+scenarios (tests/greenlock_scenarios.py) run in a process started the way runscgi
+starts, once with each implementation, and must observe the same, and the right,
+things.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import REPO
+
+from django_scgi import launch
+
+try:
+    from django_scgi import _greenlocks
+except ImportError:
+    _greenlocks = None
+
+needs_greenlocks = pytest.mark.skipif(_greenlocks is None, reason="_greenlocks.c not built")
+SCENARIOS = str(REPO / "tests" / "greenlock_scenarios.py")
+NESTED_ERROR = "cannot release un-acquired lock"
+
+
+def run_scenarios(pure_python: bool) -> dict:
+    env = {**os.environ, "DJANGO_SCGI_PURE_PYTHON": "1" if pure_python else ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "django_scgi.launch", "--path", SCENARIOS],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def with_c() -> dict:
+    return run_scenarios(pure_python=False)
+
+
+@pytest.fixture(scope="module")
+def with_python() -> dict:
+    return run_scenarios(pure_python=True)
+
+
+@needs_greenlocks
+def test_the_launcher_puts_them_in_threading(with_c):
+    assert with_c["rlock_type"] == "RLock"
+    assert with_c["get_ident"] == "django_scgi._greenlocks"
+
+
+def test_pure_python_keeps_gevents_own(with_python):
+    assert with_python["rlock_type"] == "_RLock"  # threading._PyRLock
+    assert with_python["get_ident"] == "gevent.thread"
+
+
+@needs_greenlocks
+def test_greenlets_see_the_same_with_either(with_c, with_python):
+    assert with_c["results"] == with_python["results"]
+
+
+@pytest.mark.parametrize("pure_python", [False, True], ids=["c", "python"])
+def test_what_greenlets_see(pure_python, with_c, with_python):
+    results = (with_python if pure_python else with_c)["results"]
+    # One greenlet at a time inside, each through both of its nested levels.
+    assert results["reentrant and exclusive"] == [
+        f"{name} {step}" for name in "abc" for step in ("in", "again", "out")]
+    assert results["held by another greenlet"] == {
+        "non-blocking": False, "timeout": False, "waited": True, "is_owned": False,
+        "release": NESTED_ERROR, "owner is_owned": True, "after release": False,
+    }
+    errors = results["errors"]
+    assert errors["release unowned"] == errors["release_save unowned"] == NESTED_ERROR
+    assert errors["bad timeouts"] == ["can't specify a timeout for a non-blocking call"] * 2 + [
+        "timeout value must be strictly positive"]
+    assert errors["arguments"] == "TypeError"
+    assert errors["acquired"] == [True, 1, 1] and errors["recursion count"] == [3, True]
+    assert results["condition"] == [
+        "waiting", "notifying", "notified True", "owned after wait True", "released True",
+        "timed out True"]
+    assert results["fork reinit and weakref"] == {"taken after reinit": True,
+                                                  "weakref cleared": True}
+    assert all(results["idents"].values()), results["idents"]
+    assert results["asgiref local"] == {"one": "one", "two": "two", "three": "three"}
+
+
+def test_left_alone_in_a_process_gevent_did_not_patch():
+    # This test process is not monkey-patched: threading keeps its native functions.
+    get_ident, rlock = threading.get_ident, threading._CRLock
+    assert launch.use_c_greenlet_locks() is False
+    assert (threading.get_ident, threading._CRLock) == (get_ident, rlock)
+
+
+@needs_greenlocks
+def test_get_ident_of_a_given_object():
+    marker = object()
+    assert _greenlocks.get_ident(marker) == id(marker)
+    with pytest.raises(TypeError):
+        _greenlocks.get_ident(1, 2)
