@@ -191,14 +191,18 @@ def callgrind_server(server, target_factory, workdir: Path, *, requests: int, wa
         proc.stop()
 
 
-def callgrind_inprocess(python: Path, workdir: Path, *, gevent: bool, requests: int,
+# The in-process loop's variants: name -> inprocess.py's patching flag.
+INPROCESS_VARIANTS = {"inprocess": None, "inprocess-gevent": "--gevent",
+                      "inprocess-launcher": "--launcher"}
+
+
+def callgrind_inprocess(python: Path, workdir: Path, *, name: str, requests: int,
                         env: dict, cwd: Path, cpu: int | None) -> dict:
-    name = "inprocess-gevent" if gevent else "inprocess"
     prefix = workdir / f"callgrind-{name}"
     argv = [str(python), str(Path(__file__).parent / "inprocess.py"), "--handshake",
             "-n", str(requests), "--warmup", "300"]
-    if gevent:
-        argv.append("--gevent")
+    if INPROCESS_VARIANTS[name]:
+        argv.append(INPROCESS_VARIANTS[name])
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
                 f"--callgrind-out-file={prefix}.%p", *argv]
     log = workdir / f"callgrind-{name}.log"

@@ -2,12 +2,15 @@
 
     python bench/inprocess.py [--gevent] [--path /] [-n 2000]          # CPU µs per request
     python bench/inprocess.py [--gevent] --handshake -n 100            # under callgrind
+    python bench/inprocess.py --launcher ...                           # patched as runscgi is
 
 The environ is built once, the way a server would build it from the variables that
 ``scgi_load`` sends (Debian nginx's ``scgi_params``), and copied for each call with a
 fresh empty ``wsgi.input``; the response is iterated and closed (``request_finished``
 fires, as in a server). With ``--gevent``, ``gevent.monkey.patch_all()`` runs before
-Django is imported, as a correctly set-up gevent server does.
+Django is imported, as a correctly set-up gevent server does. With ``--launcher``,
+``django_scgi.launch.patch()`` does it, as for ``runscgi``: gevent's patching plus the
+C ``get_ident()`` and RLock (``_greenlocks.c``) that make Django itself cheaper.
 
 ``--handshake``: after the warm-up print ``READY`` and wait for a line on stdin; run
 the loop; print ``DONE`` and wait for stdin to close. ``bench/run.py`` switches
@@ -62,16 +65,22 @@ def run(app, base: dict, count: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gevent", action="store_true", help="monkey.patch_all() first")
+    parser.add_argument("--launcher", action="store_true",
+                        help="patch as runscgi's launcher does (django_scgi.launch.patch())")
     parser.add_argument("--path", default="/")
     parser.add_argument("-n", "--count", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--handshake", action="store_true")
     args = parser.parse_args()
-    if args.gevent:
+    sys.path.insert(0, ROOT)
+    if args.launcher:
+        from django_scgi import launch
+
+        launch.patch()
+    elif args.gevent:
         from gevent import monkey
 
         monkey.patch_all()
-    sys.path.insert(0, ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
     sys.path.insert(1, os.path.join(ROOT, "bench"))
     from django.core.wsgi import get_wsgi_application

@@ -390,10 +390,9 @@ class Bench:
                         cwd=ROOT, cpu=self.server_cpu, argv=server.argv(ctx, port), port=port,
                         check_local=ctx.app == "django")
         if ctx.app == "django":
-            for gevent in (False, True):
-                label = "inprocess-gevent" if gevent else "inprocess"
+            for label in deterministic.INPROCESS_VARIANTS:
                 self.record(metric, label, 0, deterministic.callgrind_inprocess,
-                            ctx.main_bin / "python", workdir, gevent=gevent,
+                            ctx.main_bin / "python", workdir, name=label,
                             requests=args.callgrind_requests, env=env, cwd=ROOT,
                             cpu=self.server_cpu)
 
