@@ -109,9 +109,19 @@ rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* Traversed, as a Python-level _PyRLock would be: a greenlet waiting on the lock can
+ * make a cycle back to it through its frame. No tp_clear: those frames break it. */
+static int
+rlock_traverse(RLockObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->block);
+    return 0;
+}
+
 static void
 rlock_dealloc(RLockObject *self)
 {
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
@@ -387,7 +397,8 @@ static PyTypeObject RLockType = {
     .tp_basicsize = sizeof(RLockObject),
     .tp_dealloc = (destructor)rlock_dealloc,
     .tp_repr = (reprfunc)rlock_repr,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)rlock_traverse,
     .tp_doc = "A reentrant lock owned by greenlets: threading.RLock under gevent.",
     .tp_weaklistoffset = offsetof(RLockObject, weakreflist),
     .tp_methods = rlock_methods,
