@@ -83,7 +83,16 @@ def errors() -> dict[str, object]:
     lock = threading.RLock()
     # The first acquire() answers what gevent's lock answers, a nested one 1.
     seen["acquired"] = [lock.acquire(blocking=False), lock.acquire(), lock.acquire(True, 1)]
-    seen["recursion count"] = [lock._recursion_count(), lock._is_owned()]
+    # Three levels: owned until the third release, and a fourth is an error.
+    owned = []
+    for _ in range(3):
+        lock.release()
+        owned.append(lock._is_owned())
+    try:
+        lock.release()
+    except RuntimeError:
+        owned.append("fourth release refused")
+    seen["releases"] = owned
     return seen
 
 

@@ -82,7 +82,8 @@ def test_what_greenlets_see(pure_python, with_c, with_python):
     assert errors["bad timeouts"] == ["can't specify a timeout for a non-blocking call"] * 2 + [
         "timeout value must be strictly positive"]
     assert errors["arguments"] == "TypeError"
-    assert errors["acquired"] == [True, 1, 1] and errors["recursion count"] == [3, True]
+    assert errors["acquired"] == [True, 1, 1]
+    assert errors["releases"] == [True, True, False, "fourth release refused"]
     assert results["condition"] == [
         "waiting", "notifying", "notified True", "owned after wait True", "released True",
         "timed out True"]
@@ -105,3 +106,16 @@ def test_get_ident_of_a_given_object():
     assert _greenlocks.get_ident(marker) == id(marker)
     with pytest.raises(TypeError):
         _greenlocks.get_ident(1, 2)
+
+
+@needs_greenlocks
+def test_recursion_count_and_locked():
+    # _recursion_count() (Python 3.13's RLock) and locked() (3.14's), on every version.
+    lock = _greenlocks.RLock()
+    assert (lock._recursion_count(), lock.locked()) == (0, False)
+    lock.acquire()
+    lock.acquire()
+    assert (lock._recursion_count(), lock.locked()) == (2, True)
+    lock.release()
+    lock.release()
+    assert (lock._recursion_count(), lock.locked()) == (0, False)
