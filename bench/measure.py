@@ -148,12 +148,17 @@ def wrk_load(url: str, target: Target, frontend, *, duration: float, concurrency
     if warmup:
         wrk(warmup)
     cpu0, fe0 = target.proc.cpu(), frontend.cpu()
+    core0 = procs.core_ticks(cpu) if cpu is not None else None
     output = wrk(duration)
-    cpu, fe_cpu = target.proc.cpu() - cpu0, frontend.cpu() - fe0
+    cpu_s, fe_cpu = target.proc.cpu() - cpu0, frontend.cpu() - fe0
+    # How busy the core of the front-end and wrk was: near 100 %, they, not the server,
+    # set the pace, and the req/s is a ceiling of this set-up.
+    load_core_busy = procs.busy_pct(core0, procs.core_ticks(cpu) if cpu is not None else None)
     found = parse_wrk(output)
     done = found["requests"]
-    found["cpu_us_per_req"] = round(cpu / done * 1e6, 1) if done else None
+    found["cpu_us_per_req"] = round(cpu_s / done * 1e6, 1) if done else None
     found["frontend_cpu_us_per_req"] = round(fe_cpu / done * 1e6, 1) if done else None
+    found["load_core_busy_pct"] = load_core_busy
     if not done:
         found["wrk_output"] = output[-800:]
     return found

@@ -64,6 +64,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def core_ticks(cpu: int) -> tuple[int, int] | None:
+    """(busy, all) clock ticks of one CPU so far, from /proc/stat; None if unreadable.
+
+    Busy leaves out idle, iowait and steal (time the hypervisor gave to someone else).
+    """
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{cpu} "):
+                ticks = [int(value) for value in line.split()[1:9]]
+                return sum(ticks) - ticks[3] - ticks[4] - ticks[7], sum(ticks)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def busy_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+
+
 def status_kib(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
