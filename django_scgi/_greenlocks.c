@@ -235,7 +235,7 @@ rlock_release(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (current_ident(&me) < 0) {
         return NULL;
     }
-    if (self->owner != me || self->count == 0) {
+    if (self->owner != me) {  /* owner is 0 whenever count is */
         PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
         return NULL;
     }
@@ -264,7 +264,7 @@ rlock_is_owned(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (current_ident(&me) < 0) {
         return NULL;
     }
-    return PyBool_FromLong(self->owner == me && self->count);
+    return PyBool_FromLong(self->owner == me);
 }
 
 static PyObject *
