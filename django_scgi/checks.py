@@ -27,6 +27,7 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "max_requests": "django_scgi.E015",
     "max_requests_jitter": "django_scgi.E016",
     "reload": "django_scgi.E017",
+    "close_batch": "django_scgi.E018",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -81,6 +81,9 @@ if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
         _c_accept = getattr(_syscalls, "accept", None)  # absent without accept4
         _c_unread_bytes = _syscalls.unread_bytes
         _c_send_more = getattr(_syscalls, "send_more", None)  # absent without MSG_MORE
+# Whether Connection.send_before_close() on TCP makes the kernel hold the last bytes
+# for the FIN.
+SENDS_MORE = _c_send_more is not None
 
 
 def accept(listener_fd: int) -> tuple[int, bytes] | None:
@@ -108,6 +111,31 @@ def accept_function() -> Callable[[int], tuple[int, Any] | None]:
     """``accept`` itself, or the C function it would call: called once per connection,
     the acceptor spares the dispatching frame."""
     return _c_accept if _c_accept is not None else accept
+
+
+def listen_queue_function(listener: Any) -> Callable[[], int] | None:
+    """A function giving how many connections wait in ``listener``'s accept queue.
+
+    Linux reports it for a listening TCP socket in ``TCP_INFO``'s ``tcpi_unacked``
+    (what ``ss`` shows as Recv-Q). None for other sockets and systems.
+    """
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None or not sys.platform.startswith("linux") or (
+            listener.family not in _TCP_FAMILIES):
+        return None
+    getsockopt, byteorder = listener.getsockopt, sys.byteorder
+
+    def queue_length() -> int:
+        try:
+            info = getsockopt(socket.IPPROTO_TCP, tcp_info, _TCP_INFO_UNACKED_END)
+        except OSError:
+            return 0
+        return int.from_bytes(info[_TCP_INFO_UNACKED_END - 4:], byteorder)
+
+    return queue_length
+
+
+_TCP_INFO_UNACKED_END = 28  # struct tcp_info: 8 bytes of u8 fields, then u32s; unacked 5th
 
 
 def _accept_portable(listener_fd: int) -> tuple[int, Any] | None:
@@ -283,6 +311,73 @@ class Connection:
             )
         else:
             _close_fd(fd, sock)
+
+
+class ClosingQueue:
+    """Finished connections whose close is held, to close several together.
+
+    The close ends an SCGI response for the front-end, and wakes the front-end's
+    worker for it. Under load a worker greenlet serves the backlog one connection
+    after another (``server.Workers``); if it holds each finished connection for the
+    next few requests and then closes them together, one wake-up of the front-end
+    takes several responses. Behind nginx, with 32 connections and eight closes
+    together, nginx went from 0.8 to 0.16 context switches per request, and the
+    server's kernel time fell by a third. When to hold and when to close is the
+    server's decision (``server.Workers``); this class closes what is queued when
+    it is told to, and whenever the worker lets the event loop run.
+    """
+
+    __slots__ = ("_flush_scheduled", "fds", "holder")
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+        # The worker greenlet whose closes may be queued, set while it takes
+        # follow-up connections; any other closes at once.
+        self.holder: Any = None
+        self._flush_scheduled = False
+
+    def add(self, connection: Connection) -> None:
+        """Take over ``connection``'s close (at once if a greenlet waits on it)."""
+        watchers = connection._watchers
+        if watchers:
+            if any(watcher.callback is not None for watcher in watchers.values()):
+                connection.close()  # wakes the waiter with EBADF first
+                return
+            for watcher in watchers.values():  # stopped before their fd is closed
+                watcher.close()
+            connection._watchers = None
+        if connection._socket is not None:
+            fd = connection._socket.detach()
+            connection._socket = None
+        else:
+            fd = connection.fd
+        if fd >= 0:
+            self.fds.append(fd)
+        connection.fd = -1
+
+    def hold(self) -> None:
+        """Keep the queue while the worker goes on; the loop's next pass closes it.
+
+        Anything that makes the worker wait (a slow front-end, a sleeping view, a
+        database socket) lets the loop run, so a held close never waits for that.
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            get_hub().loop.run_callback(self._flush_from_loop)
+
+    def flush(self) -> None:
+        """Close every queued connection, oldest first."""
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            try:
+                _socket.close(fd)
+            except OSError:  # not ours any more: nothing to send a FIN on
+                pass
+
+    def _flush_from_loop(self) -> None:
+        self._flush_scheduled = False
+        if self.fds:
+            self.flush()
 
 
 def _close_fd(fd: int, sock: _socket.socket | None) -> None:

@@ -33,7 +33,8 @@ from gevent.hub import Waiter, get_hub, getcurrent
 from . import protocol
 from .protocol import declared_length
 from .conf import Address, FDAddress, ServerConfig, TCPAddress, UnixAddress
-from .connection import Connection, accept_function, peer_address, peer_host
+from .connection import (SENDS_MORE, ClosingQueue, Connection, accept_function,
+                         listen_queue_function, peer_address, peer_host)
 from .environ import build_environ, make_base_environ, mask_environ, request_line, response_head
 
 logger = logging.getLogger(__name__)
@@ -486,7 +487,7 @@ class Exchange:
     __slots__ = (
         "server", "sock", "raw_peer", "_peer", "environ", "body", "status", "headers",
         "head_sent", "bytes_sent", "started", "is_head", "abort", "overread", "nodelay",
-        "result",
+        "result", "fin_awaited",
     )
 
     def __init__(self, server: SCGIServer, sock: Any, raw_peer: Any) -> None:
@@ -513,6 +514,11 @@ class Exchange:
         self.nodelay = False
         # The application's iterable, closed by close_result() once the connection is.
         self.result: Any = None
+        # Whether the response's last bytes went in one send_before_close(), which
+        # makes the kernel hold them for the FIN where it can (TCP): only then may the
+        # close wait (ClosingQueue) without the front-end seeing the end of the bytes
+        # before the end of the response. Acceptors hold only where it can.
+        self.fin_awaited = False
 
     # -- reading the request --
 
@@ -749,7 +755,11 @@ class Exchange:
         sock, sent = self.sock, 0
         try:
             sock.timeout = self.server.config.write_timeout  # sock.settimeout(), inlined
-            sent = sock.send_before_close(data) if last else sock.send(data)
+            if last:
+                sent = sock.send_before_close(data)
+                self.fin_awaited = sent == len(data)
+            else:
+                sent = sock.send(data)
             if sent < len(data):  # the socket buffer filled: go on from where it stopped
                 view = memoryview(data)
                 while sent < len(view):
@@ -990,6 +1000,12 @@ ACCEPT_ERROR_PAUSE = 0.5
 # order as CPython's thread switch interval (5 ms).
 FOLLOW_UP_BUDGET = 0.005
 
+# A worker taking follow-up connections may hold those it has finished open
+# (ClosingQueue) until the predicted end of the next one is at most this long after the
+# start of the first held one, predicting that the next takes as long as the last.
+# Requests slower than half of it are closed one by one: they gain nothing from it.
+CLOSE_HOLD = 0.001
+
 # After a follow-up accept found the backlog empty, the next this many connections skip
 # the attempt: one connection at a time, each attempt would be a wasted accept4().
 FOLLOW_UP_COOLDOWN = 7
@@ -1010,13 +1026,26 @@ class Workers:
     waiting on the same listener (``Acceptor.follow_up``), for up to FOLLOW_UP_BUDGET
     and only while no other connection is in progress: that spares the hub's loop pass
     (``epoll_wait``, libev's ``getpid``) and two greenlet switches per request, and
-    never makes a connection already taken in wait behind new ones.
+    never makes a connection already taken in wait behind new ones. While it does,
+    it closes the connections it has finished in batches of up to ``close_batch``
+    (``close``): the front-end wakes once per batch instead of once per response.
     """
 
-    def __init__(self, size: int, serve: Callable[[int, Any, int], None]) -> None:
+    def __init__(self, size: int, serve: Callable[[int, Any, int], None],
+                 closing: ClosingQueue, close_batch: int) -> None:
         self.size = size
         self.busy = 0
         self._serve = serve
+        self.closing = closing
+        self.close_batch = close_batch
+        # For close(), about the follow-ups of the one worker taking them: when the
+        # current one and the first held one started, the acceptor, what its backlog
+        # was last found to hold less the follow-ups taken since, and for how many
+        # follow-ups nothing is held (_may_hold).
+        self._started = self._held_since = 0.0
+        self._source: Acceptor | None = None
+        self._known_waiting = 0
+        self._close_cooldown = 0
         self._idle: list[Waiter] = []
         self._running: set[Any] = set()
         self._freed = Event()
@@ -1050,6 +1079,8 @@ class Workers:
                     else:
                         self._serve_and_follow_up(connection)
                 finally:
+                    if self.closing.fds:
+                        self.closing.flush()
                     self.busy -= 1
                     if self._room_waiters or (not self.busy and self._all_done is not None):
                         self._wake_waiters()
@@ -1062,11 +1093,66 @@ class Workers:
 
     def _serve_and_follow_up(self, connection: Accepted) -> None:
         """Serve ``connection``, then those its acceptor still has waiting, in one slot."""
-        serve, source = self._serve, connection[3]
-        deadline = time.monotonic() + FOLLOW_UP_BUDGET  # a slow first request ends it
-        serve(connection[0], connection[1], connection[2])
-        while (following := source.follow_up(deadline)) is not None:
-            serve(following[0], following[1], following[2])
+        serve, source, closing = self._serve, connection[3], self.closing
+        self._started = time.monotonic()
+        deadline = self._started + FOLLOW_UP_BUDGET  # a slow first request ends it
+        self._source, self._known_waiting = source, 0
+        current = getcurrent()
+        closing.holder = None if self._close_cooldown else current
+        try:
+            serve(connection[0], connection[1], connection[2])
+            while (following := source.follow_up(deadline)) is not None:
+                self._started = time.monotonic()
+                self._known_waiting -= 1  # the follow-up took one of them
+                if self._close_cooldown:
+                    self._close_cooldown -= 1
+                closing.holder = None if self._close_cooldown else current
+                serve(following[0], following[1], following[2])
+        finally:
+            closing.holder = None
+
+    def close(self, connection: Connection) -> None:
+        """Close a finished connection, or hold it to close with the next ones.
+
+        Only the worker taking follow-up connections holds (``ClosingQueue.holder``);
+        a connection not held is closed at once, with those held before it.
+        """
+        closing = self.closing
+        if closing.holder is getcurrent():
+            now, held = time.monotonic(), len(closing.fds)
+            if not held:
+                self._held_since = self._started
+            # From the start of the first held request to the predicted end of the
+            # next, counted as lasting as long as this one.
+            span = now - self._held_since + now - self._started
+            if self._may_hold(held + 1, span):
+                closing.add(connection)
+                closing.hold()
+                return
+            if held:
+                closing.flush()
+        connection.close()
+
+    def _may_hold(self, held: int, span: float) -> bool:
+        """Whether ``held`` finished connections may stay open while the next is served.
+
+        At most as many are held as connections still wait in the backlog once the
+        next is taken: the front-end is not left without requests in flight, which
+        would idle the server at low concurrency (two connections at a time would be
+        served in turns). The backlog is asked (a system call) only when what it said
+        last no longer covers ``held``; found too short, it is not asked again, and
+        nothing is held, for the next FOLLOW_UP_COOLDOWN follow-ups.
+        """
+        if held >= self.close_batch or span > CLOSE_HOLD:
+            return False
+        if self._known_waiting > held:
+            return True
+        self._known_waiting = self._source.waiting() if self._source is not None else 0
+        if self._known_waiting > held:
+            return True
+        self._close_cooldown = FOLLOW_UP_COOLDOWN
+        self.closing.holder = None
+        return False
 
     def _wake_waiters(self) -> None:
         """A connection is done: wake wait_available() and, when none is left, join()."""
@@ -1117,6 +1203,9 @@ class Acceptor:
         self.family = listener.socket.family
         self._fd = listener.socket.fileno()
         self._accept = accept_function()
+        # Finished connections are held for a batch (Workers.close) only where the
+        # backlog can be measured and the last bytes wait for the FIN (MSG_MORE).
+        self._queue_length = listen_queue_function(listener.socket) if SENDS_MORE else None
         self._watcher: Any = None
         self._waiting_for_room = False
         self._cooldown = 0  # connections to dispatch without a follow-up (see follow_up)
@@ -1179,6 +1268,10 @@ class Acceptor:
             return None
         return (accepted[0], accepted[1], self.family, self)
 
+    def waiting(self) -> int:
+        """Connections waiting in the listener's backlog; 0 where the kernel cannot tell."""
+        return self._queue_length() if self._queue_length is not None else 0
+
     def _resume_when_room(self) -> None:
         try:
             while not self.workers.wait_available(3600):
@@ -1233,7 +1326,9 @@ class SCGIServer:
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         # After _init_hooks(): with max_requests, self.handle is the counting one.
-        self.workers = Workers(config.max_connections, self.handle)
+        self.closing = ClosingQueue()
+        self.workers = Workers(config.max_connections, self.handle, self.closing,
+                               config.close_batch)
         for listener in listeners:
             listener.socket.setblocking(False)
         self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
@@ -1263,12 +1358,16 @@ class SCGIServer:
             # see it with the last bytes, waits for it, flushes what it has as a chunked
             # response and ends the chunks only after the FIN. So the connection closes
             # before the application's close() (Django's request_finished handlers),
-            # except for a lingering close, which waits for the peer.
+            # except for a lingering close, which waits for the peer, and one held for
+            # a batch (Workers.close), whose last bytes wait in the kernel with it.
             if exchange.abort:
                 _close_abortive(sock)
                 exchange.close_result()
             elif exchange.can_close_at_once():
-                sock.close()
+                if exchange.fin_awaited and self.closing.holder is not None:
+                    self.workers.close(sock)  # or held for a batch: Workers._may_hold
+                else:
+                    sock.close()
                 exchange.close_result()
             else:
                 exchange.close_result()

@@ -24,6 +24,7 @@ BAD_AND_GOOD = {
     "write_timeout": (-2, "10"),
     "graceful_timeout": (0, 1),
     "drain_limit": (-1, 0),
+    "close_batch": (0, 1),
     "access_log": ("maybe", False),
     "allow_from": ("10.0.0.300/8", "10.0.0.0/8 192.168.1.7"),
     "workers": (0, 4),

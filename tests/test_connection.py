@@ -168,3 +168,116 @@ def test_send_before_close_on_a_unix_socket_is_a_plain_send():
             conn.close()
         ours.close()
         assert theirs.recv(10) == b"abc"
+
+
+# --- the accept queue and closes held for a batch (server.Workers.close) ------------------
+
+
+def _connect_and_wait_for_backlog(listener: socket.socket, count: int, length) -> list:
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(count)]
+    for _ in range(200):
+        if length() == count:
+            break
+        os.sched_yield()  # handshakes still on their way
+    return clients
+
+
+def test_listen_queue_function_counts_the_backlog():
+    with _listener(socket.AF_INET, ("127.0.0.1", 0)) as listener:
+        length = connection.listen_queue_function(listener)
+        assert length is not None and length() == 0
+        clients = _connect_and_wait_for_backlog(listener, 3, length)
+        try:
+            assert length() == 3
+            os.close(_accept_one(listener)[0])
+            assert length() == 2
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_listen_queue_function_is_none_for_a_unix_listener(short_tmp):
+    with _listener(socket.AF_UNIX, str(short_tmp / "queue.sock")) as listener:
+        assert connection.listen_queue_function(listener) is None
+
+
+@pytest.fixture
+def tcp_pair():
+    """(Connection, peer socket) over loopback TCP."""
+    listener = _listener(socket.AF_INET, ("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as peer:
+        fd, _ = _accept_one(listener)
+        conn = connection.Connection(fd, socket.AF_INET)
+        try:
+            yield conn, peer
+        finally:
+            conn.close()
+
+
+def _ended(peer: socket.socket) -> bytes:
+    """What the peer has received, once the connection has ended (waits up to 10 s)."""
+    peer.settimeout(10)
+    return b"".join(iter(lambda: peer.recv(4096), b""))
+
+
+def _nothing_yet(peer: socket.socket) -> bool:
+    peer.setblocking(False)
+    try:
+        peer.recv(1)
+    except BlockingIOError:
+        return True
+    return False
+
+
+def test_a_queued_connection_stays_open_until_flushed(tcp_pair):
+    if connection._c_send_more is None:
+        pytest.skip("django_scgi._syscalls is not built, or the platform has no MSG_MORE")
+    conn, peer = tcp_pair
+    queue = connection.ClosingQueue()
+    before = segments_received(peer)
+    conn.send_before_close(b"x" * 300)
+    queue.add(conn)
+    assert conn.fd == -1 and len(queue.fds) == 1
+    assert _nothing_yet(peer)  # the last bytes wait for the FIN, and so does the peer
+    queue.flush()
+    assert queue.fds == []
+    assert _ended(peer) == b"x" * 300
+    assert segments_received(peer) - before == 1  # bytes and FIN together
+
+
+def test_a_connection_with_idle_watchers_is_queued_without_them(tcp_pair):
+    conn, peer = tcp_pair
+    watcher = conn._watcher(1)  # as after a recv() that had to wait, and then got bytes
+    queue = connection.ClosingQueue()
+    queue.add(conn)
+    assert conn._watchers is None and watcher.callback is None and not watcher.active
+    assert len(queue.fds) == 1 and _nothing_yet(peer)
+    queue.flush()
+    assert _ended(peer) == b""
+
+
+def test_a_connection_a_greenlet_waits_on_is_closed_at_once(tcp_pair):
+    import gevent
+
+    conn, peer = tcp_pair
+    waiting = gevent.spawn(conn.recv, 10)
+    gevent.sleep(0.01)  # now it waits in recv() for bytes that never come
+    queue = connection.ClosingQueue()
+    queue.add(conn)
+    assert queue.fds == []  # not held: the waiter is told at once
+    with pytest.raises(OSError):
+        waiting.get(timeout=5)
+    assert _ended(peer) == b""
+
+
+def test_held_connections_are_closed_when_the_loop_runs(tcp_pair):
+    import gevent
+
+    conn, peer = tcp_pair
+    queue = connection.ClosingQueue()
+    queue.add(conn)
+    queue.hold()
+    assert _nothing_yet(peer)
+    gevent.sleep(0)  # the worker lets the loop run
+    assert queue.fds == []
+    assert _ended(peer) == b""

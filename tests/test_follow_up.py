@@ -9,6 +9,14 @@ process (``follow_up_server.py``) whose app reports the loop pass that served it
 - slow requests are not chained: the loop (here, a due timer) runs between them;
 - nor are any while another connection is in progress: it may be waiting for the loop;
 - one connection at a time, a failed accept() is not paid on every request.
+
+And while it takes follow-ups, it may hold the connections it has finished open, to
+close several together (``Workers.close``): the front-end wakes once for all of them.
+The server records each batch it closes (``/log``); the tests check that it holds:
+
+- with a deep backlog of quick requests, in batches of at most ``close_batch``;
+- never slow requests, nor with a shallow backlog, nor with ``close_batch`` 1;
+- never while the worker waits: a held connection is closed when the loop runs.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,10 +41,14 @@ REPO = HERE.parent
 
 
 @pytest.fixture
-def follow_up_server():
-    """(address, go): the server has its listener open; ``go()`` lets it start serving."""
+def follow_up_server(request):
+    """(address, go): the server has its listener open; ``go()`` lets it start serving.
+
+    Parametrized indirectly, the parameter is the server's ``close_batch``.
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
-    proc = subprocess.Popen([sys.executable, str(HERE / "follow_up_server.py")],
+    extra = [str(request.param)] if hasattr(request, "param") else []
+    proc = subprocess.Popen([sys.executable, str(HERE / "follow_up_server.py"), *extra],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO)
     try:
         line = proc.stdout.readline().decode()
@@ -122,3 +135,66 @@ def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server)
     # 17 connections (the 16 and the second /log); each failed attempt to follow up
     # (found the backlog empty) is followed by a cool-down of 7 connections.
     assert 17 <= accepts <= 17 + 3, accepts
+
+
+# --- closing finished connections together ---------------------------------------------
+
+
+def test_a_deep_backlog_of_quick_requests_is_closed_in_batches(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/pass", 40)
+    go()
+    for sock in socks:
+        body_of(sock)  # each response whole, its status 200
+    flushed = server_log(address)["flushed"]
+    # Without holding, each connection is closed on its own and nothing is recorded.
+    # Held, up to 7 wait for the 8th (the default close_batch), which is closed with
+    # them; a slow machine may stretch a request past the 1 ms limit and close early.
+    assert flushed and max(flushed) >= 2, flushed
+    assert max(flushed) <= 7, flushed
+
+
+def test_slow_requests_are_not_held(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/burn", 5)  # 30 ms of CPU each, far over the 1 ms limit
+    go()
+    for sock in socks:
+        body_of(sock)
+    # Held, a response would wait for the next request's 30 ms as well.
+    assert server_log(address)["flushed"] == []
+
+
+def test_a_shallow_backlog_is_not_held(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/pass", 2)
+    go()
+    for sock in socks:
+        body_of(sock)
+    # Holding the first while the second is served would leave the front-end with no
+    # request in flight behind them: at two at a time they would be served in turns.
+    assert server_log(address)["flushed"] == []
+
+
+@pytest.mark.parametrize("follow_up_server", [1], indirect=True)
+def test_close_batch_1_closes_each_connection_at_once(follow_up_server):
+    address, go = follow_up_server
+    socks = queue(address, "/pass", 40)
+    go()
+    for sock in socks:
+        body_of(sock)
+    assert server_log(address)["flushed"] == []
+
+
+def test_a_held_connection_is_closed_when_the_worker_waits(follow_up_server):
+    address, go = follow_up_server
+    first, napping = queue(address, "/pass", 1) + queue(address, "/nap", 1)
+    behind = queue(address, "/pass", 10)  # a deep backlog: the first may be held
+    go()
+    started = time.monotonic()
+    body_of(first)
+    took = time.monotonic() - started
+    # Held until the worker's next request ended, it would take the 2 s of the nap.
+    assert took < 1.0, f"the first response took {took:.2f} s"
+    for sock in [napping, *behind]:
+        body_of(sock)
+    assert server_log(address)["flushed"][:1] == [1]

@@ -18,6 +18,7 @@ import hashlib
 import os
 import random
 import shutil
+import socket
 import textwrap
 import time
 from pathlib import Path
@@ -340,6 +341,44 @@ def test_500_page_from_django(deployment):
     reply = deployment.get("/error/")
     assert reply.status == 500 and reply.from_django, reply.describe()
     assert DJANGO_500_TEXT in reply.body
+
+
+def test_a_burst_of_requests_each_get_their_own_whole_response(deployment):
+    """64 requests sent at once, each framed as when it comes alone.
+
+    A burst fills runscgi's backlog, and it then holds finished TCP connections to
+    close several together (``Workers.close``): each client must still get its own
+    response, whole, and the front-end must still see each response end with its last
+    bytes (Apache otherwise re-frames it as chunked).
+    """
+    if deployment.frontend.backend.transport != "tcp":
+        pytest.skip("finished connections are held only on TCP listeners")
+
+    def framing(reply: frontends.Reply) -> tuple:
+        return reply.header("Content-Length") is not None, reply.header("Transfer-Encoding")
+
+    alone = deployment.get("/info/?n=alone")
+    for _ in range(3):
+        socks = []
+        for number in range(64):
+            sock = socket.create_connection((frontends.HOST, deployment.port), timeout=20)
+            sock.sendall(f"GET {deployment.mount}/info/?n={number} HTTP/1.1\r\n"
+                         f"Host: {frontends.HOST}:{deployment.port}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            socks.append(sock)
+        for number, sock in enumerate(socks):
+            with sock:
+                reply = frontends.parse_reply(read_to_end(sock))
+            assert reply.status == 200, reply.describe()
+            assert reply.json()["full_path"].endswith(f"/info/?n={number}"), reply.describe()
+            assert framing(reply) == framing(alone), reply.describe()
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def test_head_has_no_body(deployment):
