@@ -140,13 +140,19 @@ def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server)
 # --- closing finished connections together ---------------------------------------------
 
 
-def test_a_deep_backlog_of_quick_requests_is_closed_in_batches(follow_up_server):
+def closed_in_batches(follow_up_server, path: str, count: int) -> list[int]:
+    """Queue ``count`` requests for ``path``, let the server serve them, read each
+    response whole; the sizes of the batches of held connections the server closed."""
     address, go = follow_up_server
-    socks = queue(address, "/pass", 40)
+    socks = queue(address, path, count)
     go()
     for sock in socks:
         body_of(sock)  # each response whole, its status 200
-    flushed = server_log(address)["flushed"]
+    return server_log(address)["flushed"]
+
+
+def test_a_deep_backlog_of_quick_requests_is_closed_in_batches(follow_up_server):
+    flushed = closed_in_batches(follow_up_server, "/pass", 40)
     # Without holding, each connection is closed on its own and nothing is recorded.
     # Held, up to 7 wait for the 8th (the default close_batch), which is closed with
     # them; a slow machine may stretch a request past the 1 ms limit and close early.
@@ -155,34 +161,20 @@ def test_a_deep_backlog_of_quick_requests_is_closed_in_batches(follow_up_server)
 
 
 def test_slow_requests_are_not_held(follow_up_server):
-    address, go = follow_up_server
-    socks = queue(address, "/burn", 5)  # 30 ms of CPU each, far over the 1 ms limit
-    go()
-    for sock in socks:
-        body_of(sock)
-    # Held, a response would wait for the next request's 30 ms as well.
-    assert server_log(address)["flushed"] == []
+    # 30 ms of CPU each, far over the 1 ms limit: held, a response would wait for the
+    # next request's 30 ms as well.
+    assert closed_in_batches(follow_up_server, "/burn", 5) == []
 
 
 def test_a_shallow_backlog_is_not_held(follow_up_server):
-    address, go = follow_up_server
-    socks = queue(address, "/pass", 2)
-    go()
-    for sock in socks:
-        body_of(sock)
     # Holding the first while the second is served would leave the front-end with no
     # request in flight behind them: at two at a time they would be served in turns.
-    assert server_log(address)["flushed"] == []
+    assert closed_in_batches(follow_up_server, "/pass", 2) == []
 
 
 @pytest.mark.parametrize("follow_up_server", [1], indirect=True)
 def test_close_batch_1_closes_each_connection_at_once(follow_up_server):
-    address, go = follow_up_server
-    socks = queue(address, "/pass", 40)
-    go()
-    for sock in socks:
-        body_of(sock)
-    assert server_log(address)["flushed"] == []
+    assert closed_in_batches(follow_up_server, "/pass", 40) == []
 
 
 def test_a_held_connection_is_closed_when_the_worker_waits(follow_up_server):
