@@ -136,6 +136,9 @@ class FrontEnd:
     def cpu(self) -> float:
         return self.proc.cpu()
 
+    def sleeps(self) -> int:
+        return self.proc.sleeps()
+
     def error_log(self) -> str:
         name = "nginx-error.log" if self.kind == "nginx" else "apache-error.log"
         path = self.proc.log_path.parent / name

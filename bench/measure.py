@@ -147,10 +147,11 @@ def wrk_load(url: str, target: Target, frontend, *, duration: float, concurrency
 
     if warmup:
         wrk(warmup)
-    cpu0, fe0 = target.proc.cpu(), frontend.cpu()
+    cpu0, fe0, fe_sleeps0 = target.proc.cpu(), frontend.cpu(), frontend.sleeps()
     core0 = procs.core_ticks(cpu) if cpu is not None else None
     output = wrk(duration)
     cpu_s, fe_cpu = target.proc.cpu() - cpu0, frontend.cpu() - fe0
+    fe_sleeps = frontend.sleeps() - fe_sleeps0
     # How busy the core of the front-end and wrk was: near 100 %, they, not the server,
     # set the pace, and the req/s is a ceiling of this set-up.
     load_core_busy = procs.busy_pct(core0, procs.core_ticks(cpu) if cpu is not None else None)
@@ -158,6 +159,10 @@ def wrk_load(url: str, target: Target, frontend, *, duration: float, concurrency
     done = found["requests"]
     found["cpu_us_per_req"] = round(cpu_s / done * 1e6, 1) if done else None
     found["frontend_cpu_us_per_req"] = round(fe_cpu / done * 1e6, 1) if done else None
+    # Each time the front-end's threads slept and were woken again: the wake-ups a
+    # server's way of answering costs the front-end, a count that no slow spell of the
+    # machine changes much.
+    found["frontend_wakeups_per_req"] = round(fe_sleeps / done, 2) if done else None
     found["load_core_busy_pct"] = load_core_busy
     if not done:
         found["wrk_output"] = output[-800:]

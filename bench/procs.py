@@ -85,7 +85,8 @@ def busy_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> f
     return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
-def status_kib(pid: int, key: str) -> int:
+def status_number(pid: int, key: str) -> int:
+    """The number after ``key:`` in /proc/PID/status (kB for the memory keys); 0 if absent."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -95,12 +96,25 @@ def status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def sleeps(pids: list[int]) -> int:
+    """Voluntary context switches of every thread of ``pids``: how often they slept and
+    were woken (``/proc/PID/task/TID/status``)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        total += sum(status_number(int(task.name), "voluntary_ctxt_switches") for task in tasks)
+    return total
+
+
 def rss_kib(pids: list[int]) -> int:
-    return sum(status_kib(pid, "VmRSS") for pid in pids)
+    return sum(status_number(pid, "VmRSS") for pid in pids)
 
 
 def peak_kib(pids: list[int]) -> int:
-    return sum(status_kib(pid, "VmHWM") for pid in pids)
+    return sum(status_number(pid, "VmHWM") for pid in pids)
 
 
 def reset_peak(pids: list[int]) -> bool:
@@ -142,6 +156,9 @@ class Proc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pids())
+
+    def sleeps(self) -> int:
+        return sleeps(self.pids())
 
     def log_tail(self, lines: int = 30) -> str:
         try:

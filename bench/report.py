@@ -198,14 +198,16 @@ def _throughput_tables(data: dict, prefix: str, view: str) -> str:
                 continue
             rows.append([_label(data, name), row.get("req_per_s"), row.get("p50_ms"),
                          row.get("p99_ms"), row.get("errors"), row.get("cpu_us_per_req"),
-                         row.get("frontend_cpu_us_per_req"), row.get("load_core_busy_pct"),
+                         row.get("frontend_cpu_us_per_req"), row.get("frontend_wakeups_per_req"),
+                         row.get("load_core_busy_pct"),
                          _ratio(ours, row.get("req_per_s")) if name != "runscgi" else None])
         headers = ["server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req",
-                   "front-end CPU µs/req", "load core busy %", "runscgi ÷ this"]
+                   "front-end CPU µs/req", "front-end wake-ups/req", "load core busy %",
+                   "runscgi ÷ this"]
         if kind == "direct":
             # the load generator's own core and CPU time are not counted directly
-            headers = headers[:6] + headers[8:]
-            rows = [row[:6] + row[8:] for row in rows]
+            headers = headers[:6] + headers[9:]
+            rows = [row[:6] + row[9:] for row in rows]
         parts.append(f"**{view} {title}**\n\n" + table(headers, rows))
     return "\n\n".join(parts)
 
@@ -503,7 +505,9 @@ NOTES = {
         "backend connections to gunicorn while SCGI opens one per request. Load core busy: "
         "how busy the other core (front-end and wrk) was during the run; near 100 %, "
         "they and not the server set the pace, and the figure is this set-up's ceiling "
-        "rather than the server's."),
+        "rather than the server's. Front-end wake-ups: the voluntary context switches of "
+        "the front-end's threads per request, each a sleep it was woken from; fewer when a "
+        "server hands it several responses at once (runscgi's ``--close-batch``)."),
     "Streaming, big bodies and memory": (
         "First chunk: connect to first body byte of ``/stream/``. Transfers: one "
         "connection, read or written by a Python client on the other core in 1 MiB "
