@@ -296,6 +296,20 @@ class Connection:
     def setsockopt(self, *args: Any) -> None:
         self.as_socket().setsockopt(*args)
 
+    def detach(self) -> int | None:
+        """Give up the descriptor, open, to whoever closes it later (-1 if closed
+        already); None, and nothing changed, while a greenlet waits on it."""
+        watchers = self._watchers
+        if watchers:
+            if any(watcher.callback is not None for watcher in watchers.values()):
+                return None
+            for watcher in watchers.values():  # stopped before their fd is closed
+                watcher.close()
+            self._watchers = None
+        fd = self._socket.detach() if self._socket is not None else self.fd
+        self.fd, self._socket = -1, None
+        return fd
+
     def close(self) -> None:
         if self.fd < 0:
             return
@@ -338,22 +352,11 @@ class ClosingQueue:
 
     def add(self, connection: Connection) -> None:
         """Take over ``connection``'s close (at once if a greenlet waits on it)."""
-        watchers = connection._watchers
-        if watchers:
-            if any(watcher.callback is not None for watcher in watchers.values()):
-                connection.close()  # wakes the waiter with EBADF first
-                return
-            for watcher in watchers.values():  # stopped before their fd is closed
-                watcher.close()
-            connection._watchers = None
-        if connection._socket is not None:
-            fd = connection._socket.detach()
-            connection._socket = None
-        else:
-            fd = connection.fd
-        if fd >= 0:
+        fd = connection.detach()
+        if fd is None:
+            connection.close()  # wakes the waiter with EBADF first
+        elif fd >= 0:
             self.fds.append(fd)
-        connection.fd = -1
 
     def hold(self) -> None:
         """Keep the queue while the worker goes on; the loop's next pass closes it.

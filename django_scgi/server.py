@@ -1032,11 +1032,11 @@ class Workers:
     """
 
     def __init__(self, size: int, serve: Callable[[int, Any, int], None],
-                 closing: ClosingQueue, close_batch: int) -> None:
+                 close_batch: int) -> None:
         self.size = size
         self.busy = 0
         self._serve = serve
-        self.closing = closing
+        self.closing = ClosingQueue()
         self.close_batch = close_batch
         # For close(), about the follow-ups of the one worker taking them: when the
         # current one and the first held one started, the acceptor, what its backlog
@@ -1326,9 +1326,7 @@ class SCGIServer:
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         # After _init_hooks(): with max_requests, self.handle is the counting one.
-        self.closing = ClosingQueue()
-        self.workers = Workers(config.max_connections, self.handle, self.closing,
-                               config.close_batch)
+        self.workers = Workers(config.max_connections, self.handle, config.close_batch)
         for listener in listeners:
             listener.socket.setblocking(False)
         self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
@@ -1364,7 +1362,7 @@ class SCGIServer:
                 _close_abortive(sock)
                 exchange.close_result()
             elif exchange.can_close_at_once():
-                if exchange.fin_awaited and self.closing.holder is not None:
+                if exchange.fin_awaited and self.workers.closing.holder is not None:
                     self.workers.close(sock)  # or held for a batch: Workers._may_hold
                 else:
                     sock.close()

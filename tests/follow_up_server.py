@@ -84,7 +84,7 @@ def main() -> None:
     config = conf.resolve(options, settings=types.SimpleNamespace())
     listeners = server.open_listeners(config.bind, socket_mode=0o660, backlog=128)
     scgi = server.SCGIServer(application, listeners, config)
-    scgi.closing = scgi.workers.closing = RecordingQueue()
+    scgi.workers.closing = RecordingQueue()
     for acceptor in scgi.acceptors:
         acceptor._accept = counting(acceptor._accept)
     print("ADDRESS", scgi.addresses[0], flush=True)
