@@ -13,10 +13,12 @@
  * This module does the same work in C, with the same semantics:
  *   get_ident(gr=None)  id(gr), or id(greenlet.getcurrent()) (id(None) while greenlet
  *                       is being torn down), as gevent.thread.get_ident;
- *   RLock()             threading._PyRLock's algorithm line for line: the owner is the
- *                       get_ident() above, the blocking lock is gevent's own
- *                       (gevent.thread.allocate_lock()), so a greenlet waiting for
- *                       it lets the others run.
+ *   RLock()             threading._PyRLock's semantics: the owner is the get_ident()
+ *                       above, and a greenlet that must wait for it waits on a gevent
+ *                       lock (gevent.thread.allocate_lock()), so the others run.
+ *                       That lock is taken only when some greenlet has to wait (see
+ *                       "lazy blocking lock" below): Django's RLocks are never
+ *                       contended, and gevent's acquire() costs ~2 k instructions.
  * django_scgi.launch installs both after patch_all(); DJANGO_SCGI_PURE_PYTHON=1 or a
  * missing build leaves gevent's Python versions in place.
  *
@@ -28,6 +30,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <structmember.h>
 #include <stdint.h>
 
 static PyObject *getcurrent;      /* greenlet.getcurrent */
@@ -35,7 +38,7 @@ static PyObject *allocate_lock;   /* gevent.thread.allocate_lock (LockType) */
 /* BoundedSemaphore.acquire, which LockType.acquire(True, -1) ends in after a Python
  * layer that only translates arguments; called directly for that (usual) case. */
 static PyObject *semaphore_acquire;
-static PyObject *str_acquire, *str_release, *str_locked, *str_at_fork_reinit;
+static PyObject *str_acquire, *str_release, *str_at_fork_reinit;
 static PyObject *minus_one;
 
 /* id() of the current greenlet into *ident; -1 with an exception set on failure. */
@@ -76,11 +79,26 @@ get_ident(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 
 /* --- RLock --------------------------------------------------------------------------- */
 
+/* Lazy blocking lock. _PyRLock holds its gevent lock ("block") for as long as it is
+ * owned. Here an uncontended acquire() only records the owner; the block is taken when
+ * a second greenlet has to wait:
+ *   - "held" says the block is taken for the current owner. A greenlet that finds the
+ *     RLock owned with the block free takes the block for the owner (never waits: the
+ *     block is free), then waits on it; the owner's last release() releases it, which
+ *     wakes that waiter.
+ *   - A waiter that gets the block becomes the owner with held set.
+ *   - The fast path (record the owner, nothing else) is taken only when nothing is
+ *     owned, held, or waited for: after a release that woke a waiter, until that
+ *     waiter runs, newcomers go through the block too, as with _PyRLock.
+ * Invariant: owner != 0 and !held => no waiters and the block is free. Every step
+ * runs with the GIL and without a greenlet switch except the block's own acquire(). */
 typedef struct {
     PyObject_HEAD
-    PyObject *block;          /* the gevent lock held while the RLock is owned */
+    PyObject *block;          /* the gevent lock that waiting greenlets wait on */
     uintptr_t owner;          /* get_ident() of the owner; 0: not owned */
     unsigned long count;      /* recursion level */
+    int held;                 /* the block is taken on the owner's behalf */
+    Py_ssize_t waiters;       /* greenlets inside the block's acquire() */
     PyObject *weakreflist;
 } RLockObject;
 
@@ -105,6 +123,8 @@ rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->block = block;
     self->owner = 0;
     self->count = 0;
+    self->held = 0;
+    self->waiters = 0;
     self->weakreflist = NULL;
     return (PyObject *)self;
 }
@@ -129,16 +149,17 @@ rlock_dealloc(RLockObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* The gevent lock's acquire() with the default arguments: the result object. */
+/* The gevent lock's acquire(blocking, None) (blocking: Py_True or Py_False): the result
+ * object. */
 static PyObject *
-block_acquire_blocking(RLockObject *self)
+block_acquire_default(RLockObject *self, PyObject *blocking)
 {
     if (semaphore_acquire != NULL) {
-        PyObject *args[3] = {self->block, Py_True, Py_None};
+        PyObject *args[3] = {self->block, blocking, Py_None};
         return PyObject_Vectorcall(semaphore_acquire, args, 3, NULL);
     }
-    PyObject *args[1] = {self->block};
-    return PyObject_VectorcallMethod(str_acquire, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+    PyObject *args[2] = {self->block, blocking};
+    return PyObject_VectorcallMethod(str_acquire, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                      NULL);
 }
 
@@ -189,6 +210,67 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
+/* Take the block for an owner that took the fast path, so that the caller can wait on
+ * it. 0 on success. */
+static int
+hold_for_owner(RLockObject *self)
+{
+    PyObject *taken = block_acquire_default(self, Py_False);
+    if (taken == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(taken);
+    Py_DECREF(taken);
+    if (truth < 0) {
+        return -1;
+    }
+    if (!truth) {  /* the invariant says it is free: something else took it */
+        PyErr_SetString(PyExc_RuntimeError, "RLock's blocking lock taken unexpectedly");
+        return -1;
+    }
+    self->held = 1;
+    return 0;
+}
+
+/* The block's acquire() with the caller's arguments (NULL: not given): the result. */
+static PyObject *
+block_acquire(RLockObject *self, PyObject *blocking, PyObject *timeout)
+{
+    if ((blocking == NULL || blocking == Py_True) && timeout == NULL) {
+        return block_acquire_default(self, Py_True);
+    }
+    PyObject *call[3] = {self->block, blocking ? blocking : Py_True,
+                         timeout ? timeout : minus_one};
+    return PyObject_VectorcallMethod(str_acquire, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                     NULL);
+}
+
+/* Owned by another greenlet, or handed over: go through the block, as _PyRLock does. */
+static PyObject *
+acquire_through_block(RLockObject *self, uintptr_t me, PyObject *blocking, PyObject *timeout)
+{
+    if (self->owner != 0 && !self->held && hold_for_owner(self) < 0) {
+        return NULL;
+    }
+    self->waiters++;
+    PyObject *acquired = block_acquire(self, blocking, timeout);
+    self->waiters--;
+    if (acquired == NULL) {
+        return NULL;
+    }
+    int truth = PyObject_IsTrue(acquired);
+    if (truth < 0) {
+        Py_DECREF(acquired);
+        return NULL;
+    }
+    if (truth) {
+        self->owner = me;
+        self->count = 1;
+        self->held = 1;
+    }
+    return acquired;
+}
+
 static PyObject *
 rlock_acquire(RLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -204,28 +286,32 @@ rlock_acquire(RLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         self->count++;
         return PyLong_FromLong(1);  /* what _PyRLock answers for a nested acquire */
     }
-    PyObject *acquired;
-    if ((blocking == NULL || blocking == Py_True) && timeout == NULL) {
-        acquired = block_acquire_blocking(self);
-    } else {
-        PyObject *call[3] = {self->block, blocking ? blocking : Py_True,
-                             timeout ? timeout : minus_one};
-        acquired = PyObject_VectorcallMethod(
-            str_acquire, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    }
-    if (acquired == NULL) {
-        return NULL;
-    }
-    int truth = PyObject_IsTrue(acquired);
-    if (truth < 0) {
-        Py_DECREF(acquired);
-        return NULL;
-    }
-    if (truth) {
+    int default_arguments = (blocking == NULL || blocking == Py_True) && timeout == NULL;
+    if (default_arguments && self->owner == 0 && !self->held && self->waiters == 0) {
+        /* The block's acquire() would take it at once and answer True. */
         self->owner = me;
         self->count = 1;
+        Py_RETURN_TRUE;
     }
-    return acquired;
+    return acquire_through_block(self, me, blocking, timeout);
+}
+
+/* Give up ownership; the block too if it was taken, which wakes a waiter. */
+static int
+let_go(RLockObject *self)
+{
+    self->owner = 0;
+    self->count = 0;
+    if (!self->held) {
+        return 0;
+    }
+    self->held = 0;
+    PyObject *result = block_call(self, str_release);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
 }
 
 static PyObject *
@@ -242,12 +328,9 @@ rlock_release(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (--self->count) {
         Py_RETURN_NONE;
     }
-    self->owner = 0;
-    PyObject *result = block_call(self, str_release);
-    if (result == NULL) {
+    if (let_go(self) < 0) {
         return NULL;
     }
-    Py_DECREF(result);
     Py_RETURN_NONE;
 }
 
@@ -295,14 +378,10 @@ rlock_release_save(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (state == NULL) {
         return NULL;
     }
-    self->count = 0;
-    self->owner = 0;
-    PyObject *result = block_call(self, str_release);
-    if (result == NULL) {
+    if (let_go(self) < 0) {
         Py_DECREF(state);
         return NULL;
     }
-    Py_DECREF(result);
     return state;
 }
 
@@ -321,11 +400,19 @@ rlock_acquire_restore(RLockObject *self, PyObject *state)
             return NULL;
         }
     }
-    PyObject *result = block_acquire_blocking(self);
-    if (result == NULL) {
+    uintptr_t me;
+    if (current_ident(&me) < 0) {
         return NULL;
     }
-    Py_DECREF(result);
+    if (self->owner == 0 && !self->held && self->waiters == 0) {
+        self->owner = me;  /* the fast path of acquire() */
+    } else {
+        PyObject *result = acquire_through_block(self, me, NULL, NULL);
+        if (result == NULL) {
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
     self->count = count;
     self->owner = ident;
     Py_RETURN_NONE;
@@ -341,27 +428,22 @@ rlock_at_fork_reinit(RLockObject *self, PyObject *Py_UNUSED(ignored))
     Py_DECREF(result);
     self->owner = 0;
     self->count = 0;
+    self->held = 0;
+    self->waiters = 0;
     Py_RETURN_NONE;
 }
 
+/* Owned by some greenlet. (The block may be free while it is: see "lazy blocking lock".) */
 static PyObject *
 rlock_locked(RLockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return block_call(self, str_locked);
+    return PyBool_FromLong(self->owner != 0);
 }
 
 static PyObject *
 rlock_repr(RLockObject *self)
 {
-    PyObject *locked = block_call(self, str_locked);
-    if (locked == NULL) {
-        return NULL;
-    }
-    int truth = PyObject_IsTrue(locked);
-    Py_DECREF(locked);
-    if (truth < 0) {
-        return NULL;
-    }
+    int truth = self->owner != 0;
     PyObject *owner = self->owner ? PyLong_FromVoidPtr((void *)self->owner)
                                   : Py_NewRef(Py_None);
     if (owner == NULL) {
@@ -391,6 +473,12 @@ static PyMethodDef rlock_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef rlock_members[] = {
+    {"_block", T_OBJECT, offsetof(RLockObject, block), READONLY,
+     "The gevent lock waiting greenlets wait on (as threading._PyRLock's _block)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject RLockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "django_scgi._greenlocks.RLock",
@@ -402,6 +490,7 @@ static PyTypeObject RLockType = {
     .tp_doc = "A reentrant lock owned by greenlets: threading.RLock under gevent.",
     .tp_weaklistoffset = offsetof(RLockObject, weakreflist),
     .tp_methods = rlock_methods,
+    .tp_members = rlock_members,
     .tp_new = rlock_new,
 };
 
@@ -461,11 +550,10 @@ PyInit__greenlocks(void)
     allocate_lock = getcurrent ? import_attribute("gevent.thread", "allocate_lock") : NULL;
     str_acquire = PyUnicode_InternFromString("acquire");
     str_release = PyUnicode_InternFromString("release");
-    str_locked = PyUnicode_InternFromString("locked");
     str_at_fork_reinit = PyUnicode_InternFromString("_at_fork_reinit");
     minus_one = PyLong_FromLong(-1);
-    if (allocate_lock == NULL || !str_acquire || !str_release || !str_locked
-            || !str_at_fork_reinit || !minus_one) {
+    if (allocate_lock == NULL || !str_acquire || !str_release || !str_at_fork_reinit
+            || !minus_one) {
         return NULL;
     }
     semaphore_acquire = find_semaphore_acquire();

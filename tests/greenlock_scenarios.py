@@ -60,6 +60,38 @@ def held_by_another_greenlet() -> dict[str, object]:
     return seen
 
 
+def handed_over() -> dict[str, object]:
+    # The owner took the lock with nobody waiting; then others queue up for it. Each
+    # release must wake the next in line, a waiter whose timeout has not run out must
+    # get it, and a waiter killed in the queue must not leave the lock stuck.
+    lock, seen, order = threading.RLock(), {}, []
+
+    def queued(name: str, timeout: float = -1) -> None:
+        got = lock.acquire(timeout=timeout)
+        order.append(f"{name} {bool(got)}")
+        if got:
+            gevent.sleep(0.005)
+            lock.release()
+
+    lock.acquire()
+    waiters = [gevent.spawn(queued, "b"), gevent.spawn(queued, "c", 2.0)]
+    doomed = gevent.spawn(queued, "killed")
+    gevent.sleep(0.01)
+    doomed.kill()
+    lock.release()
+    # Released, but the first waiter has not run yet: a newcomer takes it (gevent's
+    # lock is not fair to newcomers) and keeps it over a switch; b waits for it.
+    if lock.acquire():
+        order.append("newcomer True")
+        gevent.sleep(0.005)
+        lock.release()
+    gevent.joinall(waiters)
+    seen["order"] = order
+    seen["free afterwards"] = bool(lock.acquire(blocking=False))
+    lock.release()
+    return seen
+
+
 def errors() -> dict[str, object]:
     seen: dict[str, object] = {}
     try:
@@ -166,6 +198,7 @@ def main() -> None:
     results = {
         "reentrant and exclusive": reentrant_and_exclusive(),
         "held by another greenlet": held_by_another_greenlet(),
+        "handed over": handed_over(),
         "errors": errors(),
         "condition": condition(),
         "fork reinit and weakref": fork_reinit_and_weakref(),
