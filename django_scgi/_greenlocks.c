@@ -77,97 +77,154 @@ get_ident(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromVoidPtr((void *)ident);
 }
 
-/* --- RLock --------------------------------------------------------------------------- */
+/* --- the lazy blocking lock, shared by RLock and Lock ---------------------------------- */
 
-/* Lazy blocking lock. _PyRLock holds its gevent lock ("block") for as long as it is
- * owned. Here an uncontended acquire() only records the owner; the block is taken when
- * a second greenlet has to wait:
- *   - "held" says the block is taken for the current owner. A greenlet that finds the
- *     RLock owned with the block free takes the block for the owner (never waits: the
- *     block is free), then waits on it; the owner's last release() releases it, which
- *     wakes that waiter.
- *   - A waiter that gets the block becomes the owner with held set.
- *   - The fast path (record the owner, nothing else) is taken only when nothing is
- *     owned, held, or waited for: after a release that woke a waiter, until that
- *     waiter runs, newcomers go through the block too, as with _PyRLock.
- * Invariant: owner != 0 and !held => no waiters and the block is free. Every step
- * runs with the GIL and without a greenlet switch except the block's own acquire(). */
+/* gevent's locks hold a gevent lock ("block") for as long as they are taken. Here an
+ * uncontended acquire() only records that the lock is taken; the block is taken when a
+ * second greenlet has to wait:
+ *   - "held" says the block is taken on behalf of whoever has the lock. A greenlet that
+ *     finds the lock taken with the block free takes the block for the taker (never
+ *     waits: the block is free), then waits on it; the taker's release() releases it,
+ *     which wakes that waiter.
+ *   - A waiter that gets the block takes the lock with held set.
+ *   - The fast path (record the taker, nothing else) is taken only when the lock is
+ *     free and nothing is held or waited for: after a release that woke a waiter,
+ *     until that waiter runs, newcomers go through the block too, as with gevent's.
+ * Invariant: taken and !held => no waiters and the block is free. Every step runs with
+ * the GIL and without a greenlet switch except the block's own blocking acquire(). */
 typedef struct {
-    PyObject_HEAD
     PyObject *block;          /* the gevent lock that waiting greenlets wait on */
-    uintptr_t owner;          /* get_ident() of the owner; 0: not owned */
-    unsigned long count;      /* recursion level */
-    int held;                 /* the block is taken on the owner's behalf */
+    int held;                 /* the block is taken on the taker's behalf */
     Py_ssize_t waiters;       /* greenlets inside the block's acquire() */
-    PyObject *weakreflist;
-} RLockObject;
+} LazyBlock;
 
-static PyTypeObject RLockType;
-
-static PyObject *
-rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))) {
-        PyErr_SetString(PyExc_TypeError, "RLock() takes no arguments");
-        return NULL;
-    }
-    PyObject *block = PyObject_CallNoArgs(allocate_lock);
-    if (block == NULL) {
-        return NULL;
-    }
-    RLockObject *self = (RLockObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(block);
-        return NULL;
-    }
-    self->block = block;
-    self->owner = 0;
-    self->count = 0;
-    self->held = 0;
-    self->waiters = 0;
-    self->weakreflist = NULL;
-    return (PyObject *)self;
-}
-
-/* Traversed, as a Python-level _PyRLock would be: a greenlet waiting on the lock can
- * make a cycle back to it through its frame. No tp_clear: those frames break it. */
 static int
-rlock_traverse(RLockObject *self, visitproc visit, void *arg)
+lazy_init(LazyBlock *lazy)
 {
-    Py_VISIT(self->block);
-    return 0;
+    lazy->block = PyObject_CallNoArgs(allocate_lock);
+    lazy->held = 0;
+    lazy->waiters = 0;
+    return lazy->block == NULL ? -1 : 0;
 }
 
-static void
-rlock_dealloc(RLockObject *self)
+/* Neither held nor waited for: a free lock may then be taken without the block. */
+static inline int
+lazy_is_quiet(const LazyBlock *lazy)
 {
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    Py_XDECREF(self->block);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    return !lazy->held && lazy->waiters == 0;
 }
 
-/* The gevent lock's acquire(blocking, None) (blocking: Py_True or Py_False): the result
- * object. */
+/* The block's acquire(blocking, None) (blocking: Py_True or Py_False): the result. */
 static PyObject *
-block_acquire_default(RLockObject *self, PyObject *blocking)
+block_acquire_default(LazyBlock *lazy, PyObject *blocking)
 {
     if (semaphore_acquire != NULL) {
-        PyObject *args[3] = {self->block, blocking, Py_None};
+        PyObject *args[3] = {lazy->block, blocking, Py_None};
         return PyObject_Vectorcall(semaphore_acquire, args, 3, NULL);
     }
-    PyObject *args[2] = {self->block, blocking};
+    PyObject *args[2] = {lazy->block, blocking};
     return PyObject_VectorcallMethod(str_acquire, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                      NULL);
 }
 
+/* The block's acquire() with the caller's arguments (NULL: not given): the result. */
 static PyObject *
-block_call(RLockObject *self, PyObject *name)
+block_acquire(LazyBlock *lazy, PyObject *blocking, PyObject *timeout)
 {
-    PyObject *args[1] = {self->block};
+    if ((blocking == NULL || blocking == Py_True) && timeout == NULL) {
+        return block_acquire_default(lazy, Py_True);
+    }
+    PyObject *call[3] = {lazy->block, blocking ? blocking : Py_True,
+                         timeout ? timeout : minus_one};
+    return PyObject_VectorcallMethod(str_acquire, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                     NULL);
+}
+
+static PyObject *
+block_call(LazyBlock *lazy, PyObject *name)
+{
+    PyObject *args[1] = {lazy->block};
     return PyObject_VectorcallMethod(name, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* Take the block for a taker that took the fast path, so that the caller can wait on
+ * it. 0 on success. */
+static int
+hold_for_taker(LazyBlock *lazy)
+{
+    PyObject *taken = block_acquire_default(lazy, Py_False);
+    if (taken == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(taken);
+    Py_DECREF(taken);
+    if (truth < 0) {
+        return -1;
+    }
+    if (!truth) {  /* the invariant says it is free: something else took it */
+        PyErr_SetString(PyExc_RuntimeError, "the lock's gevent lock was taken unexpectedly");
+        return -1;
+    }
+    lazy->held = 1;
+    return 0;
+}
+
+/* Acquire through the block, as gevent's locks do: the lock is ``taken`` now, or being
+ * handed over. The block's result in *result; 1 if acquired (held is then set), 0 if
+ * not, -1 on error. */
+static int
+lazy_wait(LazyBlock *lazy, int taken, PyObject *blocking, PyObject *timeout,
+          PyObject **result)
+{
+    *result = NULL;
+    if (taken && !lazy->held && hold_for_taker(lazy) < 0) {
+        return -1;
+    }
+    lazy->waiters++;
+    PyObject *acquired = block_acquire(lazy, blocking, timeout);
+    lazy->waiters--;
+    if (acquired == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(acquired);
+    if (truth < 0) {
+        Py_DECREF(acquired);
+        return -1;
+    }
+    if (truth) {
+        lazy->held = 1;  /* a waiter that gave up leaves it held for the taker */
+    }
+    *result = acquired;
+    return truth;
+}
+
+/* The lock is given up: release the block if it was taken, which wakes a waiter. */
+static int
+lazy_let_go(LazyBlock *lazy)
+{
+    if (!lazy->held) {
+        return 0;
+    }
+    lazy->held = 0;
+    PyObject *result = block_call(lazy, str_release);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+lazy_reinit(LazyBlock *lazy)
+{
+    PyObject *result = block_call(lazy, str_at_fork_reinit);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    lazy->held = 0;
+    lazy->waiters = 0;
+    return 0;
 }
 
 /* acquire(blocking=True, timeout=-1), keyword or positional. */
@@ -210,63 +267,82 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
-/* Take the block for an owner that took the fast path, so that the caller can wait on
- * it. 0 on success. */
-static int
-hold_for_owner(RLockObject *self)
+static inline int
+default_arguments(PyObject *blocking, PyObject *timeout)
 {
-    PyObject *taken = block_acquire_default(self, Py_False);
-    if (taken == NULL) {
+    return (blocking == NULL || blocking == Py_True) && timeout == NULL;
+}
+
+/* --- RLock --------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    LazyBlock lazy;
+    uintptr_t owner;          /* get_ident() of the owner; 0: not owned */
+    unsigned long count;      /* recursion level */
+    PyObject *weakreflist;
+} RLockObject;
+
+static PyTypeObject RLockType;
+
+static int
+no_arguments(const char *type_name, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type_name);
         return -1;
     }
-    int truth = PyObject_IsTrue(taken);
-    Py_DECREF(taken);
-    if (truth < 0) {
-        return -1;
-    }
-    if (!truth) {  /* the invariant says it is free: something else took it */
-        PyErr_SetString(PyExc_RuntimeError, "RLock's blocking lock taken unexpectedly");
-        return -1;
-    }
-    self->held = 1;
     return 0;
 }
 
-/* The block's acquire() with the caller's arguments (NULL: not given): the result. */
 static PyObject *
-block_acquire(RLockObject *self, PyObject *blocking, PyObject *timeout)
+rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    if ((blocking == NULL || blocking == Py_True) && timeout == NULL) {
-        return block_acquire_default(self, Py_True);
+    if (no_arguments("RLock", args, kwargs) < 0) {
+        return NULL;
     }
-    PyObject *call[3] = {self->block, blocking ? blocking : Py_True,
-                         timeout ? timeout : minus_one};
-    return PyObject_VectorcallMethod(str_acquire, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                     NULL);
+    RLockObject *self = (RLockObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->owner = 0;
+    self->count = 0;
+    self->weakreflist = NULL;
+    if (lazy_init(&self->lazy) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
 }
 
-/* Owned by another greenlet, or handed over: go through the block, as _PyRLock does. */
-static PyObject *
-acquire_through_block(RLockObject *self, uintptr_t me, PyObject *blocking, PyObject *timeout)
+/* Traversed, as a Python-level lock would be: a greenlet waiting on the block can make
+ * a cycle back to it through its frame. No tp_clear: those frames break it. */
+static int
+rlock_traverse(RLockObject *self, visitproc visit, void *arg)
 {
-    if (self->owner != 0 && !self->held && hold_for_owner(self) < 0) {
-        return NULL;
+    Py_VISIT(self->lazy.block);
+    return 0;
+}
+
+static void
+rlock_dealloc(RLockObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
     }
-    self->waiters++;
-    PyObject *acquired = block_acquire(self, blocking, timeout);
-    self->waiters--;
-    if (acquired == NULL) {
-        return NULL;
-    }
-    int truth = PyObject_IsTrue(acquired);
-    if (truth < 0) {
-        Py_DECREF(acquired);
-        return NULL;
-    }
-    if (truth) {
+    Py_XDECREF(self->lazy.block);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Wait for the owner (or a hand-over) through the block; the owner on success. */
+static PyObject *
+rlock_wait(RLockObject *self, uintptr_t me, PyObject *blocking, PyObject *timeout)
+{
+    PyObject *acquired;
+    if (lazy_wait(&self->lazy, self->owner != 0, blocking, timeout, &acquired) > 0) {
         self->owner = me;
         self->count = 1;
-        self->held = 1;
     }
     return acquired;
 }
@@ -286,32 +362,13 @@ rlock_acquire(RLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         self->count++;
         return PyLong_FromLong(1);  /* what _PyRLock answers for a nested acquire */
     }
-    int default_arguments = (blocking == NULL || blocking == Py_True) && timeout == NULL;
-    if (default_arguments && self->owner == 0 && !self->held && self->waiters == 0) {
+    if (self->owner == 0 && lazy_is_quiet(&self->lazy) && default_arguments(blocking, timeout)) {
         /* The block's acquire() would take it at once and answer True. */
         self->owner = me;
         self->count = 1;
         Py_RETURN_TRUE;
     }
-    return acquire_through_block(self, me, blocking, timeout);
-}
-
-/* Give up ownership; the block too if it was taken, which wakes a waiter. */
-static int
-let_go(RLockObject *self)
-{
-    self->owner = 0;
-    self->count = 0;
-    if (!self->held) {
-        return 0;
-    }
-    self->held = 0;
-    PyObject *result = block_call(self, str_release);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
+    return rlock_wait(self, me, blocking, timeout);
 }
 
 static PyObject *
@@ -328,7 +385,8 @@ rlock_release(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (--self->count) {
         Py_RETURN_NONE;
     }
-    if (let_go(self) < 0) {
+    self->owner = 0;
+    if (lazy_let_go(&self->lazy) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -378,7 +436,9 @@ rlock_release_save(RLockObject *self, PyObject *Py_UNUSED(ignored))
     if (state == NULL) {
         return NULL;
     }
-    if (let_go(self) < 0) {
+    self->count = 0;
+    self->owner = 0;
+    if (lazy_let_go(&self->lazy) < 0) {
         Py_DECREF(state);
         return NULL;
     }
@@ -400,14 +460,8 @@ rlock_acquire_restore(RLockObject *self, PyObject *state)
             return NULL;
         }
     }
-    uintptr_t me;
-    if (current_ident(&me) < 0) {
-        return NULL;
-    }
-    if (self->owner == 0 && !self->held && self->waiters == 0) {
-        self->owner = me;  /* the fast path of acquire() */
-    } else {
-        PyObject *result = acquire_through_block(self, me, NULL, NULL);
+    if (self->owner != 0 || !lazy_is_quiet(&self->lazy)) {
+        PyObject *result = rlock_wait(self, ident, NULL, NULL);
         if (result == NULL) {
             return NULL;
         }
@@ -421,15 +475,11 @@ rlock_acquire_restore(RLockObject *self, PyObject *state)
 static PyObject *
 rlock_at_fork_reinit(RLockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *result = block_call(self, str_at_fork_reinit);
-    if (result == NULL) {
+    if (lazy_reinit(&self->lazy) < 0) {
         return NULL;
     }
-    Py_DECREF(result);
     self->owner = 0;
     self->count = 0;
-    self->held = 0;
-    self->waiters = 0;
     Py_RETURN_NONE;
 }
 
@@ -443,14 +493,13 @@ rlock_locked(RLockObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 rlock_repr(RLockObject *self)
 {
-    int truth = self->owner != 0;
     PyObject *owner = self->owner ? PyLong_FromVoidPtr((void *)self->owner)
                                   : Py_NewRef(Py_None);
     if (owner == NULL) {
         return NULL;
     }
     PyObject *text = PyUnicode_FromFormat("<%s %s object owner=%R count=%lu at %p>",
-                                          truth ? "locked" : "unlocked",
+                                          self->owner ? "locked" : "unlocked",
                                           Py_TYPE(self)->tp_name, owner, self->count, self);
     Py_DECREF(owner);
     return text;
@@ -474,7 +523,7 @@ static PyMethodDef rlock_methods[] = {
 };
 
 static PyMemberDef rlock_members[] = {
-    {"_block", T_OBJECT, offsetof(RLockObject, block), READONLY,
+    {"_block", T_OBJECT, offsetof(RLockObject, lazy.block), READONLY,
      "The gevent lock waiting greenlets wait on (as threading._PyRLock's _block)."},
     {NULL, 0, 0, 0, NULL},
 };
@@ -494,6 +543,169 @@ static PyTypeObject RLockType = {
     .tp_new = rlock_new,
 };
 
+/* --- Lock ---------------------------------------------------------------------------- */
+
+/* threading.Lock() after patch_all() is gevent's LockType, whose acquire() is a Python
+ * layer over its semaphore: ~3.5 k instructions for a `with` block. Django's signals
+ * take one for each send(), two per request. Any greenlet may release it. */
+typedef struct {
+    PyObject_HEAD
+    LazyBlock lazy;
+    int taken;
+    PyObject *weakreflist;
+} LockObject;
+
+static PyTypeObject LockType;
+
+static PyObject *
+lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (no_arguments("Lock", args, kwargs) < 0) {
+        return NULL;
+    }
+    LockObject *self = (LockObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->taken = 0;
+    self->weakreflist = NULL;
+    if (lazy_init(&self->lazy) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+lock_traverse(LockObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->lazy.block);
+    return 0;
+}
+
+static void
+lock_dealloc(LockObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    Py_XDECREF(self->lazy.block);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+lock_take(LockObject *self, PyObject *blocking, PyObject *timeout)
+{
+    if (!self->taken && lazy_is_quiet(&self->lazy) && default_arguments(blocking, timeout)) {
+        self->taken = 1;
+        Py_RETURN_TRUE;
+    }
+    PyObject *acquired;
+    if (lazy_wait(&self->lazy, self->taken, blocking, timeout, &acquired) > 0) {
+        self->taken = 1;
+    }
+    return acquired;
+}
+
+static PyObject *
+lock_acquire(LockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *blocking, *timeout;
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout) < 0) {
+        return NULL;
+    }
+    return lock_take(self, blocking, timeout);
+}
+
+/* `with lock:` answers None, as gevent's LockType.__enter__ does. */
+static PyObject *
+lock_enter(LockObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *acquired = lock_take(self, NULL, NULL);
+    if (acquired == NULL) {
+        return NULL;
+    }
+    Py_DECREF(acquired);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+lock_release(LockObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->taken) {
+        PyErr_SetString(PyExc_RuntimeError, "Semaphore released too many times");
+        return NULL;  /* gevent's words and type (thread.error is RuntimeError) */
+    }
+    self->taken = 0;
+    if (lazy_let_go(&self->lazy) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+lock_exit(LockObject *self, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
+{
+    return lock_release(self, NULL);
+}
+
+static PyObject *
+lock_locked(LockObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->taken);
+}
+
+static PyObject *
+lock_at_fork_reinit(LockObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (lazy_reinit(&self->lazy) < 0) {
+        return NULL;
+    }
+    self->taken = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+lock_repr(LockObject *self)
+{
+    return PyUnicode_FromFormat("<%s %s object at %p>", self->taken ? "locked" : "unlocked",
+                                Py_TYPE(self)->tp_name, self);
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1): as threading.Lock.acquire."},
+    {"__enter__", (PyCFunction)lock_enter, METH_NOARGS, "acquire()"},
+    {"release", (PyCFunction)lock_release, METH_NOARGS,
+     "release(): as threading.Lock.release; any greenlet may."},
+    {"__exit__", (PyCFunction)(void (*)(void))lock_exit, METH_FASTCALL, "release()"},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS, "Whether it is taken."},
+    {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef lock_members[] = {
+    {"_block", T_OBJECT, offsetof(LockObject, lazy.block), READONLY,
+     "The gevent lock waiting greenlets wait on."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "django_scgi._greenlocks.Lock",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_repr = (reprfunc)lock_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)lock_traverse,
+    .tp_doc = "A lock for greenlets: threading.Lock under gevent.",
+    .tp_weaklistoffset = offsetof(LockObject, weakreflist),
+    .tp_methods = lock_methods,
+    .tp_members = lock_members,
+    .tp_new = lock_new,
+};
+
 /* --- module -------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -504,7 +716,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "django_scgi._greenlocks",
-    "get_ident() and RLock for greenlets, for a gevent-patched process.", -1, methods,
+    "get_ident(), RLock and Lock for greenlets, for a gevent-patched process.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -557,16 +769,15 @@ PyInit__greenlocks(void)
         return NULL;
     }
     semaphore_acquire = find_semaphore_acquire();
-    if (PyType_Ready(&RLockType) < 0) {
+    if (PyType_Ready(&RLockType) < 0 || PyType_Ready(&LockType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&RLockType);
-    if (PyModule_AddObject(module, "RLock", (PyObject *)&RLockType) < 0) {
-        Py_DECREF(&RLockType);
+    if (PyModule_AddObjectRef(module, "RLock", (PyObject *)&RLockType) < 0
+            || PyModule_AddObjectRef(module, "Lock", (PyObject *)&LockType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

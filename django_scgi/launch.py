@@ -39,12 +39,13 @@ def patch() -> None:
 
 
 def use_c_greenlet_locks() -> bool:
-    """Put the C forms of gevent's ``get_ident()`` and RLock in ``threading``: True if so.
+    """Put the C forms of gevent's ``get_ident()``, RLock and Lock in ``threading``.
 
     Django takes an RLock and asks for the thread id several times per request
-    (asgiref's Local); gevent's versions are Python. ``_greenlocks.c`` does the same
-    work with the same semantics. Left out by ``DJANGO_SCGI_PURE_PYTHON=1`` or when
-    not built.
+    (asgiref's Local), and a Lock for each signal it sends; gevent's versions are
+    Python, or Python over Cython. ``_greenlocks.c`` does the same work with the same
+    semantics. Left out by ``DJANGO_SCGI_PURE_PYTHON=1`` or when not built. True if
+    installed.
     """
     if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
         return False
@@ -57,10 +58,14 @@ def use_c_greenlet_locks() -> bool:
 
     from gevent import thread as gevent_thread
 
-    if threading.get_ident is not gevent_thread.get_ident or threading._CRLock is not None:
+    if (threading.get_ident is not gevent_thread.get_ident or threading._CRLock is not None
+            or threading.Lock is not gevent_thread.allocate_lock):
         return False  # not gevent's patching as this module knows it: leave it alone
     _thread.get_ident = threading.get_ident = _greenlocks.get_ident
     threading._CRLock = _greenlocks.RLock
+    # threading.Lock only: _thread.allocate_lock, which threading.Condition takes its
+    # per-waiter locks from, stays gevent's.
+    threading.Lock = _greenlocks.Lock
     return True
 
 

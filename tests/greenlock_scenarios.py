@@ -60,21 +60,30 @@ def held_by_another_greenlet() -> dict[str, object]:
     return seen
 
 
-def handed_over() -> dict[str, object]:
+def handed_over(make_lock) -> dict[str, object]:
     # The owner took the lock with nobody waiting; then others queue up for it. Each
     # release must wake the next in line, a waiter whose timeout has not run out must
-    # get it, and a waiter killed in the queue must not leave the lock stuck.
-    lock, seen, order = threading.RLock(), {}, []
+    # get it, and a waiter killed or timed out in the queue must not leave it stuck.
+    # At no time may two greenlets be inside.
+    lock, seen, order, inside = make_lock(), {"overlap": False}, [], []
+
+    def hold(name: str) -> None:
+        order.append(f"{name} True")
+        inside.append(name)
+        seen["overlap"] = seen["overlap"] or len(inside) > 1
+        gevent.sleep(0.005)
+        inside.remove(name)
+        lock.release()
 
     def queued(name: str, timeout: float = -1) -> None:
-        got = lock.acquire(timeout=timeout)
-        order.append(f"{name} {bool(got)}")
-        if got:
-            gevent.sleep(0.005)
-            lock.release()
+        if lock.acquire(timeout=timeout):
+            hold(name)
+        else:
+            order.append(f"{name} False")
 
     lock.acquire()
-    waiters = [gevent.spawn(queued, "b"), gevent.spawn(queued, "c", 2.0)]
+    waiters = [gevent.spawn(queued, "b"), gevent.spawn(queued, "c", 2.0),
+               gevent.spawn(queued, "impatient", 0.002)]
     doomed = gevent.spawn(queued, "killed")
     gevent.sleep(0.01)
     doomed.kill()
@@ -82,13 +91,43 @@ def handed_over() -> dict[str, object]:
     # Released, but the first waiter has not run yet: a newcomer takes it (gevent's
     # lock is not fair to newcomers) and keeps it over a switch; b waits for it.
     if lock.acquire():
-        order.append("newcomer True")
-        gevent.sleep(0.005)
-        lock.release()
-    gevent.joinall(waiters)
+        hold("newcomer")
+    for waiter in waiters:
+        waiter.get()  # raises what a waiter raised
     seen["order"] = order
     seen["free afterwards"] = bool(lock.acquire(blocking=False))
     lock.release()
+    return seen
+
+
+def plain_lock() -> dict[str, object]:
+    # threading.Lock: any greenlet may release it, a second acquire() waits (it is not
+    # reentrant), and its errors are gevent's.
+    lock, seen = threading.Lock(), {}
+    seen["enter"] = lock.__enter__()
+    seen["locked"] = lock.locked()
+    seen["again, non-blocking"] = lock.acquire(False)
+    seen["again, timeout"] = lock.acquire(timeout=0.01)
+    gevent.spawn(lock.release).join()
+    seen["released by another greenlet"] = not lock.locked()
+    try:
+        lock.release()
+    except RuntimeError as error:
+        seen["release unlocked"] = str(error)
+    for args, kwargs in (((False, 1), {}), ((), {"timeout": -5}), ((1, 2, 3), {})):
+        try:
+            lock.acquire(*args, **kwargs)
+        except (ValueError, TypeError) as error:
+            seen.setdefault("bad arguments", []).append(type(error).__name__)
+    event, woken = threading.Event(), []
+    waiter = gevent.spawn(lambda: woken.append(event.wait(2)))
+    gevent.sleep(0.005)
+    event.set()
+    waiter.join()
+    seen["event"] = woken
+    lock.acquire()
+    lock._at_fork_reinit()
+    seen["free after reinit"] = lock.acquire(False)
     return seen
 
 
@@ -198,7 +237,9 @@ def main() -> None:
     results = {
         "reentrant and exclusive": reentrant_and_exclusive(),
         "held by another greenlet": held_by_another_greenlet(),
-        "handed over": handed_over(),
+        "handed over": handed_over(threading.RLock),
+        "lock handed over": handed_over(threading.Lock),
+        "lock": plain_lock(),
         "errors": errors(),
         "condition": condition(),
         "fork reinit and weakref": fork_reinit_and_weakref(),
@@ -206,6 +247,7 @@ def main() -> None:
         "asgiref local": asgiref_local(),
     }
     json.dump({"rlock_type": type(threading.RLock()).__name__,
+               "lock_type": type(threading.Lock()).__name__,
                "get_ident": threading.get_ident.__module__ or "",
                "pure_python": bool(os.environ.get("DJANGO_SCGI_PURE_PYTHON")),
                "results": results}, sys.stdout)
