@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <structmember.h>
 #include <stdint.h>
+#include <string.h>
 
 static PyObject *getcurrent;      /* greenlet.getcurrent */
 static PyObject *allocate_lock;   /* gevent.thread.allocate_lock (LockType) */
@@ -273,41 +274,31 @@ default_arguments(PyObject *blocking, PyObject *timeout)
     return (blocking == NULL || blocking == Py_True) && timeout == NULL;
 }
 
-/* --- RLock --------------------------------------------------------------------------- */
+/* --- the lock types ----------------------------------------------------------------- */
+
+/* What both lock types start with, and the functions they share over it. */
+#define GREEN_LOCK_HEAD \
+    PyObject_HEAD \
+    LazyBlock lazy; \
+    PyObject *weakreflist;
 
 typedef struct {
-    PyObject_HEAD
-    LazyBlock lazy;
-    uintptr_t owner;          /* get_ident() of the owner; 0: not owned */
-    unsigned long count;      /* recursion level */
-    PyObject *weakreflist;
-} RLockObject;
+    GREEN_LOCK_HEAD
+} GreenLock;
 
-static PyTypeObject RLockType;
-
-static int
-no_arguments(const char *type_name, PyObject *args, PyObject *kwargs)
+/* tp_new of both: no arguments; every other field starts zeroed (tp_alloc). */
+static PyObject *
+green_lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type_name);
-        return -1;
-    }
-    return 0;
-}
-
-static PyObject *
-rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    if (no_arguments("RLock", args, kwargs) < 0) {
+        const char *dot = strrchr(type->tp_name, '.');
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", dot ? dot + 1 : type->tp_name);
         return NULL;
     }
-    RLockObject *self = (RLockObject *)type->tp_alloc(type, 0);
+    GreenLock *self = (GreenLock *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    self->owner = 0;
-    self->count = 0;
-    self->weakreflist = NULL;
     if (lazy_init(&self->lazy) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -318,14 +309,14 @@ rlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 /* Traversed, as a Python-level lock would be: a greenlet waiting on the block can make
  * a cycle back to it through its frame. No tp_clear: those frames break it. */
 static int
-rlock_traverse(RLockObject *self, visitproc visit, void *arg)
+green_lock_traverse(GreenLock *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->lazy.block);
     return 0;
 }
 
 static void
-rlock_dealloc(RLockObject *self)
+green_lock_dealloc(GreenLock *self)
 {
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
@@ -334,6 +325,16 @@ rlock_dealloc(RLockObject *self)
     Py_XDECREF(self->lazy.block);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
+
+/* --- RLock --------------------------------------------------------------------------- */
+
+typedef struct {
+    GREEN_LOCK_HEAD
+    uintptr_t owner;          /* get_ident() of the owner; 0: not owned */
+    unsigned long count;      /* recursion level */
+} RLockObject;
+
+static PyTypeObject RLockType;
 
 /* Wait for the owner (or a hand-over) through the block; the owner on success. */
 static PyObject *
@@ -532,15 +533,15 @@ static PyTypeObject RLockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "django_scgi._greenlocks.RLock",
     .tp_basicsize = sizeof(RLockObject),
-    .tp_dealloc = (destructor)rlock_dealloc,
+    .tp_dealloc = (destructor)green_lock_dealloc,
     .tp_repr = (reprfunc)rlock_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)rlock_traverse,
+    .tp_traverse = (traverseproc)green_lock_traverse,
     .tp_doc = "A reentrant lock owned by greenlets: threading.RLock under gevent.",
     .tp_weaklistoffset = offsetof(RLockObject, weakreflist),
     .tp_methods = rlock_methods,
     .tp_members = rlock_members,
-    .tp_new = rlock_new,
+    .tp_new = green_lock_new,
 };
 
 /* --- Lock ---------------------------------------------------------------------------- */
@@ -549,50 +550,11 @@ static PyTypeObject RLockType = {
  * layer over its semaphore: ~3.5 k instructions for a `with` block. Django's signals
  * take one for each send(), two per request. Any greenlet may release it. */
 typedef struct {
-    PyObject_HEAD
-    LazyBlock lazy;
+    GREEN_LOCK_HEAD
     int taken;
-    PyObject *weakreflist;
 } LockObject;
 
 static PyTypeObject LockType;
-
-static PyObject *
-lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    if (no_arguments("Lock", args, kwargs) < 0) {
-        return NULL;
-    }
-    LockObject *self = (LockObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->taken = 0;
-    self->weakreflist = NULL;
-    if (lazy_init(&self->lazy) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-static int
-lock_traverse(LockObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->lazy.block);
-    return 0;
-}
-
-static void
-lock_dealloc(LockObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    Py_XDECREF(self->lazy.block);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
 
 static PyObject *
 lock_take(LockObject *self, PyObject *blocking, PyObject *timeout)
@@ -695,15 +657,15 @@ static PyTypeObject LockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "django_scgi._greenlocks.Lock",
     .tp_basicsize = sizeof(LockObject),
-    .tp_dealloc = (destructor)lock_dealloc,
+    .tp_dealloc = (destructor)green_lock_dealloc,
     .tp_repr = (reprfunc)lock_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)lock_traverse,
+    .tp_traverse = (traverseproc)green_lock_traverse,
     .tp_doc = "A lock for greenlets: threading.Lock under gevent.",
     .tp_weaklistoffset = offsetof(LockObject, weakreflist),
     .tp_methods = lock_methods,
     .tp_members = lock_members,
-    .tp_new = lock_new,
+    .tp_new = green_lock_new,
 };
 
 /* --- module -------------------------------------------------------------------------- */
