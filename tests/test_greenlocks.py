@@ -154,6 +154,32 @@ print(json.dumps(seen))
 
 
 @needs_greenlocks
+def test_django_takes_them_when_started_as_runscgi_starts(tmp_path):
+    # The launcher installs them before Django is imported, so the locks Django makes
+    # at import time (its signals') and per request (asgiref's Local) are the C ones.
+    script = tmp_path / "check_django_locks.py"
+    script.write_text(CHECK_DJANGO)
+    done = subprocess.run([sys.executable, "-m", "django_scgi.launch", "--path", str(script)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "request_started": "Lock", "new signal": "Lock", "asgiref local": "RLock"}
+
+
+CHECK_DJANGO = """
+import json
+from asgiref.local import Local
+from django.core.signals import request_started
+from django.dispatch import Signal
+print(json.dumps({
+    "request_started": type(request_started.lock).__name__,
+    "new signal": type(Signal().lock).__name__,
+    "asgiref local": type(object.__getattribute__(Local(), "_lock")).__name__,
+}))
+"""
+
+
+@needs_greenlocks
 def test_recursion_count_and_locked():
     # _recursion_count() (Python 3.13's RLock) and locked() (3.14's), on every version.
     lock = _greenlocks.RLock()
