@@ -91,6 +91,8 @@ get_ident(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
  *   - The fast path (record the taker, nothing else) is taken only when the lock is
  *     free and nothing is held or waited for: after a release that woke a waiter,
  *     until that waiter runs, newcomers go through the block too, as with gevent's.
+ *   - A try (acquire(False)) of a lock taken by another is answered False without
+ *     the block: threading.Condition asks that way whether it is held.
  * Invariant: taken and !held => no waiters and the block is free. Every step runs with
  * the GIL and without a greenlet switch except the block's own blocking acquire(). */
 typedef struct {
@@ -268,10 +270,19 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
+/* How acquire() was called: the two calls that may be answered without the block. */
+enum { ACQUIRE_WAIT, ACQUIRE_TRY, ACQUIRE_OTHER };
+
 static inline int
-default_arguments(PyObject *blocking, PyObject *timeout)
+acquire_kind(PyObject *blocking, PyObject *timeout)
 {
-    return (blocking == NULL || blocking == Py_True) && timeout == NULL;
+    if (timeout != NULL) {
+        return ACQUIRE_OTHER;  /* left to gevent's acquire(), which checks the values */
+    }
+    if (blocking == NULL || blocking == Py_True) {
+        return ACQUIRE_WAIT;
+    }
+    return blocking == Py_False ? ACQUIRE_TRY : ACQUIRE_OTHER;
 }
 
 /* --- the lock types ----------------------------------------------------------------- */
@@ -363,11 +374,17 @@ rlock_acquire(RLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         self->count++;
         return PyLong_FromLong(1);  /* what _PyRLock answers for a nested acquire */
     }
-    if (self->owner == 0 && lazy_is_quiet(&self->lazy) && default_arguments(blocking, timeout)) {
-        /* The block's acquire() would take it at once and answer True. */
-        self->owner = me;
-        self->count = 1;
-        Py_RETURN_TRUE;
+    int kind = acquire_kind(blocking, timeout);
+    if (kind != ACQUIRE_OTHER) {
+        if (self->owner == 0 && lazy_is_quiet(&self->lazy)) {
+            /* The block's acquire() would take it at once and answer True. */
+            self->owner = me;
+            self->count = 1;
+            Py_RETURN_TRUE;
+        }
+        if (kind == ACQUIRE_TRY && self->owner != 0) {
+            Py_RETURN_FALSE;  /* Condition._is_owned() asks this way */
+        }
     }
     return rlock_wait(self, me, blocking, timeout);
 }
@@ -559,9 +576,15 @@ static PyTypeObject LockType;
 static PyObject *
 lock_take(LockObject *self, PyObject *blocking, PyObject *timeout)
 {
-    if (!self->taken && lazy_is_quiet(&self->lazy) && default_arguments(blocking, timeout)) {
-        self->taken = 1;
-        Py_RETURN_TRUE;
+    int kind = acquire_kind(blocking, timeout);
+    if (kind != ACQUIRE_OTHER) {
+        if (!self->taken && lazy_is_quiet(&self->lazy)) {
+            self->taken = 1;
+            Py_RETURN_TRUE;
+        }
+        if (kind == ACQUIRE_TRY && self->taken) {
+            Py_RETURN_FALSE;  /* Condition._is_owned() asks this way */
+        }
     }
     PyObject *acquired;
     if (lazy_wait(&self->lazy, self->taken, blocking, timeout, &acquired) > 0) {

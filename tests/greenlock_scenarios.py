@@ -88,8 +88,12 @@ def handed_over(make_lock) -> dict[str, object]:
     gevent.sleep(0.01)
     doomed.kill()
     lock.release()
-    # Released, but the first waiter has not run yet: a newcomer takes it (gevent's
-    # lock is not fair to newcomers) and keeps it over a switch; b waits for it.
+    # Released, but the first waiter has not run yet: a newcomer may take it (gevent's
+    # lock is not fair to newcomers), trying or waiting, and keep it over a switch;
+    # b waits for it.
+    seen["tried in passing"] = bool(lock.acquire(False))
+    if seen["tried in passing"]:
+        lock.release()
     if lock.acquire():
         hold("newcomer")
     for waiter in waiters:
