@@ -347,10 +347,23 @@ typedef struct {
 
 static PyTypeObject RLockType;
 
-/* Wait for the owner (or a hand-over) through the block; the owner on success. */
+/* Take the RLock for ``me``, who does not own it: at once when it is free and quiet, or
+ * through the block. */
 static PyObject *
-rlock_wait(RLockObject *self, uintptr_t me, PyObject *blocking, PyObject *timeout)
+rlock_take(RLockObject *self, uintptr_t me, PyObject *blocking, PyObject *timeout)
 {
+    int kind = acquire_kind(blocking, timeout);
+    if (kind != ACQUIRE_OTHER) {
+        if (self->owner == 0 && lazy_is_quiet(&self->lazy)) {
+            /* The block's acquire() would take it at once and answer True. */
+            self->owner = me;
+            self->count = 1;
+            Py_RETURN_TRUE;
+        }
+        if (kind == ACQUIRE_TRY && self->owner != 0) {
+            Py_RETURN_FALSE;  /* Condition._is_owned() asks this way */
+        }
+    }
     PyObject *acquired;
     if (lazy_wait(&self->lazy, self->owner != 0, blocking, timeout, &acquired) > 0) {
         self->owner = me;
@@ -374,19 +387,7 @@ rlock_acquire(RLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         self->count++;
         return PyLong_FromLong(1);  /* what _PyRLock answers for a nested acquire */
     }
-    int kind = acquire_kind(blocking, timeout);
-    if (kind != ACQUIRE_OTHER) {
-        if (self->owner == 0 && lazy_is_quiet(&self->lazy)) {
-            /* The block's acquire() would take it at once and answer True. */
-            self->owner = me;
-            self->count = 1;
-            Py_RETURN_TRUE;
-        }
-        if (kind == ACQUIRE_TRY && self->owner != 0) {
-            Py_RETURN_FALSE;  /* Condition._is_owned() asks this way */
-        }
-    }
-    return rlock_wait(self, me, blocking, timeout);
+    return rlock_take(self, me, blocking, timeout);
 }
 
 static PyObject *
@@ -478,13 +479,11 @@ rlock_acquire_restore(RLockObject *self, PyObject *state)
             return NULL;
         }
     }
-    if (self->owner != 0 || !lazy_is_quiet(&self->lazy)) {
-        PyObject *result = rlock_wait(self, ident, NULL, NULL);
-        if (result == NULL) {
-            return NULL;
-        }
-        Py_DECREF(result);
+    PyObject *result = rlock_take(self, ident, NULL, NULL);
+    if (result == NULL) {
+        return NULL;
     }
+    Py_DECREF(result);
     self->count = count;
     self->owner = ident;
     Py_RETURN_NONE;
