@@ -363,7 +363,7 @@ class Bench:
         workdir.mkdir(exist_ok=True)
         if "micro" in args.metrics:
             self.record("micro", "runscgi", 0, run_micro)
-        plain = ("callgrind", "strace") if args.app == "django" else ()
+        plain = ("callgrind", "strace") if args.app == "django" else (None, None)
         for app, (cg, st) in (("django", plain), ("null", ("callgrind_null", "strace_null"))):
             if not cg:
                 continue
