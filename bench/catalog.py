@@ -9,12 +9,17 @@ which pins the same Django and gevent.
 ``local`` is the class prefix that Django's connection-holding local must have in a
 correctly set-up server: gevent's local for gevent servers (gevent patched before
 Django was imported), the thread's own local for the sync and threaded ones.
+
+``ceiling`` is not a server under test: runscgi serving the do-nothing app, loaded only
+through the front-ends. Its server core stays far from busy, so its req/s is what the
+front-end and wrk can pass on their shared core: the most any server could show behind
+that front-end in this set-up.
 """
 
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +47,12 @@ class Server:
     notes: str = ""
     startup: float = 60.0       # seconds to wait for the port (more under valgrind)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    ceiling: bool = False       # the do-nothing app, through the front-ends only
+
+    @property
+    def measured(self) -> bool:
+        """Whether the server's own metrics apply (all but the front-ends' ceiling)."""
+        return not self.ceiling
 
     def argv(self, ctx: Context, port: int, *, many: bool = False) -> list[str]:
         """The command line; ``many``: sized for 5,000 concurrent requests."""
@@ -49,6 +60,10 @@ class Server:
 
     def app_spec(self, ctx: Context) -> str:
         return "nullapp:application" if ctx.app == "null" else "testproject.wsgi:application"
+
+    def context(self, ctx: Context) -> Context:
+        """``ctx`` with the application this server serves."""
+        return replace(ctx, app="null") if self.ceiling else ctx
 
 
 def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False) -> list[str]:
@@ -94,6 +109,7 @@ def _gunicorn(ctx: Context, port: int, many: bool) -> list[str]:
 BUILDERS = {
     "runscgi": _runscgi,
     "runscgi-accesslog": lambda ctx, port, many: _runscgi(ctx, port, many, access_log=True),
+    "ceiling": _runscgi,
     "uwsgi-sync": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=False),
     "uwsgi-gevent": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True),
     "flup": _flup,
@@ -115,6 +131,10 @@ SERVERS: dict[str, Server] = {
                notes="gunicorn -k gevent -w 1 (behind proxy_pass / mod_proxy_http)"),
         Server("runscgi-accesslog", "runscgi, access log on", "scgi", 6, "gevent",
                anchor=False, extra=True, notes="manage.py runscgi (default --access-log)"),
+        Server("ceiling", "front-end's ceiling (do-nothing app)", "scgi", 7, "gevent",
+               anchor=False, ceiling=True,
+               notes="manage.py runscgi --no-access-log serving bench/nullapp.py, "
+                     "through the front-ends only"),
     )
 }
 
@@ -132,7 +152,7 @@ def slowloris_applies(name: str) -> bool:
     """Slow SCGI peers only make sense for concurrent SCGI servers: uWSGI sync serves one
     connection at a time (one dribbler holds it), gunicorn speaks HTTP (not comparable)."""
     server = SERVERS[name]
-    return server.concurrent and server.protocol == "scgi"
+    return server.concurrent and server.protocol == "scgi" and server.measured
 
 
 def server_env(base: dict[str, str], ctx: Context, db_path: Path) -> dict[str, str]:

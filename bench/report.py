@@ -338,6 +338,7 @@ def targets(data: dict) -> list[list]:
                 _with_rep_range(ratio, _rep_ratios(data, metric, anchor),
                                 _get(s, metric, "runscgi", "load_core_busy_pct")),
                 ratio is not None and ratio >= wanted)
+        rows.extend(_ceiling_rows(data, metric))
     rate = _get(s, "download", "runscgi", "gib_per_s")
     add("1 GiB streamed direct ≥ 3.5 GiB/s", rate, rate is not None and rate >= 3.5)
     growth = _get(s, "download", "runscgi", "rss_growth_mib")
@@ -360,14 +361,38 @@ def targets(data: dict) -> list[list]:
     return rows
 
 
-def _rep_ratios(data: dict, metric: str, anchor: str) -> list[float]:
-    """runscgi's req/s ÷ the anchor's within each repetition, lowest first."""
+def _ceiling_rows(data: dict, metric: str) -> list[list]:
+    """Not targets: how much of the front-end's ceiling runscgi reached, and the most
+    that any server could show over flup behind that front-end in this set-up."""
+    s = data["summary"]
+    ceiling = _get(s, metric, "ceiling", "req_per_s")
+    ours = _get(s, metric, "runscgi", "req_per_s")
+    flup = _get(s, metric, "flup", "req_per_s")
+    if not ceiling:
+        return []
+    rows = []
+    if ours:
+        text = (f"(for reference) runscgi's /hello req/s via {metric} ÷ {metric}'s ceiling "
+                "(a do-nothing app behind it)")
+        rows.append([text, _with_rep_range(ours / ceiling,
+                                           _rep_ratios(data, metric, "ceiling")), "–"])
+    if flup:
+        text = (f"(for reference) {metric}'s ceiling ÷ {_label(data, 'flup')}: the highest "
+                "ratio any server could show here")
+        rows.append([text, _with_rep_range(ceiling / flup,
+                                           _rep_ratios(data, metric, "flup", ours="ceiling")),
+                     "–"])
+    return rows
+
+
+def _rep_ratios(data: dict, metric: str, anchor: str, ours: str = "runscgi") -> list[float]:
+    """``ours``'s req/s ÷ the anchor's within each repetition, lowest first."""
     by_rep: dict = {}
     for record in data.get("records", []):
-        if record.get("metric") == metric and record.get("server") in ("runscgi", anchor):
+        if record.get("metric") == metric and record.get("server") in (ours, anchor):
             by_rep.setdefault(record.get("rep"), {})[record["server"]] = record.get("req_per_s")
-    return sorted(pair["runscgi"] / pair[anchor] for pair in by_rep.values()
-                  if pair.get("runscgi") and pair.get(anchor))
+    return sorted(pair[ours] / pair[anchor] for pair in by_rep.values()
+                  if pair.get(ours) and pair.get(anchor))
 
 
 def _with_rep_range(ratio: float | None, per_rep: list[float], load_busy: float | None = None):
@@ -498,7 +523,11 @@ NOTES = {
         "(the servers take turns inside each, so a slow spell of the machine hits both "
         "sides of a pair). \"load core N % busy\": while runscgi was measured, the core "
         "running the front-end and wrk was at least 90 % busy, so runscgi's figure is "
-        "that core's ceiling and the ratio a lower bound."),
+        "that core's ceiling and the ratio a lower bound. A front-end's ceiling: the "
+        "req/s of runscgi serving a WSGI app that does nothing (``bench/nullapp.py``) "
+        "behind it, in the same repetitions; its server core stays far from busy, so "
+        "the front-end and wrk on their shared core set that figure, and no server "
+        "behind that front-end could pass much more on this machine."),
     "Requests per second": (
         "req/s and latencies drift 20-30 % between runs on this shared machine (see the "
         "ranges in results.json); server CPU µs/request is steadier, instructions and "
@@ -509,7 +538,10 @@ NOTES = {
         "they and not the server set the pace, and the figure is this set-up's ceiling "
         "rather than the server's. Front-end wake-ups: the voluntary context switches of "
         "the front-end's threads per request, each a sleep it was woken from; fewer when a "
-        "server hands it several responses at once (runscgi's ``--close-batch``)."),
+        "server hands it several responses at once (runscgi's ``--close-batch``). "
+        "The front-end's ceiling row: runscgi serving a WSGI app that does nothing, "
+        "through the same front-end in the same repetitions; its runscgi ÷ this is the "
+        "share of that ceiling that runscgi reached with Django."),
     "Streaming, big bodies and memory": (
         "First chunk: connect to first body byte of ``/stream/``. Transfers: one "
         "connection, read or written by a Python client on the other core in 1 MiB "

@@ -110,7 +110,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default = [m for m in default if m not in GROUPS["deterministic"]]
     args.metrics = _expand(args.only) or default
     args.metrics = [m for m in args.metrics if m not in set(_expand(args.skip))]
-    args.servers = [s for s in args.server.split(",") if s] or list(catalog.DEFAULT_SERVERS)
+    args.servers = [s for s in args.server.split(",") if s] or [
+        name for name in catalog.DEFAULT_SERVERS
+        # with --app null, runscgi itself is the do-nothing app behind the front-ends
+        if args.app == "django" or catalog.SERVERS[name].measured]
     for name in args.servers:
         if name not in catalog.SERVERS:
             parser.error(f"unknown server {name!r}; known: {', '.join(catalog.SERVERS)}")
@@ -129,6 +132,10 @@ def _expand(text: str) -> list[str]:
                 raise SystemExit(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
             found.append(name)
     return found
+
+
+def measured_servers(names: list[str]) -> list[str]:
+    return [name for name in names if catalog.SERVERS[name].measured]
 
 
 def log(message: str) -> None:
@@ -164,7 +171,7 @@ class Bench:
         anchors_bin = setup_env.ensure_anchors_venv(install) if need_anchors else None
         self.ctx = catalog.Context(Path(sys.executable).parent,
                                    anchors_bin or setup_env.ANCHORS_VENV / "bin", self.args.app)
-        self.env = catalog.server_env(self.base_env, self.ctx, self.out / "bench.sqlite3")
+        self.env = self.env_for(self.ctx)
         if self.load_cpu is not None:
             os.sched_setaffinity(0, {self.load_cpu})
         self.meta = {
@@ -176,8 +183,7 @@ class Bench:
             "server_cpu": self.server_cpu, "load_cpu": self.load_cpu,
             "servers": {name: {"label": catalog.SERVERS[name].label,
                                "notes": catalog.SERVERS[name].notes,
-                               "command": shlex.join(catalog.SERVERS[name].argv(
-                                   self.ctx, self.port(name)))}
+                               "command": self.command_line(name)}
                         for name in self.args.servers},
         }
         self._drop_unavailable()
@@ -196,6 +202,16 @@ class Bench:
             log("no wrk: skipping the throughput through nginx and apache")
             self.args.metrics = [m for m in self.args.metrics if m not in behind]
 
+    def command_line(self, name: str) -> str:
+        """How the server is started, with the settings module that picks the app."""
+        server = catalog.SERVERS[name]
+        ctx = server.context(self.ctx)
+        settings = self.env_for(ctx)["DJANGO_SETTINGS_MODULE"]
+        return f"DJANGO_SETTINGS_MODULE={settings} " + shlex.join(server.argv(ctx, self.port(name)))
+
+    def env_for(self, ctx: catalog.Context) -> dict[str, str]:
+        return catalog.server_env(self.base_env, ctx, self.out / "bench.sqlite3")
+
     def port(self, name: str, offset: int = 0) -> int:
         return self.args.base_port + offset + catalog.SERVERS[name].offset
 
@@ -207,8 +223,10 @@ class Bench:
         port = self.port(name)
         if not procs.port_free(port):
             raise SystemExit(f"port {port} is busy; choose another --base-port")
-        argv = server.argv(self.ctx, port, many=many) + list(extra or [])
-        proc = procs.Proc(name, argv, env=self.env, cwd=ROOT,
+        ctx = server.context(self.ctx)
+        env = self.env if ctx == self.ctx else self.env_for(ctx)
+        argv = server.argv(ctx, port, many=many) + list(extra or [])
+        proc = procs.Proc(name, argv, env=env, cwd=ROOT,
                           log_path=self.out / "logs" / f"{name}.log", cpu=self.server_cpu,
                           stop_signal=server.stop_signal)
         target = measure.Target(proc, port, server.protocol)
@@ -220,7 +238,7 @@ class Bench:
         return target
 
     def check_local(self, name: str, target: measure.Target) -> None:
-        if self.ctx.app != "django" or name in self.checks:
+        if catalog.SERVERS[name].context(self.ctx).app != "django" or name in self.checks:
             return
         found = measure.local_class(target)
         expected = catalog.SERVERS[name].local
@@ -281,7 +299,7 @@ class Bench:
                                 env=self.env, cwd=ROOT, cpu=self.server_cpu)
             if "sleep" in args.metrics and args.app == "django" and rep < args.sleep_reps:
                 for name in order:
-                    if catalog.SERVERS[name].concurrent:
+                    if catalog.SERVERS[name].concurrent and catalog.SERVERS[name].measured:
                         for count in args.sleeper_counts:
                             self.sleep_test(name, rep, count)
             if "slowloris" in args.metrics and args.app == "django" and rep < args.sleep_reps:
@@ -290,6 +308,10 @@ class Bench:
 
     def one_server(self, name: str, rep: int, metrics: list[str]) -> None:
         args = self.args
+        if not catalog.SERVERS[name].measured:  # the front-ends' ceiling: / through them
+            metrics = [m for m in metrics if m in ("nginx", "apache")]
+            if not metrics:
+                return
         target = self.start_server(name)
         if target is None:
             for metric in metrics:
@@ -298,7 +320,7 @@ class Bench:
             return
         try:
             self.throughput(name, rep, metrics, target, "", "/")
-            if args.app == "django":
+            if args.app == "django" and catalog.SERVERS[name].measured:
                 self.throughput(name, rep, metrics, target, "json_", "/json/")
                 if "stream" in metrics:
                     self.record("stream", name, rep, measure.first_chunk, target)
@@ -368,7 +390,7 @@ class Bench:
             if not cg:
                 continue
             ctx = catalog.Context(self.ctx.main_bin, self.ctx.anchors_bin, app)
-            env = catalog.server_env(self.base_env, ctx, self.out / "bench.sqlite3")
+            env = self.env_for(ctx)
             appdir = workdir / app
             appdir.mkdir(exist_ok=True)
             if cg in args.metrics:
@@ -378,7 +400,7 @@ class Bench:
 
     def callgrind_all(self, metric: str, ctx: catalog.Context, env: dict, workdir: Path) -> None:
         args = self.args
-        for name in args.servers:
+        for name in measured_servers(args.servers):
             server = catalog.SERVERS[name]
             port = self.port(name)
 
@@ -400,7 +422,7 @@ class Bench:
         saved = self.ctx, self.env
         self.ctx, self.env = ctx, env
         try:
-            for name in self.args.servers:
+            for name in measured_servers(self.args.servers):
                 target = self.start_server(name)
                 if target is None:
                     continue
