@@ -527,7 +527,10 @@ NOTES = {
         "req/s of runscgi serving a WSGI app that does nothing (``bench/nullapp.py``) "
         "behind it, in the same repetitions; its server core stays far from busy, so "
         "the front-end and wrk on their shared core set that figure, and no server "
-        "behind that front-end could pass much more on this machine."),
+        "behind that front-end could pass much more on this machine. Not more than a "
+        "few per cent more: an idle server costs the front-end a little more per request "
+        "than a busy one (waking it for each new connection), so a busy server can pass "
+        "that ceiling slightly."),
     "Requests per second": (
         "req/s and latencies drift 20-30 % between runs on this shared machine (see the "
         "ranges in results.json); server CPU µs/request is steadier, instructions and "
