@@ -10,6 +10,5 @@ setup(
     ext_modules=[
         Extension("django_scgi._speedups", ["django_scgi/_speedups.c"], optional=True),
         Extension("django_scgi._syscalls", ["django_scgi/_syscalls.c"], optional=True),
-        Extension("django_scgi._greenlocks", ["django_scgi/_greenlocks.c"], optional=True),
     ],
 )

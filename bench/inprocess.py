@@ -9,8 +9,7 @@ The environ is built once, the way a server would build it from the variables th
 fresh empty ``wsgi.input``; the response is iterated and closed (``request_finished``
 fires, as in a server). With ``--gevent``, ``gevent.monkey.patch_all()`` runs before
 Django is imported, as a correctly set-up gevent server does. With ``--launcher``,
-``django_scgi.launch.patch()`` does it, as for ``runscgi``: gevent's patching plus the
-C ``get_ident()``, RLock and Lock (``_greenlocks.c``) that make Django itself cheaper.
+``django_scgi.launch.patch()`` does it, as for ``runscgi``.
 
 ``--handshake``: after the warm-up print ``READY`` and wait for a line on stdin; run
 the loop; print ``DONE`` and wait for stdin to close. ``bench/run.py`` switches

@@ -156,9 +156,8 @@ NOTE_DETERMINISTIC = """
 ``k instr/request``: user-space instructions (callgrind ``Ir``) per ``/`` request, over
 sequential direct requests after a warm-up. ``server's own``: the same minus the
 in-process loop (gevent-patched for gevent servers, plain for the others).
-``patched by runscgi's launcher``: gevent's patching plus the C ``get_ident()``,
-RLock and Lock that runscgi's launcher puts in their place (``_greenlocks.c``); part of what
-runscgi saves over the gevent-patched loop is this, Django itself running cheaper.
+``patched by runscgi's launcher``: gevent's patching as runscgi's launcher applies it
+(since the C lock module was removed, the same as the gevent-patched loop).
 ``syscalls/request``: ``strace -c -f`` over the same kind of sequential requests, then
 with that many direct connections in flight at once (a server under load may serve
 several connections per wake-up of its event loop).

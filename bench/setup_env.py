@@ -141,7 +141,7 @@ def _c_modules() -> str:
     environment and run this interpreter)."""
     if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
         return "off (DJANGO_SCGI_PURE_PYTHON)"
-    built = [name for name in ("_speedups", "_syscalls", "_greenlocks")
+    built = [name for name in ("_speedups", "_syscalls")
              if importlib.util.find_spec(f"django_scgi.{name}") is not None]
     return ", ".join(built) if built else "not built"
 

@@ -35,38 +35,6 @@ def patch() -> None:
         name == "django" or name.startswith("django.") for name in sys.modules
     )
     monkey.patch_all()
-    use_c_greenlet_locks()
-
-
-def use_c_greenlet_locks() -> bool:
-    """Put the C forms of gevent's ``get_ident()``, RLock and Lock in ``threading``.
-
-    Django takes an RLock and asks for the thread id several times per request
-    (asgiref's Local), and a Lock for each signal it sends; gevent's versions are
-    Python, or Python over Cython. ``_greenlocks.c`` does the same work with the same
-    semantics. Left out by ``DJANGO_SCGI_PURE_PYTHON=1`` or when not built. True if
-    installed.
-    """
-    if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
-        return False
-    try:
-        from . import _greenlocks
-    except ImportError:
-        return False
-    import _thread
-    import threading
-
-    from gevent import thread as gevent_thread
-
-    if (threading.get_ident is not gevent_thread.get_ident or threading._CRLock is not None
-            or threading.Lock is not gevent_thread.allocate_lock):
-        return False  # not gevent's patching as this module knows it: leave it alone
-    _thread.get_ident = threading.get_ident = _greenlocks.get_ident
-    threading._CRLock = _greenlocks.RLock
-    # threading.Lock only: _thread.allocate_lock, which threading.Condition takes its
-    # per-waiter locks from, stays gevent's.
-    threading.Lock = _greenlocks.Lock
-    return True
 
 
 def is_patched_early() -> bool:

@@ -7,17 +7,20 @@ patched anything, so importing Django or gevent there would defeat the early pat
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 pytestmark = pytest.mark.timeout(60)
 
-# module -> (may Django be imported?, may gevent be imported?)
+# module -> (may Django be imported?, may gevent be imported?). A submodule of server/ or
+# workers/ loads its package first, and with it gevent.
 TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
@@ -26,8 +29,20 @@ TABLE = {
     "django_scgi.client": (False, False),
     "django_scgi.launch": (False, False),
     "django_scgi.server": (False, True),
+    "django_scgi.server.listeners": (False, True),
+    "django_scgi.server.body": (False, True),
+    "django_scgi.server.exchange": (False, True),
+    "django_scgi.server.accesslog": (False, True),
+    "django_scgi.server.allowlist": (False, True),
+    "django_scgi.server.closing": (False, True),
+    "django_scgi.server.pool": (False, True),
+    "django_scgi.server.peerlog": (False, True),
+    "django_scgi.server.lifecycle": (False, True),
     "django_scgi.connection": (False, True),
     "django_scgi.workers": (False, True),
+    "django_scgi.workers.handoff": (False, True),
+    "django_scgi.workers.worker": (False, True),
+    "django_scgi.workers.supervisor": (False, True),
     "django_scgi.systemd": (False, False),
 }
 # The optional C modules import nothing of either (when they are built at all).
@@ -37,15 +52,6 @@ for _name in ("_speedups", "_syscalls"):
     except ImportError:
         continue
     TABLE[f"django_scgi.{_name}"] = (False, False)
-# The greenlet locks are gevent's, made in C: gevent, no Django. The launcher imports it
-# only after gevent has patched.
-try:
-    __import__("django_scgi._greenlocks")
-except ImportError:
-    pass
-else:
-    TABLE["django_scgi._greenlocks"] = (False, True)
-
 PROBE = """
 import json, sys
 import {module}
@@ -90,3 +96,68 @@ def test_conf_functions_leave_django_alone_until_asked():
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# Which parts of the package each part may import (design.md section 2): arrows point
+# one way, command -> conf/server -> environ -> protocol; client -> protocol. A part is
+# the first name under django_scgi (a module, or a package such as server/).
+ALLOWED_INTERNAL = {
+    "protocol": {"_speedups"},  # its C accelerator
+    "environ": {"protocol"},
+    "conf": set(),
+    "connection": {"_syscalls"},  # its C accelerator
+    "launch": set(),
+    "systemd": set(),
+    "offload": set(),
+    "client": {"protocol"},
+    "server": {"protocol", "environ", "conf", "connection"},
+    "workers": {"conf", "server"},
+    "checks": {"conf"},
+    "apps": {"checks"},
+    "management": {"conf", "server", "workers", "launch", "systemd", "client", "offload"},
+}
+PACKAGE = Path(REPO) / "django_scgi"
+
+
+def _part_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """The parts of django_scgi that ``path`` imports, relative imports resolved."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    if path.name != "__init__.py":
+        package = package[:-1]
+    else:
+        package = package[:-1] if package[-1] == "__init__" else package
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            names = [*base, *(node.module.split(".") if node.module else [])]
+            if names[:1] == ["django_scgi"]:
+                targets = [names[1:]] if len(names) > 1 else [[alias.name] for alias in node.names]
+                found.update(target[0] for target in targets)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names = alias.name.split(".")
+                if names[0] == "django_scgi" and len(names) > 1:
+                    found.add(names[1])
+    return found
+
+
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_one_way_inside_the_package(path):
+    part = _part_of(path)
+    allowed = ALLOWED_INTERNAL[part] | {part}
+    imported = _imported_parts(path) - {"__version__"}
+    assert imported <= allowed, f"{path.relative_to(PACKAGE)} imports {imported - allowed}"
+
+
+def test_the_direction_check_sees_relative_imports():
+    # The check itself works: the exchange's relative imports resolve to their parts.
+    imported = _imported_parts(PACKAGE / "server" / "exchange.py")
+    assert {"protocol", "environ", "conf", "connection", "server"} <= imported

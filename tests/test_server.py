@@ -494,7 +494,7 @@ def test_file_response_to_a_slow_reader_waits_for_the_socket(start_server, tmp_p
 def test_the_shared_empty_body_stays_empty():
     # Every bodiless request gets the same wsgi.input object: nothing an application
     # can call on it may change it (or the next request would see the change).
-    from django_scgi.server import _NO_BODY
+    from django_scgi.server.body import NO_BODY as _NO_BODY
 
     def state():
         return (_NO_BODY.bytes_read, _NO_BODY.timed_out, _NO_BODY.remaining,

@@ -1,48 +1,9 @@
-"""``--workers N`` (N > 1): a supervisor process and the worker side of it.
-
-The supervisor is the process ``runscgi`` was started as (same PID, so systemd's
-``MAINPID`` and Docker's PID 1 stay right). The command opens the listeners once and
-hands them to ``Supervisor``, which
-
-- starts N worker processes that share the listeners (the kernel spreads the
-  connections), and reports ready once all of them listen;
-- restarts a worker that dies, after a delay that doubles with each death in a row
-  (``backoff_delay``), and logs it;
-- on SIGTERM/SIGINT tells every worker to stop, waits for their in-flight requests
-  (``graceful_timeout`` plus a margin), kills what is left, exits 0: no orphans. A
-  second signal kills the workers and exits 1 at once;
-- on SIGHUP replaces the workers one at a time: a new worker is started and must
-  report ready before the old one is told to stop, so there is always a full set
-  accepting; a new worker that fails to start leaves the old ones serving.
-  ``max_requests`` recycling uses the same replacement.
-
-**Fresh code.** A worker is a new interpreter, not a fork of the supervisor: it runs the
-command line the supervisor was started with (through the launcher, so gevent patches
-before Django loads) with ``DJANGO_SCGI_WORKER`` naming the descriptors it inherits:
-the listening sockets and its end of a socketpair to the supervisor. It imports settings,
-models, the URLconf and views from disk as a fresh start does, so a reload loads
-everything that changed; and nothing crosses over but those descriptors: no database
-connection, no module state. (A forking supervisor would have to avoid importing the
-project, and Django's set-up and system checks import most of it.)
-
-**The channel** (one ``socketpair`` per worker) carries one word per line: the worker
-sends ``ready`` once it listens and ``retire`` when it reached its request limit; the
-supervisor sends ``stop``. End of file on the worker's side means the supervisor is gone
-(even after SIGKILL: the kernel closes its end): the worker then drains and exits.
-Stopping by message rather than by signal means a worker that also gets systemd's
-SIGTERM (KillMode=control-group signals every process) sees one request to stop, not a
-second "hurry" signal.
-
-Imports: stdlib, gevent, ``server``, ``conf``; never Django (the command passes the
-worker command line and, in a worker, the WSGI application).
-"""
+"""The supervisor of ``--workers N``: starts, watches, restarts, reloads and stops workers."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import random
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -53,12 +14,12 @@ from gevent import socket, subprocess
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from .conf import FDAddress, ServerConfig
-from .server import Listener, SCGIServer, open_listener
+from ..conf import ServerConfig
+from ..server import Listener
+from .handoff import WORKER_ENV, Handoff
 
 logger = logging.getLogger(__name__)
 
-WORKER_ENV = "DJANGO_SCGI_WORKER"
 # Seconds before a dead worker is replaced: doubled for each death in a row, capped,
 # so a worker that cannot start does not spin the CPU or flood the log.
 BACKOFF_FIRST = 0.5
@@ -82,13 +43,6 @@ def backoff_delay(failures: int) -> float:
     return min(BACKOFF_FIRST * 2 ** max(failures - 1, 0), BACKOFF_MAX)
 
 
-def requests_limit(max_requests: int, jitter: int, rng: random.Random | None = None) -> int:
-    """This worker's request limit: ``max_requests`` plus 0..``jitter``; 0 = none."""
-    if not max_requests:
-        return 0
-    return max_requests + (rng or random).randint(0, jitter)
-
-
 def describe_exit(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         try:
@@ -96,101 +50,6 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-returncode}"
     return f"exited with status {returncode}"
-
-
-# --- handing descriptors to a worker ------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Handoff:
-    """What a worker process got from its supervisor."""
-
-    slot: int
-    channel: int
-    listeners: tuple[int, ...]
-
-    def encode(self) -> str:
-        return f"{self.slot}:{self.channel}:{','.join(map(str, self.listeners))}"
-
-    @classmethod
-    def decode(cls, text: str) -> Handoff:
-        slot, channel, listeners = text.split(":")
-        return cls(int(slot), int(channel), tuple(int(fd) for fd in listeners.split(",")))
-
-
-def handoff_from_environ(environ: dict[str, str] | None = None) -> Handoff | None:
-    """The ``Handoff`` when this process is a worker (and remove it from the environment)."""
-    environ = os.environ if environ is None else environ
-    text = environ.pop(WORKER_ENV, None)
-    if not text:
-        return None
-    try:
-        return Handoff.decode(text)
-    except ValueError:
-        raise ValueError(f"{WORKER_ENV}={text!r} is not slot:channel:fd,fd…") from None
-
-
-# --- the worker side ------------------------------------------------------------------------
-
-
-def serve_worker(
-    app: Callable, handoff: Handoff, config: ServerConfig,
-    server_cls: type[SCGIServer] = SCGIServer,
-) -> None:
-    """Serve ``app`` on the inherited listeners until the supervisor says stop (or goes)."""
-    listeners = [
-        open_listener(FDAddress(fd), socket_mode=config.socket_mode, backlog=config.backlog)
-        for fd in handoff.listeners
-    ]
-    channel = socket.socket(fileno=handoff.channel)
-    for fd in (*handoff.listeners, handoff.channel):
-        os.set_inheritable(fd, False)  # not for processes the application starts
-    name = f"Worker {handoff.slot + 1} (pid {os.getpid()})"
-
-    def send(word: str) -> None:
-        try:
-            channel.sendall(word.encode("ascii") + b"\n")
-        except OSError:
-            pass  # the supervisor is gone: _follow_supervisor sees it too
-
-    def on_ready(server: SCGIServer) -> None:
-        send("ready")
-        gevent.spawn(_follow_supervisor, channel, server, name)
-
-    def on_max_requests(server: SCGIServer) -> None:
-        logger.info("%s served %d requests: asking for a successor.", name, server.max_requests)
-        send("retire")
-
-    server = server_cls(
-        app, listeners, config, on_ready=on_ready, on_sighup=_ignore_sighup,
-        max_requests=requests_limit(config.max_requests, config.max_requests_jitter),
-        on_max_requests=on_max_requests,
-    )
-    server.serve_forever()
-
-
-def _ignore_sighup(server: SCGIServer) -> None:
-    # Reloading is the supervisor's business; a HUP sent to the whole process group
-    # (a closed terminal) reaches it too.
-    logger.debug("Worker (pid %d): SIGHUP ignored.", os.getpid())
-
-
-def _follow_supervisor(channel: Any, server: SCGIServer, name: str) -> None:
-    while True:
-        try:
-            data = channel.recv(64)
-        except OSError:
-            data = b""
-        if not data:
-            logger.warning("%s: the supervisor is gone; stopping.", name)
-            break
-        if b"stop" in data:
-            logger.info("%s stopping.", name)
-            break
-    server.stop()
-
-
-# --- the supervisor -------------------------------------------------------------------------
 
 
 class Worker:

@@ -1,0 +1,485 @@
+"""One request on one connection: read its head, run the application, write the answer.
+
+The head is read in one non-blocking read when the front-end has sent it already
+(usually), else through the incremental parser within ``header_timeout``. The
+response goes out as the application produces it: the head joined to the first chunk,
+``os.sendfile`` for a ``wsgi.file_wrapper`` over a real file. What to do with the
+connection afterwards is ``closing.py``'s decision; the access line is ``accesslog.py``'s.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gevent import socket
+
+from .. import protocol
+from ..conf import ServerConfig
+from ..connection import peer_address
+from ..environ import build_environ, mask_environ, request_line, response_head
+from ..protocol import declared_length
+from .body import NO_BODY, RECV_SIZE, BodyInput
+from .peerlog import peer_warnings
+
+logger = logging.getLogger(__name__)
+
+# Largest response chunk that is copied to join the head in one send(); larger chunks
+# go out in their own send() rather than being copied.
+COALESCE_LIMIT = 64 * 1024
+# Peer errors that mean "the front-end went away": close quietly.
+PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, errno.ECONNABORTED})
+
+INTERNAL_ERROR = protocol.encode_response_head(
+    "500 Internal Server Error",
+    [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
+) + b"Internal Server Error"
+
+
+class PeerGone(Exception):
+    """The front-end closed the connection or stopped reading in time."""
+
+
+class WriteTimeout(PeerGone):
+    """The front-end accepted no response bytes for ``write_timeout`` seconds."""
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: lets the server send a real file with ``os.sendfile``."""
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while chunk := read(self.block_size):
+            yield chunk
+
+    def fileno(self) -> int | None:
+        try:
+            fd = self.filelike.fileno()
+            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+class Exchange:
+    """One request and its response on one connection."""
+
+    __slots__ = (
+        "_peer",
+        "abort",
+        "base_environ",
+        "body",
+        "bytes_sent",
+        "config",
+        "environ",
+        "fin_awaited",
+        "head_sent",
+        "headers",
+        "idle_sockets",
+        "is_head",
+        "nodelay",
+        "overread",
+        "raw_peer",
+        "result",
+        "sock",
+        "started",
+        "status",
+    )
+
+    def __init__(self, sock: Any, raw_peer: Any, config: ServerConfig,
+                 base_environ: dict[str, Any], idle_sockets: set[Any]) -> None:
+        self.config = config
+        self.base_environ = base_environ
+        # Sockets still waiting for their first byte, which shutdown may close.
+        self.idle_sockets = idle_sockets
+        self.sock = sock
+        # As accept() gives it; decoded only when something needs it (peer).
+        self.raw_peer = raw_peer
+        self._peer: Any = _UNDECODED
+        self.environ: dict[str, Any] | None = None
+        self.body: BodyInput | None = None
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.bytes_sent = 0
+        self.started = time.monotonic()
+        self.is_head = False
+        # Close with a reset instead of lingering: the peer stopped reading, so waiting
+        # for it is pointless, and the kernel would go on holding (and probing with)
+        # the unsent response bytes of a normally closed socket.
+        self.abort = False
+        # Whether the header reads took bytes past the declared body (they are dropped,
+        # and the peer may be sending more): then closing must linger.
+        self.overread = True
+        self.nodelay = False
+        # The application's iterable, closed by close_result() once the connection is.
+        self.result: Any = None
+        # Whether the response's last bytes went in one send_before_close(), which
+        # makes the kernel hold them for the FIN where it can (TCP): only then may the
+        # close wait (ClosingQueue) without the front-end seeing the end of the bytes
+        # before the end of the response. Acceptors hold only where it can.
+        self.fin_awaited = False
+
+    # -- reading the request --
+
+    def read_request(self) -> bool:
+        """Parse the header block; False when there is no request to answer."""
+        config = self.config
+        try:
+            head = self._read_head(config)
+        except protocol.ProtocolError as error:
+            self._refuse(error)
+            return False
+        except (TimeoutError, socket.timeout):
+            peer_warnings.warn("Closing %s: no complete header block in %ss.", self.peer_text,
+                               config.header_timeout)
+            return False
+        except OSError:
+            return False
+        if head is None:
+            return False  # closed before the first byte: Apache does this; not an error
+        cgi, parser, content_length = head
+        self.body = NO_BODY if parser is None else BodyInput(
+            self.sock, parser, config.body_timeout, content_length)
+        self.environ = build_environ(
+            cgi, self.body, self.base_environ,
+            mount_prefix=config.mount_prefix, peer=self._get_peer,
+        )
+        self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
+        return True
+
+    def _read_head(self, config: ServerConfig):
+        """(CGI variables, parser for the body or None when there is none, CONTENT_LENGTH),
+        or None."""
+        # Usually the front-end has written the whole request by the time this runs:
+        # one read that does not wait, parsed without a parser object, gets it.
+        try:  # the connection's descriptor is non-blocking: None when nothing is there
+            first: bytes | None = os.read(self.sock.fd, RECV_SIZE)
+        except BlockingIOError:
+            first = None
+        if first:
+            head = protocol.parse_head(first, config.max_header_size,
+                                       protocol.DEFAULT_MAX_HEADERS, config.max_body_size or None)
+            if head is not None:
+                cgi, content_length, body_start = head
+                self.overread = len(first) > body_start + content_length
+                if not content_length:
+                    return cgi, None, 0
+                return cgi, protocol.RequestParser.after_head(
+                    first, body_start, content_length, max_body_size=config.max_body_size or None
+                ), content_length
+        parser = protocol.RequestParser(
+            max_header_size=config.max_header_size, max_body_size=config.max_body_size or None
+        )
+        deadline = self.started + config.header_timeout
+        if first is None:
+            event = self._wait_for_headers(parser, deadline, 0, b"")
+        else:
+            parser.receive_data(first)
+            event = parser.next_event()
+            if event is protocol.NEED_DATA:
+                event = self._wait_for_headers(parser, deadline, len(first), first[:_PREFIX_KEEP])
+        if type(event) is not protocol.Headers:
+            return None
+        return event.environ, parser, event.content_length
+
+    def _wait_for_headers(self, parser: protocol.RequestParser, deadline: float,
+                          received: int, prefix: bytes):
+        sock = self.sock
+        idle = self.idle_sockets
+        if not received:
+            idle.add(sock)  # until its first bytes arrive, shutdown may close it
+        try:
+            while True:
+                remaining_time = deadline - time.monotonic()
+                if remaining_time <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining_time)
+                data = sock.recv(RECV_SIZE)
+                idle.discard(sock)
+                received += len(data)
+                if len(prefix) < _PREFIX_KEEP:
+                    prefix += data[:_PREFIX_KEEP]
+                parser.receive_data(data)
+                event = parser.next_event()
+                if event is not protocol.NEED_DATA:
+                    if type(event) is protocol.Headers:
+                        self.overread = received > _request_size(prefix, event.content_length)
+                    return event
+        finally:
+            idle.discard(sock)
+
+    def can_close_at_once(self) -> bool:
+        """True when nothing of the request is left unread, so close() cannot reset.
+
+        Body reads never ask for more than the body, but the header reads may have taken
+        bytes past it and the peer may have sent more since: with neither, a plain
+        close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
+        The check is one ``FIONREAD`` ioctl.
+        """
+        body = self.body
+        if self.overread or body is None or body.timed_out or (
+                body.parser is not None and body.remaining):
+            return False
+        try:
+            return not self.sock.has_unread_bytes()
+        except OSError:
+            return False
+
+    def _refuse(self, error: protocol.ProtocolError) -> None:
+        peer_warnings.warn("Refused a malformed request from %s: %s", self.peer_text, error)
+        status = f"{error.status_hint}"
+        head = protocol.encode_response_head(status, [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(error.message))),
+        ])
+        try:
+            self.sock.settimeout(self.config.write_timeout)
+            self.sock.sendall(head + error.message.encode("ascii", "replace"))
+        except OSError:
+            pass
+
+    @property
+    def peer(self) -> Any:
+        """The peer as Python's socket module gives it: (host, port, ...) or ""."""
+        if self._peer is _UNDECODED:
+            self._peer = peer_address(self.raw_peer)
+        return self._peer
+
+    def _get_peer(self) -> Any:
+        return self.peer
+
+    @property
+    def peer_text(self) -> str:
+        if isinstance(self.peer, tuple) and self.peer:
+            return f"{self.peer[0]}:{self.peer[1]}"
+        return "a unix socket peer"
+
+    # -- running the application --
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
+        if exc_info:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() was already called")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy WSGI ``write()`` callable."""
+        self.send_chunk(data)
+
+    def run_application(self, app: Callable) -> None:
+        """Call the application and send its response; close_result() closes it later."""
+        try:
+            self.result = result = app(self.environ, self.start_response)
+            self.send_result(result)
+        except WriteTimeout:
+            self.abort = True
+            peer_warnings.warn("Closing %s: it accepted no response bytes for %ss (write "
+                               "timeout) during %s.", self.peer_text,
+                               self.config.write_timeout, request_line(self.environ))
+        except PeerGone:
+            logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
+        except Exception:
+            self._application_failed()
+
+    def send_result(self, result: Iterable[bytes]) -> None:
+        if self.is_head:
+            for _ in result:
+                pass
+        elif type(result) is FileWrapper and (fd := result.fileno()) is not None:
+            self._send_file(fd)
+        else:
+            streaming = getattr(result, "streaming", False)
+            for chunk in result:
+                if chunk:
+                    self.send_chunk(chunk, streaming)
+        if not self.head_sent:
+            self.send_chunk(b"", last=True)
+
+    def send_chunk(self, chunk: bytes, streaming: bool = False, last: bool = False) -> None:
+        """Send one chunk of the body, the head before the first; ``last``: nothing follows."""
+        if self.head_sent:
+            if not self.nodelay:
+                # A later chunk is one the application wants delivered now: without
+                # TCP_NODELAY, Nagle's algorithm holds a small one until the previous
+                # one is acknowledged, which delayed ACKs stretch to 40 ms. Set only
+                # here: a response sent in one send() never needs it.
+                self.nodelay = True
+                _set_nodelay(self.sock)
+            self._send(chunk)
+            return
+        head = self._head(streaming)
+        if len(chunk) <= COALESCE_LIMIT:
+            if not (last or streaming):
+                # The usual response: one chunk, all the Content-Length declares, and
+                # nothing left to read (an application that read only part of the body
+                # leaves the rest for drain()). Then close() follows at once.
+                parser = self.body.parser
+                last = ((parser is None or not parser.remaining)
+                        and declared_length(self.headers) == len(chunk))
+            self._send(head + chunk, last)
+        else:
+            self._send(head)
+            self._send(chunk)
+
+    def _head(self, streaming: bool) -> bytes:
+        if self.status is None:
+            raise AssertionError("the application sent body bytes before start_response()")
+        head = response_head(self.status, self.headers, streaming=streaming)
+        if self.body.parser is not None:  # a request without a body has none to discard
+            self._discard_unread_body()
+        self.head_sent = True
+        return head
+
+    def _discard_unread_body(self) -> None:
+        # Apache writes the whole request body before it reads any of the response: a
+        # response that fills the socket buffers while the body sits unread deadlocks
+        # both sides. An application that has not touched the body by the time it
+        # answers will not; an application that has started reading may go on reading
+        # while it streams, so leave its body alone.
+        body = self.body
+        if body.bytes_read == 0 and body.remaining:
+            body.discard(self.config.drain_limit)
+
+    def _send(self, data: bytes, last: bool = False) -> None:
+        # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
+        # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
+        # Each send() waits at most write_timeout for the peer to accept more bytes.
+        sock, sent = self.sock, 0
+        try:
+            sock.timeout = self.config.write_timeout  # sock.settimeout(), inlined
+            if last:
+                sent = sock.send_before_close(data)
+                self.fin_awaited = sent == len(data)
+            else:
+                sent = sock.send(data)
+            if sent < len(data):  # the socket buffer filled: go on from where it stopped
+                view = memoryview(data)
+                while sent < len(view):
+                    sent += sock.send(view[sent:])
+        except (TimeoutError, socket.timeout):
+            raise WriteTimeout("write timed out") from None
+        except OSError as error:
+            if error.errno in PEER_GONE_ERRNOS:
+                raise PeerGone(str(error)) from None
+            raise
+        finally:
+            self.bytes_sent += sent
+
+    def _send_file(self, fd: int) -> None:
+        self.send_chunk(b"")
+        # The file follows the head in several segments; the last, short one would
+        # otherwise wait for the head's ACK (Nagle).
+        self.nodelay = True
+        _set_nodelay(self.sock)
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        end = os.fstat(fd).st_size
+        out = self.sock.fileno()
+        timeout = self.config.write_timeout
+        while offset < end:
+            try:
+                sent = os.sendfile(out, fd, offset, end - offset)
+            except BlockingIOError:
+                self._wait_writable(timeout)
+                continue
+            except OSError as error:
+                if error.errno in PEER_GONE_ERRNOS:
+                    raise PeerGone(str(error)) from None
+                raise
+            if sent == 0:
+                break
+            offset += sent
+            self.bytes_sent += sent
+
+    def _wait_writable(self, timeout: float) -> None:
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.wait_writable()
+        except (TimeoutError, socket.timeout):
+            raise WriteTimeout("write timed out") from None
+
+    def _application_failed(self) -> None:
+        where = request_line(self.environ)
+        if self.head_sent:
+            logger.error(
+                "Error after the response head was sent for %s; resetting the connection.",
+                where, exc_info=True, extra={"environ": mask_environ(self.environ)},
+            )
+            # A normal close (FIN) looks like the end of a complete response: nginx
+            # would hand the client a 200 that silently lacks its end. A reset is seen
+            # by every front-end as a failed upstream, so the client's framing breaks.
+            self.abort = True
+            return
+        logger.error(
+            "Error while serving %s; answering 500. Environ: %r", where,
+            mask_environ(self.environ), exc_info=True,
+        )
+        self.status = "500 Internal Server Error"
+        try:
+            self._send(INTERNAL_ERROR)
+            self.head_sent = True
+        except (PeerGone, OSError):
+            pass
+
+    def close_result(self) -> None:
+        """WSGI's close() of the iterable: Django's request_finished and its cleanup."""
+        close = getattr(self.result, "close", None)
+        if close is None:
+            return
+        self.result = None
+        try:
+            close()
+        except Exception:
+            logger.exception("Error closing the response of %s", request_line(self.environ))
+
+    def drain(self) -> None:
+        """Read what is left of the request body (bounded), so closing sends no reset.
+
+        For a request that has a body; one without has nothing to drain.
+        """
+        body = self.body
+        if body.timed_out:
+            peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
+                               "timeout) during %s.", self.peer_text,
+                               self.config.body_timeout, request_line(self.environ))
+        elif body.remaining:
+            body.discard(self.config.drain_limit)
+
+
+_UNDECODED = object()
+
+
+# Bytes of the request's start kept to read its length prefix again: the digits of the
+# largest header block plus ":" fit (the parser refuses longer prefixes).
+_PREFIX_KEEP = 24
+
+
+def _request_size(prefix: bytes, content_length: int) -> int:
+    """Bytes of a whole request whose header netstring starts with ``prefix``."""
+    colon = prefix.index(b":")
+    return colon + 1 + int(prefix[:colon]) + 1 + content_length
+
+
+def _set_nodelay(sock: Any) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the peer is already gone; reading the request will tell

@@ -1,0 +1,245 @@
+"""The server: its listeners, pool and acceptors, hooks, signals and graceful stop.
+
+``SCGIServer.handle`` is one connection's life: the allow-list, the exchange, the close
+policy, the access line. Lifecycle lines (listening, signals, stopped) go to the
+``django_scgi.server`` logger, as they always have.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+from ..conf import ServerConfig
+from ..connection import Connection, peer_host
+from ..environ import make_base_environ
+from . import closing
+from .accesslog import log_access
+from .allowlist import PeerFilter
+from .body import RECV_SIZE
+from .exchange import Exchange, FileWrapper
+from .listeners import Listener
+from .pool import Accepted, Acceptor, Workers
+
+logger = logging.getLogger(__package__)
+
+# Seconds a connection that has not sent a byte yet may still take once shutdown has
+# begun: long enough for a front-end that just connected, short enough that an idle
+# peer (a TCP health check) does not hold up the exit for header_timeout.
+IDLE_GRACE_ON_STOP = 1.0
+
+
+class SCGIServer:
+    """Serves one WSGI application on a set of listeners until told to stop."""
+
+    def __init__(
+        self, app: Callable, listeners: list[Listener], config: ServerConfig, *,
+        on_ready: Callable[[SCGIServer], None] | None = None,
+        on_stopping: Callable[[SCGIServer], None] | None = None,
+        on_sighup: Callable[[SCGIServer], None] | None = None,
+        max_requests: int = 0,
+        on_max_requests: Callable[[SCGIServer], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.listeners = listeners
+        self.config = config
+        self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
+        self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
+        # After _init_hooks(): with max_requests, self.handle is the counting one.
+        self.workers = Workers(config.max_connections, self.handle, config.close_batch)
+        for listener in listeners:
+            listener.socket.setblocking(False)
+        self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
+        self._stopping = False
+        self._stopped = Event()
+        self.allowed = PeerFilter(config.allow_from)
+        # Sockets accepted but still waiting for their first byte.
+        self.idle_sockets: set[Any] = set()
+
+    def handle(self, fd: int, raw_peer: Any, family: int) -> None:
+        """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
+        sock = Connection(fd, family)
+        host = peer_host(raw_peer, family)
+        if host is not None and not self.allowed.admits(host, raw_peer):
+            sock.close()
+            return
+        exchange = Exchange(sock, raw_peer, self.config, self.base_environ, self.idle_sockets)
+        try:
+            if exchange.read_request():
+                exchange.run_application(self.app)
+                if exchange.body.parser is not None:  # a request without a body has none left
+                    exchange.drain()
+        except Exception:
+            logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+        finally:
+            closing.finish(exchange, sock, self.workers)
+        if self.config.access_log:
+            try:
+                log_access(exchange)
+            except Exception:
+                logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+
+    def start(self) -> None:
+        for acceptor in self.acceptors:
+            acceptor.start()
+
+    def _init_hooks(self, on_ready, on_stopping, on_sighup, max_requests, on_max_requests) -> None:
+        """Hooks for the command and for worker processes (``workers.py``)."""
+        self.on_ready = on_ready  # once the listeners accept: banner, sd_notify READY=1
+        self.on_stopping = on_stopping  # on the first SIGTERM/SIGINT: STOPPING=1
+        self.on_sighup = on_sighup  # None: SIGHUP is logged and ignored
+        self.max_requests = max_requests
+        self.on_max_requests = on_max_requests  # once, after the max_requests-th connection
+        self.requests_handled = 0
+        self._signalled = False
+        if max_requests:
+            # Shadow the method before the workers take it: only a server that has
+            # a limit pays for counting.
+            self.handle = self._counting(self.handle)
+
+    def _counting(self, handle: Callable[[int, Any, int], None]) -> Callable[[int, Any, int], None]:
+        def counted(fd: int, raw_peer: Any, family: int) -> None:
+            try:
+                handle(fd, raw_peer, family)
+            finally:
+                self.requests_handled += 1
+                if self.requests_handled == self.max_requests and self.on_max_requests:
+                    self.on_max_requests(self)
+
+        return counted
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        """Serve until ``stop()`` (or SIGTERM/SIGINT when ``install_signals``) finishes.
+
+        Signal handlers go in on the main thread only: Django's autoreloader runs the
+        server in another thread, where its own SIGTERM handler applies.
+        """
+        if install_signals and threading.current_thread() is threading.main_thread():
+            self.install_signal_handlers()
+        self.start()
+        logger.info("Listening on %s (pid %d).", ", ".join(self.addresses), os.getpid())
+        if self.on_ready is not None:
+            self.on_ready(self)
+        self._stopped.wait()
+        logger.info("Stopped (pid %d).", os.getpid())
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: graceful stop, a second one exits at once; SIGHUP: ``on_sighup``.
+
+        SIGHUP gets a handler even without a hook: its default action kills the process.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._on_signal, signum)
+        gevent.signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        # Counted per signal, not from ``_stopping``: a worker told to stop by its
+        # supervisor and then sent SIGTERM by systemd (KillMode=control-group signals
+        # every process) must go on draining.
+        if self._signalled:
+            logger.warning("Second %s: exiting at once.", name)
+            self._remove_socket_files()
+            os._exit(1)
+        self._signalled = True
+        logger.info("%s received: finishing in-flight requests (up to %ss).", name,
+                    self.config.graceful_timeout)
+        if self.on_stopping is not None:
+            self.on_stopping(self)
+        gevent.spawn(self.stop)
+
+    def _on_sighup(self) -> None:
+        if self.on_sighup is not None:
+            self.on_sighup(self)
+        else:
+            logger.info("SIGHUP received and ignored.")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish within ``timeout``, then kill them."""
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        self._stop_listening()
+        gevent.spawn_later(IDLE_GRACE_ON_STOP, self._close_idle)
+        graceful = self.config.graceful_timeout if timeout is None else timeout
+        if not self.workers.join(timeout=graceful):
+            logger.warning("Cancelling %d request(s) still running after %ss.",
+                           self.workers.busy, graceful)
+            self.workers.kill(timeout=1)
+        self._stopped.set()
+
+    def _stop_listening(self) -> None:
+        """Serve what the kernel already accepted, then close the listeners.
+
+        Closing a listener resets the connections waiting in its backlog: those peers
+        connected before the signal and may have sent a whole request. So the backlog
+        is taken whole first, without waiting for free slots (at the connection cap,
+        waiting would let new arrivals queue up behind it for as long as the load
+        lasts), the listeners are closed, and then the taken connections are served as
+        slots free up. Only connections arriving after this point are refused.
+        """
+        for acceptor in self.acceptors:
+            acceptor.stop()
+        for listener in self.listeners:
+            listener.remove_socket_file()  # new unix connections fail from here on
+        queued: list[Accepted] = []
+        for acceptor, listener in zip(self.acceptors, self.listeners):
+            queued += acceptor.accept_backlog()
+            acceptor.close()
+            listener.close()
+        self._serve_queued(queued)
+
+    def _serve_queued(self, queued: list[Accepted]) -> None:
+        graceful = self.config.graceful_timeout
+        deadline = time.monotonic() + graceful
+        for index, connection in enumerate(queued):
+            if not self.workers.wait_available(timeout=max(deadline - time.monotonic(), 0)):
+                logger.warning("Closing %d queued connection(s) that found no free slot in %ss.",
+                               len(queued) - index, graceful)
+                for fd, *_ in queued[index:]:
+                    _close_unserved(fd)
+                return
+            self.workers.dispatch(connection)
+
+    def _close_idle(self) -> None:
+        for sock in list(self.idle_sockets):
+            sock.close()
+
+    def _remove_socket_files(self) -> None:
+        for listener in self.listeners:
+            listener.remove_socket_file()
+
+    @property
+    def addresses(self) -> list[str]:
+        return [listener.display for listener in self.listeners]
+
+
+# Bytes read (and dropped) from a queued connection before closing it unserved: a whole
+# request from a front-end, bounded for a peer that never stops sending.
+UNSERVED_READ_LIMIT = 1024 * 1024
+
+
+def _close_unserved(fd: int) -> None:
+    """Close a connection that was never served, with a FIN rather than a reset.
+
+    Closing a socket whose received bytes are unread makes the kernel send RST, which
+    a front-end reports as a broken upstream; read what the peer has sent first.
+    """
+    try:
+        os.set_blocking(fd, False)
+        dropped = 0
+        while dropped < UNSERVED_READ_LIMIT and (data := os.read(fd, RECV_SIZE)):
+            dropped += len(data)
+    except OSError:  # BlockingIOError: all read; or the peer is gone already
+        pass
+    os.close(fd)
