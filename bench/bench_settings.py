@@ -5,6 +5,6 @@
 differs from ``testproject.settings``; uploads read in pieces are not affected by it.
 """
 
-from testproject.settings import *  # noqa: F401,F403
+from testproject.settings import *  # noqa: F403
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = None

@@ -117,7 +117,7 @@ def top_functions(path: Path, limit: int = 150) -> tuple[list[dict], list[dict]]
         merged[key] = merged.get(key, 0) + cost
     top = [{"function": k, "ir": v} for k, v in sorted(merged.items(), key=lambda kv: -kv[1])]
     objects = [{"object": k, "ir": v} for k, v in sorted(by_obj.items(), key=lambda kv: -kv[1])]
-    return top[:limit], objects[:12]  # noqa
+    return top[:limit], objects[:12]
 
 
 # Seconds between two sequential requests (see one_at_a_time): more than a server

@@ -36,7 +36,8 @@ BROWSER = [
     ("HTTP_ACCEPT", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
     ("HTTP_ACCEPT_LANGUAGE", "en-GB,en;q=0.7,de;q=0.3"),
     ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br, zstd"),
-    ("HTTP_COOKIE", "csrftoken=4kLqT0dQ9Zr7c1m2n3b4v5c6x7z8a9s0; sessionid=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6"),
+    ("HTTP_COOKIE", "csrftoken=4kLqT0dQ9Zr7c1m2n3b4v5c6x7z8a9s0; "
+                    "sessionid=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6"),
     ("HTTP_UPGRADE_INSECURE_REQUESTS", "1"),
     ("HTTP_SEC_FETCH_DEST", "document"),
     ("HTTP_SEC_FETCH_MODE", "navigate"),
@@ -52,14 +53,15 @@ def nginx_headers(browser: bool) -> list[tuple[str, str]]:
         ("SERVER_PORT", "18081"), ("SERVER_NAME", "localhost"), ("HTTP_HOST", "127.0.0.1"),
     ]
     pairs += BROWSER if browser else [("HTTP_USER_AGENT", "hclient")]
-    return pairs + [("HTTP_CONNECTION", "close")]
+    return [*pairs, ("HTTP_CONNECTION", "close")]
 
 
 def apache_headers(browser: bool) -> list[tuple[str, str]]:
     pairs = [("CONTENT_LENGTH", "0"), ("SCGI", "1"), ("HTTP_HOST", "127.0.0.1:18080")]
     pairs += BROWSER if browser else [("HTTP_USER_AGENT", "hclient")]
     pairs += [
-        ("HTTP_CONNECTION", "close"), ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("HTTP_CONNECTION", "close"),
+        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         ("SERVER_SIGNATURE", ""), ("SERVER_SOFTWARE", "Apache/2.4.71 (Debian) OpenSSL/3.0.19"),
         ("SERVER_NAME", "127.0.0.1"), ("SERVER_ADDR", "127.0.0.1"), ("SERVER_PORT", "18080"),
         ("REMOTE_ADDR", "127.0.0.1"), ("DOCUMENT_ROOT", "/var/www/html"),

@@ -254,7 +254,8 @@ def section_transfers(data: dict) -> str:
     options = data["meta"].get("options", {})
     big = options.get("big_mib", 1024)
     return table(["server", "first chunk ms", f"{big} MiB out GiB/s", "RSS +MiB",
-                  f"{big} MiB in GiB/s", "RSS +MiB", f"request.body ×N ({options.get('body_mib')} MiB)"],
+                  f"{big} MiB in GiB/s", "RSS +MiB",
+                  f"request.body ×N ({options.get('body_mib')} MiB)"],
                  rows)
 
 

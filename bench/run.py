@@ -340,7 +340,7 @@ class Bench:
                    prefix: str, path: str) -> None:
         """Load ``path`` directly, then through each front-end (metrics ``prefix`` + kind)."""
         args = self.args
-        load = dict(duration=args.duration, concurrency=args.concurrency, warmup=args.warmup)
+        load = {"duration": args.duration, "concurrency": args.concurrency, "warmup": args.warmup}
         if prefix + "direct" in metrics:
             self.record(prefix + "direct", name, rep, measure.direct_load, target, path=path,
                         **load)

@@ -172,7 +172,7 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
 
 
 class _Exchange:
-    __slots__ = ("sock", "sent", "head", "started", "first_body_at", "received", "connected")
+    __slots__ = ("connected", "first_body_at", "head", "received", "sent", "sock", "started")
 
     def __init__(self, sock: socket.socket, started: float) -> None:
         self.sock = sock
@@ -200,7 +200,8 @@ def run_load(address: str, request: bytes, *, concurrency: int = 1, total: int |
     duration = min(duration if duration is not None else MAX_DURATION, MAX_DURATION)
     family, sockaddr = parse_address(address)
     result = LoadResult()
-    selector = selectors.EpollSelector() if hasattr(selectors, "EpollSelector") else selectors.DefaultSelector()
+    selector = (selectors.EpollSelector() if hasattr(selectors, "EpollSelector")
+                else selectors.DefaultSelector())
     inflight: dict[int, _Exchange] = {}
     started_count = 0
     began = time.perf_counter()

@@ -133,7 +133,7 @@ def run(address: str, count: int, *, interval: float, duration: float,
                 send_one(peer, now)
         slot_done = due
         wait = max(0.0, began + (due + 1) * TICK - time.monotonic())
-        for key, events in selector.select(timeout=wait):
+        for key, _events in selector.select(timeout=wait):
             peer = key.data
             now = time.monotonic()
             if peer is None:  # stdin: a line or EOF means stop

@@ -66,8 +66,10 @@ def check_exposure(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if exposed and not getattr(settings, "SCGI_ALLOW_FROM", None):
         warnings.append(
             checks.Warning(
-                f"SCGI listens on {', '.join(exposed)}, beyond loopback, and SCGI_ALLOW_FROM is not set.",
-                hint="SCGI has no authentication: set SCGI_ALLOW_FROM to your front-ends' addresses "
+                f"SCGI listens on {', '.join(exposed)}, beyond loopback, and SCGI_ALLOW_FROM "
+                "is not set.",
+                hint="SCGI has no authentication: set SCGI_ALLOW_FROM to your front-ends' "
+                "addresses "
                 "(only loopback peers are accepted until you do), or listen on a unix socket.",
                 id=OPEN_TCP_WITHOUT_ALLOW_LIST,
             )

@@ -190,7 +190,7 @@ class Connection:
     greenlet makes a pending wait raise ``OSError(EBADF)``.
     """
 
-    __slots__ = ("fd", "family", "timeout", "_watchers", "_socket", "hub")
+    __slots__ = ("_socket", "_watchers", "family", "fd", "hub", "timeout")
 
     def __init__(self, fd: int, family: int) -> None:
         self.fd = fd

@@ -436,5 +436,5 @@ def _text(value: object) -> str:
         return value
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 -- a log line must never fail on an odd value
+    except Exception:
         return f"<{type(value).__name__}>"

@@ -233,7 +233,7 @@ class _NeedData:
 
     _instance: _NeedData | None = None
 
-    def __new__(cls) -> _NeedData:
+    def __new__(cls) -> _NeedData:  # noqa: PYI034 (a final singleton class)
         # A singleton, so callers can test with ``is NEED_DATA``.
         if cls._instance is None:
             cls._instance = super().__new__(cls)

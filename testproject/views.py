@@ -9,7 +9,11 @@ from django.core.signals import request_finished, request_started
 from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.http import (
-    FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse,
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.urls import reverse

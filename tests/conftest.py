@@ -180,7 +180,8 @@ def run_manage(server_env):
     """
 
     def run(*args: str, env: dict[str, str] | None = None, command: list[str] | None = None,
-            cwd: Path = REPO, timeout: float = 20.0, **popen: object) -> subprocess.CompletedProcess:
+            cwd: Path = REPO, timeout: float = 20.0,
+            **popen: object) -> subprocess.CompletedProcess:
         base = command or [sys.executable, "manage.py", "runscgi"]
         with subprocess.Popen(
             [*base, *args], cwd=cwd, env={**server_env, **(env or {})}, text=True,

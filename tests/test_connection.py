@@ -9,9 +9,9 @@ import socket
 import struct
 
 import pytest
+from netcheck import needs_ipv6_loopback
 
 from django_scgi import connection
-from netcheck import needs_ipv6_loopback
 
 
 @pytest.fixture(params=["c", "ctypes", "portable"])

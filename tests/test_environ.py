@@ -512,7 +512,7 @@ def test_wsgi_names_anywhere_among_the_cgi_names_are_caught():
     for position in range(3):
         names = ["REQUEST_METHOD", "HTTP_X_WSGI.ERRORS", "HTTP_Xwsgi.errors"]
         names.insert(position, "wsgi.errors")
-        cgi = {name: "x" for name in names}
+        cgi = dict.fromkeys(names, "x")
         cgi["wsgi.run_once"] = "1"
         environ = build_environ(cgi, io.BytesIO(), base)
         assert environ["wsgi.errors"] is errors and environ["wsgi.run_once"] is False

@@ -26,7 +26,6 @@ def test_warnings_beyond_the_limit_are_counted_and_summed_up(caplog):
 
 def test_server_refusals_go_through_the_limiter(start_server):
     # More malformed requests than the limit: the log holds the limit, not one per peer.
-    import socket as stdlib_socket
 
     from django_scgi.client import connect
 
@@ -37,7 +36,7 @@ def test_server_refusals_go_through_the_limiter(start_server):
             try:
                 while sock.recv(4096):
                     pass
-            except (ConnectionResetError, stdlib_socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 pass
     time.sleep(0.3)
     refusals = [line for line in srv.lines if "Refused a malformed request" in line]

@@ -180,7 +180,7 @@ def expected_events(pairs, body) -> list:
     events: list = [Headers(expected_environ(pairs), len(body))]
     if body:
         events.append(Data(body))
-    return events + [EndOfMessage()]
+    return [*events, EndOfMessage()]
 
 
 @pytest.mark.parametrize("name", GOOD_REQUESTS)

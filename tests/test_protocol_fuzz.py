@@ -251,7 +251,7 @@ def test_one_buffer_path_agrees_with_the_parser(data, limit):
 def check_one_buffer_path(data: bytes, limit: dict) -> None:
     fast = run_fast_path(data, **limit)
     if fast is None:  # incomplete head: the parser decides, so nothing to compare
-        outcome, error = run([data], **limit)
+        outcome, _error = run([data], **limit)
         assert not any(isinstance(event, Headers) for event in outcome)
         return
     full = run([data], **limit)

@@ -106,7 +106,7 @@ class Load:
                     self.results.append((time.monotonic(), response.body.decode(), ""))
                 else:
                     self.results.append((time.monotonic(), None, f"status {response.status}"))
-            except Exception as error:  # noqa: BLE001 -- every failure counts
+            except Exception as error:
                 self.results.append((time.monotonic(), None, repr(error)))
 
     def stop(self) -> None:
@@ -190,7 +190,7 @@ def test_sigterm_drains_every_worker_and_leaves_no_orphans(start_server, short_t
     def slow(address: str) -> None:
         try:
             results.append(client.request(address, "/sleep/?s=1.5", timeout=15))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             results.append(error)
 
     threads = [threading.Thread(target=slow, args=(address,)) for address in (tcp, unix) * 3]
@@ -242,7 +242,8 @@ def test_dead_worker_is_replaced_with_backoff(start_server):
     wait_for(lambda: not pid_alive(replacement), 5, "killed worker gone")
     third = workers_of(server)
     assert replacement not in third
-    assert f"(pid {replacement}) was killed by SIGKILL; starting a new one in 1.0s." in server.output
+    expected = f"(pid {replacement}) was killed by SIGKILL; starting a new one in 1.0s."
+    assert expected in server.output
     assert client.request(server.address, "/").status == 200
 
 
@@ -345,7 +346,7 @@ def test_max_requests_recycles_workers_without_a_failed_request(start_server):
             response = client.request(server.address, "/db/?sleep=0", timeout=10)
             assert response.status == 200
             seen.add(json.loads(response.body)["pid"])
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             failures.append(repr(error))
         time.sleep(0.02)
     assert failures == []

@@ -6,11 +6,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django_scgi.conf import options_rst  # noqa: E402
+from django_scgi.conf import options_rst
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 text = README.read_text()
 new = re.sub(r"\.\. options-start\n.*?\.\. options-end",
-             lambda _: ".. options-start\n\n" + options_rst() + "\n.. options-end", text, flags=re.S)
+             lambda _: ".. options-start\n\n" + options_rst() + "\n.. options-end", text,
+             flags=re.DOTALL)
 README.write_text(new)
 print("README.rst options reference", "updated" if new != text else "already current")

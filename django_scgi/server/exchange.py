@@ -420,7 +420,8 @@ class Exchange:
         if self.head_sent:
             logger.error(
                 "Error after the response head was sent for %s; resetting the connection.",
-                where, exc_info=True, extra={"environ": mask_environ(self.environ)},
+                # Called from run_application's except block: exc_info is that exception.
+                where, exc_info=True, extra={"environ": mask_environ(self.environ)},  # noqa: LOG014
             )
             # A normal close (FIN) looks like the end of a complete response: nginx
             # would hand the client a 200 that silently lacks its end. A reset is seen
@@ -429,7 +430,7 @@ class Exchange:
             return
         logger.error(
             "Error while serving %s; answering 500. Environ: %r", where,
-            mask_environ(self.environ), exc_info=True,
+            mask_environ(self.environ), exc_info=True,  # noqa: LOG014 (as above)
         )
         self.status = "500 Internal Server Error"
         try:

@@ -46,7 +46,8 @@ class Listener:
             pass
 
 
-def open_listeners(addresses: Iterable[Address], *, socket_mode: int, backlog: int) -> list[Listener]:
+def open_listeners(addresses: Iterable[Address], *, socket_mode: int,
+                   backlog: int) -> list[Listener]:
     """Bind every address or none: on an error the ones already bound are closed."""
     listeners: list[Listener] = []
     try:
@@ -72,7 +73,8 @@ def _open_tcp(address: TCPAddress, backlog: int) -> Listener:
     if not address.family_is_v6 and not address.host[0].isdigit():
         family = stdlib_socket.AF_UNSPEC
     try:
-        infos = stdlib_socket.getaddrinfo(address.host, address.port, family, stdlib_socket.SOCK_STREAM)
+        infos = stdlib_socket.getaddrinfo(address.host, address.port, family,
+                                          stdlib_socket.SOCK_STREAM)
     except stdlib_socket.gaierror:
         raise ListenerError(
             errno.EADDRNOTAVAIL, f"Cannot resolve the host name {address.host!r}."
@@ -129,7 +131,8 @@ def _clear_stale_socket(path: str) -> None:
         ) from None
     finally:
         probe.close()
-    raise ListenerError(errno.EADDRINUSE, f"Another server is listening on {path}; leaving it alone.")
+    raise ListenerError(errno.EADDRINUSE,
+                        f"Another server is listening on {path}; leaving it alone.")
 
 
 def _adopt_fd(address: FDAddress) -> Listener:
