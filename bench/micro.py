@@ -4,7 +4,7 @@
     .venv/bin/python bench/micro.py --callgrind   # instructions per call (deterministic)
     .venv/bin/python bench/micro.py --callgrind --case parse-apache -n 2000
 
-Cases use the header sets real front-ends send (shared/frontends.md §2.1): Debian
+Cases use the header sets real front-ends send (docs/frontend-variables.rst §2.1): Debian
 nginx's ``scgi_params`` and Apache's ``mod_proxy_scgi``, each bare (what the load
 generator sends) or with a browser's request headers (cookies, Accept-*).
 

@@ -12,7 +12,7 @@ Used by ``bench/run.py`` in-process; also a command line for quick checks::
     python bench/scgi_load.py 127.0.0.1:4000 / -c 32 -d 5
     python bench/scgi_load.py 127.0.0.1:8000 / --http -n 1000
 
-The SCGI header block imitates Debian's nginx ``scgi_params`` (frontends.md §2.1),
+The SCGI header block imitates Debian's nginx ``scgi_params`` (docs/frontend-variables.rst §2.1),
 so every server parses the same realistic variables.
 
 Imports: stdlib only (the client must not share code with the server it measures).

@@ -25,7 +25,7 @@
 #include <Python.h>
 #include <string.h>
 
-/* CGI variables the front-ends send on most requests (shared/frontends.md) and the
+/* CGI variables the front-ends send on most requests (docs/frontend-variables.rst) and the
  * request headers most browsers send. A name not listed is decoded as usual. */
 static const char *const KNOWN_NAMES[] = {
     "CONTENT_LENGTH", "SCGI", "REQUEST_METHOD", "REQUEST_URI", "QUERY_STRING",

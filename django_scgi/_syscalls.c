@@ -8,9 +8,9 @@
  * send_more(fd, data) -> bytes sent: send() with MSG_MORE, which os.write() cannot
  * pass and socket.send() needs a socket object for.
  *
- * Without this module connection.py makes the first two calls through ctypes, which
- * costs several thousand instructions per call more (argument conversion, errno
- * bookkeeping, out-parameter objects), and sends without MSG_MORE. No call can block
+ * Without this module connection.py makes the first two calls through the socket and
+ * fcntl modules (a socket object per accept, the peer decoded at once), and sends
+ * without MSG_MORE. No call can block
  * (the descriptors are non-blocking; FIONREAD never waits), so the GIL is kept.
  *
  * Optional: when it is not built, or on a platform without accept4 (macOS), the

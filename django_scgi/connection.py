@@ -18,7 +18,6 @@ Imports: stdlib and gevent only.
 from __future__ import annotations
 
 import _socket
-import ctypes
 import errno
 import fcntl
 import os
@@ -35,40 +34,10 @@ _NO_BYTES = b"\0\0\0\0"  # FIONREAD's int out-parameter, zero
 _CLOSED_ERROR = OSError(errno.EBADF, "the connection was closed by another greenlet")
 
 
-def _load_libc_function(name: str):
-    """A libc function called without ``argtypes``: ctypes then passes Python ints and
-    ``byref`` objects as they are, and skips a ``from_param`` conversion per argument
-    (declaring the argument types doubles the cost of a call)."""
-    try:
-        function = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-    function.restype = ctypes.c_int
-    return function
-
-
-_accept4 = _load_libc_function("accept4")
-_ioctl = _load_libc_function("ioctl")
-_ACCEPT_FLAGS = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
-# ioctl's request is an unsigned long: passed as a ctypes object, not a Python int
-# (which would go as a C int into a 64-bit register).
-_FIONREAD = ctypes.c_ulong(termios.FIONREAD)
-
-# accept4()'s and ioctl()'s out-parameters, made once: building ctypes objects per call
-# costs more than the call. Safe to share: nothing can switch greenlets inside these
-# functions. The peer's address lands in a bytearray, copied out with one slice.
-_SOCKADDR_SIZE = 128  # sizeof(struct sockaddr_storage)
-_sockaddr = bytearray(_SOCKADDR_SIZE)
-_sockaddr_view = memoryview(_sockaddr)
-_sockaddr_ref = ctypes.byref((ctypes.c_char * _SOCKADDR_SIZE).from_buffer(_sockaddr))
-_length = ctypes.c_uint()
-_length_ref = ctypes.byref(_length)
-_unread = ctypes.c_int()
-_unread_ref = ctypes.byref(_unread)
-
-
-# The same two calls in C (_syscalls.c), when built: a fraction of ctypes' cost.
-# DJANGO_SCGI_PURE_PYTHON=1 leaves them out, as it does the C head parser.
+# accept4, FIONREAD and send(MSG_MORE) in C (_syscalls.c), when built: accelerators of
+# the Python functions below, which do the same through the socket module (one
+# implementation each; tests/test_connection.py runs both). DJANGO_SCGI_PURE_PYTHON=1
+# leaves them out, as it does the C head parser.
 _c_accept: Callable[[int], tuple[int, bytes] | None] | None = None
 _c_unread_bytes: Callable[[int], int] | None = None
 _c_send_more: Callable[[int, bytes], int] | None = None
@@ -86,25 +55,17 @@ if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
 SENDS_MORE = _c_send_more is not None
 
 
-def accept(listener_fd: int) -> tuple[int, bytes] | None:
-    """One waiting connection as (non-blocking descriptor, raw peer sockaddr), or None.
+def accept(listener_fd: int) -> tuple[int, Any] | None:
+    """One waiting connection as (non-blocking descriptor, peer address), or None.
 
-    The address stays raw: decoding it (``peer_address``) costs more than the
-    ``accept4`` call, and most requests never need it (``peer_host`` is enough
-    for the allow-list).
+    The C accelerator leaves the address raw (sockaddr bytes): decoding it
+    (``peer_address``) costs more than the ``accept4`` call, and most requests never
+    need it (``peer_host`` is enough for the allow-list). The Python path gets it
+    decoded from the socket module; both forms are understood everywhere.
     """
     if _c_accept is not None:
         return _c_accept(listener_fd)
-    if _accept4 is None:
-        return _accept_portable(listener_fd)
-    _length.value = _SOCKADDR_SIZE
-    fd = _accept4(listener_fd, _sockaddr_ref, _length_ref, _ACCEPT_FLAGS)
-    if fd < 0:
-        code = ctypes.get_errno()
-        if code in (errno.EAGAIN, errno.EWOULDBLOCK):
-            return None
-        raise OSError(code, os.strerror(code))
-    return fd, _sockaddr_view[: _length.value].tobytes()
+    return _accept_python(listener_fd)
 
 
 def accept_function() -> Callable[[int], tuple[int, Any] | None]:
@@ -138,8 +99,8 @@ def listen_queue_function(listener: Any) -> Callable[[], int] | None:
 _TCP_INFO_UNACKED_END = 28  # struct tcp_info: 8 bytes of u8 fields, then u32s; unacked 5th
 
 
-def _accept_portable(listener_fd: int) -> tuple[int, Any] | None:
-    # Without accept4 (macOS): Python's accept, whose peer comes decoded already.
+def _accept_python(listener_fd: int) -> tuple[int, Any] | None:
+    # Python's accept, whose peer comes decoded already.
     listener = _socket.socket(fileno=listener_fd)
     try:
         fd, peer = listener._accept()
@@ -155,7 +116,7 @@ def peer_host(raw: Any, family: int) -> Any:
     """The host part of a peer as ``accept`` gives it from a listener of ``family``, a
     cheap key for the allow-list's cache: of a raw TCP address, its address bytes
     (IPv6: plus the scope id); None for a unix socket peer."""
-    if type(raw) is not bytes:  # decoded already (the portable accept)
+    if type(raw) is not bytes:  # decoded already (the Python accept)
         return raw[0] if type(raw) is tuple else None
     if family == _AF_INET:
         return raw[4:8]
@@ -252,12 +213,7 @@ class Connection:
         """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""
         if _c_unread_bytes is not None:
             return _c_unread_bytes(self.fd) != 0
-        if _ioctl is None:
-            return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
-        if _ioctl(self.fd, _FIONREAD, _unread_ref) < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-        return _unread.value != 0
+        return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
 
     def wait_writable(self) -> None:
         self.wait(_WRITE)

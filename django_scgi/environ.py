@@ -1,7 +1,7 @@
 """SCGI CGI variables -> PEP 3333 WSGI environ, and WSGI status/headers -> CGI response head.
 
 Boundary: this module knows what Apache ``mod_proxy_scgi``, nginx ``scgi_pass`` and
-lighttpd ``mod_scgi`` actually send (``/work/shared/frontends.md``), and every quirk of
+lighttpd ``mod_scgi`` actually send (``docs/frontend-variables.rst``), and every quirk of
 theirs is corrected here and nowhere else. It does no I/O and reads no settings: the
 server passes in the header dict from ``protocol``, the body object, the constant part of
 the environ and the configured mount prefix. Imports: the standard library and
@@ -287,7 +287,7 @@ def _locate(cgi: Mapping[str, str], want_split: bool) -> tuple[str, str | None]:
 def _is_encoded_copy(cgi: Mapping[str, str], script_name: str, path_info: str) -> bool:
     # Apache's proxy-scgi-pathinfo builds PATH_INFO from the re-encoded URL; for a path
     # that re-encodes differently (non-ASCII, space, "?") it then leaves the whole
-    # decoded path in SCRIPT_NAME and sends PATH_INFO percent-encoded (frontends.md
+    # decoded path in SCRIPT_NAME and sends PATH_INFO percent-encoded (docs/frontend-variables.rst
     # §2.2). When it works, PATH_INFO equals its own re-encoding and so has no "%".
     if "%" not in path_info:
         return False

@@ -11,84 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-BANNER_PREFIX = "Serving SCGI on "
-
-
-class ServerProcess:
-    """A ``manage.py runscgi`` subprocess and everything it printed."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, command: list[str] | None):
-        self.args = args
-        base = command or [sys.executable, "manage.py", "runscgi"]
-        self.proc = subprocess.Popen(
-            [*base, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        self.lines: list[str] = []
-        self._banner = threading.Event()
-        self.addresses: list[str] = []
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read_output(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            if line.startswith(BANNER_PREFIX):
-                self.addresses = line[len(BANNER_PREFIX):].split(", ")
-                self._banner.set()
-        self._banner.set()
-
-    def wait_started(self, timeout: float = 30.0) -> ServerProcess:
-        if not self._banner.wait(timeout) or not self.addresses:
-            self.stop()
-            raise AssertionError("runscgi did not start:\n" + self.output)
-        return self
-
-    @property
-    def address(self) -> str:
-        return self.addresses[0]
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signum)
-
-    def wait(self, timeout: float = 30.0) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                return self.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.wait(timeout)
-
-    def wait_for_output(self, text: str, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output:
-                return True
-            time.sleep(0.05)
-        return False
+from helpers import BANNER_PREFIX, REPO, ServerProcess, copy_project
 
 
 @pytest.fixture
@@ -239,46 +166,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{reason}  ({count} tests skipped)", red=True, bold=True)
     terminalreporter.write_sep("!", "these front-ends are NOT proven by this run", red=True,
                                bold=True)
-
-
-# --- a copy of the demo project a test may edit (workers, reload, systemd tests) -------------
-
-# Appended to the copy's views.py / urls.py: a view whose answer names its code version
-# and process, so a test sees which code and which worker answered.
-VERSION_VIEW = '''
-
-def version(request):
-    return HttpResponse(f"v1 {os.getpid()}\\n", content_type="text/plain")
-'''
-VERSION_URL = '''
-urlpatterns.append(path("version/", views.version, name="version"))
-'''
-
-
-def copy_project(target: Path) -> Path:
-    """``manage.py`` and ``testproject/`` copied to ``target``, with a ``/version/`` view."""
-    import shutil
-
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "manage.py", target / "manage.py")
-    shutil.copytree(REPO / "testproject", target / "testproject",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    views = target / "testproject" / "views.py"
-    views.write_text(views.read_text() + VERSION_VIEW)
-    urls = target / "testproject" / "urls.py"
-    urls.write_text(urls.read_text() + VERSION_URL)
-    return target
-
-
-def set_version(project: Path, version: str) -> None:
-    """Make the copy's ``/version/`` view answer ``version`` (e.g. "v2")."""
-    views = project / "testproject" / "views.py"
-    text = views.read_text()
-    start = text.index('f"v', text.index("def version"))
-    end = text.index(" ", start)
-    # The trailing comment changes the file's size too: a .pyc written in the same
-    # second as the old source would otherwise pass Python's mtime+size check.
-    views.write_text(text[:start] + f'f"{version}' + text[end:] + f"# {version}\n")
 
 
 @pytest.fixture

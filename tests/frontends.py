@@ -684,7 +684,7 @@ class Lighttpd(FrontEnd):
 
     Debian ships lighttpd's TLS module as a separate package, so the "secure" port is a
     second plain port where mod_setenv adds ``HTTPS=on`` -- the variable lighttpd sends
-    over TLS (frontends.md §2.3). It is always available.
+    over TLS (docs/frontend-variables.rst §2.3). It is always available.
     """
 
     kind = "lighttpd"

@@ -13,7 +13,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import REPO
+from helpers import REPO, exchange
 
 from django_scgi import client
 from django_scgi.protocol import encode_request
@@ -47,16 +47,6 @@ def access_lines(server, start: int = 0) -> list[re.Match[str]]:
     return found
 
 
-def raw_exchange(address: str, environ: dict[str, str], body: bytes = b"") -> bytes:
-    """Send one request, return every byte of the answer (to compare with BYTES)."""
-    with client.connect(address, 10) as sock:
-        sock.sendall(encode_request(environ, body))
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def wait_for_lines(server, start: int, count: int, timeout: float = 10.0) -> list[re.Match[str]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -83,7 +73,7 @@ def test_each_request_gives_one_parseable_line_with_every_field(start_server):
         environ = {**environ, "REMOTE_ADDR": "203.0.113.9"}
         if body:
             environ["CONTENT_TYPE"] = "text/plain"
-        sizes.append(len(raw_exchange(server.address, environ, body)))
+        sizes.append(len(exchange(server.address, encode_request(environ, body), 10)))
     lines = wait_for_lines(server, start, len(cases))
     assert len(lines) == len(cases)
     for line, (_, _, method, uri, status), size in zip(lines, cases, sizes):
@@ -108,7 +98,7 @@ def test_hostile_values_cannot_break_or_forge_a_line(start_server):
     environ = client.build_environ("/")
     environ["REQUEST_URI"] = '/a b"c\n[01/Jan/2026 00:00:00] 1.2.3.4 "GET / HTTP/1.1" 200 1 0.001'
     environ["REMOTE_ADDR"] = 'evil "addr"'
-    raw_exchange(server.address, environ)
+    exchange(server.address, encode_request(environ), 10)
     (line,) = wait_for_lines(server, start, 1)
     assert line["remote_addr"] == "evil%20%22addr%22"
     assert line["uri"].startswith("/a%20b%22c%0A[01/Jan/2026%2000:00:00]%201.2.3.4%20%22GET")
@@ -166,7 +156,7 @@ def test_documented_structured_fields(start_server, key_value_logging):
     server = start_server("127.0.0.1:0", "--settings", "kv_settings", env=key_value_logging)
     start = len(server.lines)
     environ = {**client.build_environ("/no/such/?x=1"), "REMOTE_ADDR": "198.51.100.4"}
-    size = len(raw_exchange(server.address, environ))
+    size = len(exchange(server.address, encode_request(environ), 10))
     deadline = time.monotonic() + 10
     while not any(line.startswith("access ") for line in server.lines[start:]):
         assert time.monotonic() < deadline, server.output

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import frontends
 import pytest
-from conftest import REPO, ServerProcess
 from frontends import Backend
+from helpers import REPO, ServerProcess
 
 pytestmark = pytest.mark.frontend
 

@@ -12,13 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from django_scgi import client
 
-REPO = Path(__file__).resolve().parent.parent
 # Bound on every client run; the client's own --timeout is shorter wherever it matters.
 RUN_TIMEOUT = 20.0
 

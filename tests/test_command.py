@@ -14,8 +14,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO
 from django.core.management import CommandError, call_command
+from helpers import REPO
 
 from django_scgi import client, conf
 from django_scgi.protocol import encode_request

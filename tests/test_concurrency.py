@@ -1,4 +1,4 @@
-"""Concurrency with every way of starting the server (design.md section 5, first trap).
+"""Concurrency with every way of starting the server (django_scgi/launch.py patches first).
 
 gevent has to patch the standard library before Django is imported, or every greenlet
 shares one database connection (or, unpatched, requests run one after another).
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from django_scgi import client
 

@@ -1,4 +1,4 @@
-"""connection.py on real sockets: accept4 and its portable fallback, the peer address
+"""connection.py on real sockets: accept4 (C) and the Python accept, the peer address
 kept raw and decoded on demand, the FIONREAD check that decides how to close, and the
 send that leaves a response's last segment for the FIN."""
 
@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 
 import pytest
+from helpers import segments_received
 from netcheck import needs_ipv6_loopback
 
 from django_scgi import connection
 
 
-@pytest.fixture(params=["c", "ctypes", "portable"])
+@pytest.fixture(params=["c", "python"])
 def accept_mode(request, monkeypatch):
-    # Each way accept() can go: the C module (when built), accept4 through ctypes
-    # (not built), Python's own accept (no accept4: macOS).
+    # Each way accept() can go: the C accelerator (when built) and Python's own accept.
     if request.param == "c" and connection._c_accept is None:
         pytest.skip("django_scgi._syscalls is not built")
     if request.param != "c":
         monkeypatch.setattr(connection, "_c_accept", None)
-    if request.param == "portable":
-        monkeypatch.setattr(connection, "_accept4", None)
     return request.param
 
 
@@ -93,14 +90,12 @@ def test_unix_peer_has_no_host(accept_mode, short_tmp):
     assert connection.peer_address(raw_peer) == ""
 
 
-@pytest.mark.parametrize("way", ["c", "ctypes", "fcntl"])
+@pytest.mark.parametrize("way", ["c", "fcntl"])
 def test_has_unread_bytes(way, monkeypatch):
     if way == "c" and connection._c_unread_bytes is None:
         pytest.skip("django_scgi._syscalls is not built")
     if way != "c":
         monkeypatch.setattr(connection, "_c_unread_bytes", None)
-    if way == "fcntl":
-        monkeypatch.setattr(connection, "_ioctl", None)
     ours, theirs = socket.socketpair()
     closed_fd = ours.fileno()
     with ours, theirs:
@@ -127,12 +122,6 @@ def test_accept_on_something_not_a_listener_raises(accept_mode):
     finally:
         os.close(read_end)
         os.close(write_end)
-
-
-def segments_received(sock: socket.socket) -> int:
-    # struct tcp_info (linux/tcp.h): tcpi_segs_in is the u32 at offset 140 (Linux 4.2+).
-    return struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256),
-                              140)[0]
 
 
 @pytest.mark.parametrize("way", ["c", "plain"])

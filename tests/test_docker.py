@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 import frontends
 import pytest
-from conftest import REPO, ServerProcess
+from helpers import REPO, ServerProcess
 
 from django_scgi import client
 

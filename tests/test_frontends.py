@@ -26,9 +26,9 @@ from urllib.parse import urljoin, urlsplit
 
 import frontends
 import pytest
-from conftest import REPO, ServerProcess
 from django.utils.encoding import escape_uri_path
 from frontends import Backend, Deployment
+from helpers import REPO, ServerProcess
 
 pytestmark = pytest.mark.frontend
 

@@ -1,4 +1,4 @@
-"""The import table of design.md section 2, held by fresh interpreters.
+"""The import table of docs/architecture.rst, held by fresh interpreters.
 
 Each module is imported alone in ``python -c`` and the test asserts which of Django and
 gevent ended up in ``sys.modules``. ``launch`` matters most: it runs before gevent has
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -98,7 +98,7 @@ def test_conf_functions_leave_django_alone_until_asked():
     assert result.stdout.strip() == "False"
 
 
-# Which parts of the package each part may import (design.md section 2): arrows point
+# Which parts of the package each part may import (docs/architecture.rst): arrows point
 # one way, command -> conf/server -> environ -> protocol; client -> protocol. A part is
 # the first name under django_scgi (a module, or a package such as server/).
 ALLOWED_INTERNAL = {

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from netcheck import needs_ipv6_loopback
 
 from django_scgi import client

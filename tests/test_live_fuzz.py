@@ -19,7 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_environ import DUMPS, cgi_from_dump
+from frontend_dumps import DUMPS, cgi_from_dump
+from helpers import assert_healthy
 
 from django_scgi import client
 from django_scgi.protocol import encode_request
@@ -137,11 +138,6 @@ def unexpected_tracebacks(lines: list[str]) -> list[str]:
             records[-1].append(line)
     texts = ["\n".join(record) for record in records]
     return [text for text in texts if "Traceback" in text]
-
-
-def assert_healthy(address: str) -> None:
-    response = client.request(address, "/", timeout=5)
-    assert (response.status, response.body) == (200, b"Hello from django-scgi\n")
 
 
 def test_fuzzed_requests_never_hurt_the_server(start_server):

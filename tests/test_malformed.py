@@ -16,6 +16,7 @@ import struct
 import time
 
 import pytest
+from helpers import netstring
 
 from django_scgi.client import connect, parse_response
 from django_scgi.protocol import encode_request
@@ -46,10 +47,6 @@ def limited(start_module_server):
 
 def block(*pairs: tuple[str, str]) -> bytes:
     return b"".join(f"{name}\0{value}\0".encode("latin-1") for name, value in pairs)
-
-
-def netstring(payload: bytes, end: bytes = b",") -> bytes:
-    return b"%d:%b%b" % (len(payload), payload, end)
 
 
 CL0, SCGI1, GET = ("CONTENT_LENGTH", "0"), ("SCGI", "1"), ("REQUEST_METHOD", "GET")

@@ -1,8 +1,8 @@
 """Tests for django_scgi.protocol: the sans-I/O SCGI parser and encoders.
 
 No Django, no sockets: requests are built as bytes in the exact shapes that the
-real front-ends send (frontends.md, Appendix A) and fed in every split we can
-think of.
+real front-ends send (docs/frontend-variables.rst; the verbatim dumps are at the bottom
+of tests/test_environ.py) and fed in every split we can think of.
 """
 
 from __future__ import annotations

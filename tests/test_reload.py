@@ -1,8 +1,8 @@
 """``runscgi --reload``: Django's autoreloader restarts the server when code changes.
 
 A real ``manage.py runscgi --reload`` of a throw-away copy of the demo project; the test
-edits a view in the copy and waits for the new answer. Kept in its own module (design.md
-section 5): the autoreloader runs the server on a non-main thread.
+edits a view in the copy and waits for the new answer. Kept in its own module: Django's
+autoreloader runs the server on a non-main thread, where no signal handler can go.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import psutil
 import pytest
-from conftest import set_version
+from helpers import set_version
 
 from django_scgi import client
 

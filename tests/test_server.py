@@ -17,16 +17,14 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from test_connection import segments_received
+from helpers import REPO, assert_healthy, segments_received
 
 from django_scgi import connection
 from django_scgi.client import connect, parse_response
 from django_scgi.protocol import encode_request
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "testproject" / "files" / "sample.txt"
 MiB = 1024 * 1024
 # Per-socket-operation bound: a wedged server fails the test instead of hanging it.
@@ -90,12 +88,6 @@ def split_raw(raw: bytes) -> tuple[list[bytes], bytes]:
 
 def get(address: str, path: str, method: str = "GET", body: bytes = b"", **extra: str):
     return parse_response(raw_exchange(address, encode_request(cgi(path, method, **extra), body)))
-
-
-def assert_healthy(address: str) -> None:
-    response = get(address, "/")
-    assert response.status == 200
-    assert response.body == b"Hello from django-scgi\n"
 
 
 def info(address: str, environ: dict[str, str]) -> dict:

@@ -20,11 +20,11 @@ import sys
 import sysconfig
 
 import pytest
-from conftest import REPO
+from frontend_dumps import DUMPS, cgi_from_dump
+from fuzz_inputs import FUZZ, any_input, limits
+from helpers import REPO, netstring
 from hypothesis import given
 from hypothesis import strategies as st
-from test_environ import DUMPS, cgi_from_dump
-from test_protocol_fuzz import FUZZ, any_input, limits
 
 from django_scgi import client, protocol
 
@@ -92,10 +92,6 @@ def test_repeated_names_are_left_to_python():
     data = netstring(USUAL + b"HTTP_X\x00a\x00HTTP_X\x00b\x00")
     assert c_parse_head(data) is None
     assert python_parse_head(data)[0]["HTTP_X"] == "a, b"
-
-
-def netstring(block: bytes, end: bytes = b",") -> bytes:
-    return b"%d:%s%s" % (len(block), block, end)
 
 
 USUAL = b"CONTENT_LENGTH\x000\x00SCGI\x001\x00"

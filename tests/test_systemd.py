@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BANNER_PREFIX, REPO
+from helpers import BANNER_PREFIX, REPO
 
 from django_scgi import client, systemd
 

@@ -17,7 +17,7 @@ import time
 
 import psutil
 import pytest
-from conftest import copy_project, set_version
+from helpers import copy_project, set_version
 
 from django_scgi import client, workers
 

@@ -1,0 +1,1660 @@
+"""The verbatim SCGI header blocks that Apache 2.4.71, nginx 1.22.1 and lighttpd 1.4.69 sent
+in the lab (what docs/frontend-variables.rst sums up), one string per request case, and
+the function that turns one into the dict the parser hands over."""
+
+from __future__ import annotations
+
+import re
+
+
+def cgi_from_dump(text: str) -> dict[str, str]:
+    """NAME=value lines -> the dict protocol.RequestParser produces (latin-1 str)."""
+    grouped: dict[str, list[str]] = {}
+    for line in text.strip("\n").splitlines():
+        name, _, value = line.partition("=")
+        value = re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m[1], 16)), value)
+        grouped.setdefault(name, []).append(value)
+    # nginx 1.22 repeats keys; the parser joins them ("; " for cookies).
+    return {n: ("; " if n == "HTTP_COOKIE" else ", ").join(v) for n, v in grouped.items()}
+
+
+# --- verbatim front-end dumps (measured with docs/frontend-variables.rst) ---------------------
+# Each: the request the client sent, then every NAME=value pair exactly as the front-end
+# sent it (\xNN = one raw byte). "$LAB" stands for the lab directory.
+
+DUMPS = {
+    # `hclient.py 18080 'GET /app/some/path?x=1'`
+    "apache/get": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/some/path
+REMOTE_PORT=33308
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/app/some/path?x=1
+SCRIPT_NAME=/app/some/path
+""",
+    # `hclient.py 18080 'POST /app/form?x=1' -d a=1&b=%C3%A9 -H 'Content-Type:
+    #   application/x-www-form-urlencoded'`
+    "apache/post": r"""
+CONTENT_LENGTH=12
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+CONTENT_TYPE=application/x-www-form-urlencoded
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/form
+REMOTE_PORT=33352
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=POST
+QUERY_STRING=x=1
+REQUEST_URI=/app/form?x=1
+SCRIPT_NAME=/app/form
+""",
+    # `hclient.py 18080 'GET /app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb'`
+    "apache/nonascii-encoded": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F
+REMOTE_PORT=33378
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=q=%C3%A9&r=a%2Bb
+REQUEST_URI=/app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb
+SCRIPT_NAME=/app/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+""",
+    # `hclient.py 18080 'GET /app/caf\\xc3\\xa9/raw?x=\\xc3\\xa9'`
+    "apache/nonascii-raw": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/caf%C3%A9/raw
+REMOTE_PORT=52624
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=\xc3\xa9
+REQUEST_URI=/app/caf\xc3\xa9/raw?x=\xc3\xa9
+SCRIPT_NAME=/app/caf\xc3\xa9/raw
+""",
+    # `hclient.py 18080 'GET /app/a/../b/./c//d/%2e%2e/e?x=1'`
+    "apache/dot-segments": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/b/c/e
+REMOTE_PORT=52630
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/app/a/../b/./c//d/%2e%2e/e?x=1
+SCRIPT_NAME=/app/b/c/e
+""",
+    # `hclient.py 18443 --tls 'GET /app/tls?x=1'`
+    "apache/https": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTPS=on
+SSL_TLS_SNI=localhost
+HTTP_HOST=127.0.0.1:18443
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18443
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=/var/www/html
+REQUEST_SCHEME=https
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=/var/www/html
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/tls
+REMOTE_PORT=35944
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/app/tls?x=1
+SCRIPT_NAME=/app/tls
+""",
+    # `hclient.py 18080 'GET /app/dup' -H 'X-Dup: one' -H 'X-Dup: two' -H 'Cookie: a=1' -H
+    #   'Cookie: b=2' -H 'Accept: text/html' -H 'Accept: text/plain'`
+    "apache/dup-headers": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_DUP=one, two
+HTTP_COOKIE=a=1, b=2
+HTTP_ACCEPT=text/html, text/plain
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/dup
+REMOTE_PORT=52662
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=
+REQUEST_URI=/app/dup
+SCRIPT_NAME=/app/dup
+""",
+    # `hclient.py 18080 'GET /app/odd' -H 'X_Under: underscore' -H X-Empty: -H 'Proxy:
+    #   http://evil.example' -H 'X-Utf8: caf\\xc3\\xa9' -H 'Content-Length: 0' -H
+    #   'Authorization: Basic dTpw' -H 'X-Forwarded-For: 203.0.113.9'`
+    "apache/odd-headers": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_EMPTY=
+HTTP_X_UTF8=caf\xc3\xa9
+HTTP_X_FORWARDED_FOR=203.0.113.9
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/odd
+REMOTE_PORT=52666
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=
+REQUEST_URI=/app/odd
+SCRIPT_NAME=/app/odd
+""",
+    # `hclient.py 18080 --http10 --hosthdr - 'GET /app/h10'`
+    "apache/http10-nohost": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=localhost
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=80
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/h10
+REMOTE_PORT=52674
+SERVER_PROTOCOL=HTTP/1.0
+REQUEST_METHOD=GET
+QUERY_STRING=
+REQUEST_URI=/app/h10
+SCRIPT_NAME=/app/h10
+""",
+    # `hclient.py 18080 --hosthdr www.example.com:8443 'GET /app/host'`
+    "apache/host-port": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=www.example.com:8443
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=www.example.com
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=8443
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/host
+REMOTE_PORT=43590
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=
+REQUEST_URI=/app/host
+SCRIPT_NAME=/app/host
+""",
+    # `hclient.py 18080 --hosthdr hostheader.example 'GET http://abs.example:8888/app/abs?x=1'`
+    "apache/absolute-form": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=abs.example:8888
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=abs.example
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=8888
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/abs
+REMOTE_PORT=43584
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=http://abs.example:8888/app/abs?x=1
+SCRIPT_NAME=/app/abs
+""",
+    # `hclient.py 18080 'GET /unix/some/path?x=1'`
+    "apache/unix": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://localhost/some/path
+REMOTE_PORT=43626
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/unix/some/path?x=1
+SCRIPT_NAME=/unix/some/path
+""",
+    # `hclient.py 18080 'GET /app/'`
+    "apache/get-mount-root": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/
+REMOTE_PORT=33324
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=
+REQUEST_URI=/app/
+SCRIPT_NAME=/app/
+""",
+    # `hclient.py 18090 'GET /some/path?x=1'`
+    "apache/root-mount": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18090
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18090
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=/var/www/html
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=/var/www/html
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/some/path
+REMOTE_PORT=51924
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/some/path?x=1
+SCRIPT_NAME=/some/path
+""",
+    # `hclient.py 18090 'GET /caf%C3%A9/%E2%82%AC%20x/y?q=1'`
+    "apache/root-mount-encoded": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18090
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18090
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=/var/www/html
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=/var/www/html
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/caf%C3%A9/%E2%82%AC%20x/y
+REMOTE_PORT=51952
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=q=1
+REQUEST_URI=/caf%C3%A9/%E2%82%AC%20x/y?q=1
+SCRIPT_NAME=/caf\xc3\xa9/\xe2\x82\xac x/y
+""",
+    # `hclient.py 18080 'HEAD /app/head'`
+    "apache/head": r"""
+CONTENT_LENGTH=0
+SCGI=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/head
+REMOTE_PORT=43622
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=HEAD
+QUERY_STRING=
+REQUEST_URI=/app/head
+SCRIPT_NAME=/app/head
+""",
+    # `hclient.py 18080 'GET /pi-setenv/some/path?x=1'`
+    "apache/a-pathinfo-setenv": r"""
+CONTENT_LENGTH=0
+SCGI=1
+proxy-scgi-pathinfo=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/some/path
+REMOTE_PORT=36692
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/pi-setenv/some/path?x=1
+SCRIPT_NAME=/pi-setenv/some/path
+""",
+    # `hclient.py 18080 'GET /pi-setenvif/some/path?x=1'`
+    "apache/a-pathinfo-setenvif": r"""
+CONTENT_LENGTH=0
+SCGI=1
+proxy-scgi-pathinfo=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/some/path
+REMOTE_PORT=36696
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/pi-setenvif/some/path?x=1
+SCRIPT_NAME=/pi-setenvif
+PATH_INFO=/some/path
+PATH_TRANSLATED=$LAB/www/some/path
+""",
+    # `hclient.py 18080 'GET /pi-setenvif/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1'`
+    "apache/a-pathinfo-setenvif-encoded": r"""
+CONTENT_LENGTH=0
+SCGI=1
+proxy-scgi-pathinfo=1
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F
+REMOTE_PORT=36702
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=q=1
+REQUEST_URI=/pi-setenvif/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1
+SCRIPT_NAME=/pi-setenvif/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+PATH_INFO=/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F
+PATH_TRANSLATED=$LAB/www/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F
+""",
+    # `hclient.py 18091 'GET /some/path?x=1'`
+    "apache/a-pathinfo-root": r"""
+CONTENT_LENGTH=0
+SCGI=1
+proxy-scgi-pathinfo=1
+HTTP_HOST=127.0.0.1:18091
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18091
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=/var/www/html
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=/var/www/html
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/some/path
+REMOTE_PORT=52924
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=x=1
+REQUEST_URI=/some/path?x=1
+SCRIPT_NAME=
+PATH_INFO=/some/path
+PATH_TRANSLATED=proxy:scgi://127.0.0.1:14000/some/path/some/path
+""",
+    # `hclient.py 18091 'GET /caf%C3%A9/%E2%82%AC%20x?q=1'`
+    "apache/a-pathinfo-root-encoded": r"""
+CONTENT_LENGTH=0
+SCGI=1
+proxy-scgi-pathinfo=1
+HTTP_HOST=127.0.0.1:18091
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18091
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=/var/www/html
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=/var/www/html
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/caf%C3%A9/%E2%82%AC%20x
+REMOTE_PORT=52928
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=q=1
+REQUEST_URI=/caf%C3%A9/%E2%82%AC%20x?q=1
+SCRIPT_NAME=/caf\xc3\xa9/\xe2\x82\xac x
+PATH_INFO=/caf%C3%A9/%E2%82%AC%20x
+PATH_TRANSLATED=proxy:scgi://127.0.0.1:14000/caf%25C3%25A9/%25E2%2582%25AC%2520x/caf%25C3%25A9/%25E2%2582%25AC%2520x
+""",
+    # `hclient.py 18080 'GET /app/resp-location-local' -H 'X-Mode: location-local'` (second
+    #   SCGI request: after the internal redirect)
+    "apache/resp-location-local": r"""
+CONTENT_LENGTH=0
+SCGI=1
+REDIRECT_HTTP_HOST=127.0.0.1:18080
+REDIRECT_HTTP_USER_AGENT=hclient
+REDIRECT_HTTP_CONNECTION=close
+REDIRECT_HTTP_X_MODE=location-local
+REDIRECT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+REDIRECT_SERVER_SIGNATURE=
+REDIRECT_SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+REDIRECT_SERVER_NAME=127.0.0.1
+REDIRECT_SERVER_ADDR=127.0.0.1
+REDIRECT_SERVER_PORT=18080
+REDIRECT_REMOTE_ADDR=127.0.0.1
+REDIRECT_DOCUMENT_ROOT=$LAB/www
+REDIRECT_REQUEST_SCHEME=http
+REDIRECT_CONTEXT_PREFIX=
+REDIRECT_CONTEXT_DOCUMENT_ROOT=$LAB/www
+REDIRECT_SERVER_ADMIN=[no address given]
+REDIRECT_SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/resp-location-local
+REDIRECT_REMOTE_PORT=39218
+REDIRECT_GATEWAY_INTERFACE=CGI/1.1
+REDIRECT_SERVER_PROTOCOL=HTTP/1.1
+REDIRECT_REQUEST_METHOD=GET
+REDIRECT_QUERY_STRING=
+REDIRECT_REQUEST_URI=/app/resp-location-local
+REDIRECT_SCRIPT_NAME=/app/resp-location-local
+REDIRECT_STATUS=200
+HTTP_HOST=127.0.0.1:18080
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_MODE=location-local
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SERVER_SIGNATURE=
+SERVER_SOFTWARE=Apache/2.4.71 (Debian) OpenSSL/3.0.19
+SERVER_NAME=127.0.0.1
+SERVER_ADDR=127.0.0.1
+SERVER_PORT=18080
+REMOTE_ADDR=127.0.0.1
+DOCUMENT_ROOT=$LAB/www
+REQUEST_SCHEME=http
+CONTEXT_PREFIX=
+CONTEXT_DOCUMENT_ROOT=$LAB/www
+SERVER_ADMIN=[no address given]
+SCRIPT_FILENAME=proxy:scgi://127.0.0.1:14000/target
+REMOTE_PORT=39218
+REDIRECT_URL=/app/resp-location-local
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_METHOD=GET
+QUERY_STRING=from=local-redirect
+REQUEST_URI=/app/resp-location-local
+SCRIPT_NAME=/app/target
+""",
+    # `hclient.py 18081 'GET /app/some/path?x=1'`
+    "nginx/get": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/some/path?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/app/some/path
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=51610
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'POST /app/form?x=1' -d a=1&b=%C3%A9 -H 'Content-Type:
+    #   application/x-www-form-urlencoded'`
+    "nginx/post": r"""
+CONTENT_LENGTH=12
+REQUEST_METHOD=POST
+REQUEST_URI=/app/form?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=application/x-www-form-urlencoded
+DOCUMENT_URI=/app/form
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56756
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_CONTENT_TYPE=application/x-www-form-urlencoded
+HTTP_CONTENT_LENGTH=12
+""",
+    # `hclient.py 18081 'GET /app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb'`
+    "nginx/nonascii-encoded": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb
+QUERY_STRING=q=%C3%A9&r=a%2Bb
+CONTENT_TYPE=
+DOCUMENT_URI=/app/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56770
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /app/caf\\xc3\\xa9/raw?x=\\xc3\\xa9'`
+    "nginx/nonascii-raw": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/caf\xc3\xa9/raw?x=\xc3\xa9
+QUERY_STRING=x=\xc3\xa9
+CONTENT_TYPE=
+DOCUMENT_URI=/app/caf\xc3\xa9/raw
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56788
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /app/a%2Fb/c?x=1'`
+    "nginx/encoded-slash": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/a%2Fb/c?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/app/a/b/c
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56778
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /app/a/../b/./c//d/%2e%2e/e?x=1'`
+    "nginx/dot-segments": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/a/../b/./c//d/%2e%2e/e?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/app/b/c/e
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56792
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'POST /app/chunked' --chunked hello,world! -H 'Content-Type: text/plain'`
+    "nginx/chunked": r"""
+CONTENT_LENGTH=11
+REQUEST_METHOD=POST
+REQUEST_URI=/app/chunked
+QUERY_STRING=
+CONTENT_TYPE=text/plain
+DOCUMENT_URI=/app/chunked
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56808
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_CONTENT_TYPE=text/plain
+HTTP_TRANSFER_ENCODING=chunked
+""",
+    # `hclient.py 18444 --tls 'GET /app/tls?x=1'`
+    "nginx/https": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/tls?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/app/tls
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=https
+HTTPS=on
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=44672
+SERVER_PORT=18444
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /app/dup' -H 'X-Dup: one' -H 'X-Dup: two' -H 'Cookie: a=1' -H
+    #   'Cookie: b=2' -H 'Accept: text/html' -H 'Accept: text/plain'`
+    "nginx/dup-headers": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/dup
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/app/dup
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56700
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_DUP=one
+HTTP_X_DUP=two
+HTTP_COOKIE=a=1
+HTTP_COOKIE=b=2
+HTTP_ACCEPT=text/html
+HTTP_ACCEPT=text/plain
+""",
+    # `hclient.py 18081 'GET /app/odd' -H 'X_Under: underscore' -H X-Empty: -H 'Proxy:
+    #   http://evil.example' -H 'X-Utf8: caf\\xc3\\xa9' -H 'Content-Length: 0' -H
+    #   'Authorization: Basic dTpw' -H 'X-Forwarded-For: 203.0.113.9'`
+    "nginx/odd-headers": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/odd
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/app/odd
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56714
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_EMPTY=
+HTTP_PROXY=http://evil.example
+HTTP_X_UTF8=caf\xc3\xa9
+HTTP_CONTENT_LENGTH=0
+HTTP_AUTHORIZATION=Basic dTpw
+HTTP_X_FORWARDED_FOR=203.0.113.9
+""",
+    # `hclient.py 18081 --http10 --hosthdr - 'GET /app/h10'`
+    "nginx/http10-nohost": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/h10
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/app/h10
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.0
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56726
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=localhost
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 --hosthdr www.example.com:8443 'GET /app/host'`
+    "nginx/host-port": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/host
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/app/host
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56738
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=www.example.com
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 --hosthdr hostheader.example 'GET http://abs.example:8888/app/abs?x=1'`
+    "nginx/absolute-form": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/abs?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/app/abs
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56730
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=abs.example
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /unix/some/path?x=1'`
+    "nginx/unix": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/unix/some/path?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/unix/some/path
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=42192
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /app/'`
+    "nginx/get-mount-root": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/app/
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/app/
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=51624
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18093 'GET /some/path?x=1'`
+    "nginx/root-mount": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/some/path?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/some/path
+DOCUMENT_ROOT=$LAB/nginx/html
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=34032
+SERVER_PORT=18093
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18093 'GET /caf%C3%A9/%E2%82%AC%20x/y?q=1'`
+    "nginx/root-mount-encoded": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/caf%C3%A9/%E2%82%AC%20x/y?q=1
+QUERY_STRING=q=1
+CONTENT_TYPE=
+DOCUMENT_URI=/caf\xc3\xa9/\xe2\x82\xac x/y
+DOCUMENT_ROOT=$LAB/nginx/html
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=34052
+SERVER_PORT=18093
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /rec/some/path?x=1'`
+    "nginx/n-rec-pathinfo": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/rec/some/path?x=1
+QUERY_STRING=x=1
+CONTENT_TYPE=
+DOCUMENT_URI=/rec/some/path
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=42196
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+SCRIPT_NAME=/rec
+PATH_INFO=/some/path
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /rec/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1'`
+    "nginx/n-rec-pathinfo-encoded": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/rec/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1
+QUERY_STRING=q=1
+CONTENT_TYPE=
+DOCUMENT_URI=/rec/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=42206
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+SCRIPT_NAME=/rec
+PATH_INFO=/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'GET /rec'`
+    "nginx/n-rec-bare": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=GET
+REQUEST_URI=/rec
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/rec
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=42208
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+SCRIPT_NAME=/rec
+PATH_INFO=
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+""",
+    # `hclient.py 18081 'POST /nobufreq/upload-slow' --size 30000 --slow-body 3 --chunk-delay 1`
+    "nginx/n-upload-slow-nobufreq": r"""
+CONTENT_LENGTH=0
+REQUEST_METHOD=POST
+REQUEST_URI=/nobufreq/upload-slow
+QUERY_STRING=
+CONTENT_TYPE=
+DOCUMENT_URI=/nobufreq/upload-slow
+DOCUMENT_ROOT=$LAB/www
+SCGI=1
+SERVER_PROTOCOL=HTTP/1.1
+REQUEST_SCHEME=http
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=60534
+SERVER_PORT=18081
+SERVER_NAME=localhost
+HTTP_HOST=127.0.0.1
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_CONTENT_LENGTH=30000
+""",
+    # `hclient.py 18082 'GET /app/some/path?x=1'`
+    "lighttpd/get": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/app/some/path?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/some/path
+PATH_TRANSLATED=$LAB/www/some/path
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=38438
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'POST /app/form?x=1' -d a=1&b=%C3%A9 -H 'Content-Type:
+    #   application/x-www-form-urlencoded'`
+    "lighttpd/post": r"""
+CONTENT_LENGTH=12
+QUERY_STRING=x=1
+REQUEST_URI=/app/form?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/form
+PATH_TRANSLATED=$LAB/www/form
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=POST
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=38464
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+CONTENT_TYPE=application/x-www-form-urlencoded
+HTTP_CONTENT_LENGTH=12
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb'`
+    "lighttpd/nonascii-encoded": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=q=%C3%A9&r=a%2Bb
+REQUEST_URI=/app/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=%C3%A9&r=a%2Bb
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+PATH_TRANSLATED=$LAB/www/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=50966
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/caf\\xc3\\xa9/raw?x=\\xc3\\xa9'`
+    "lighttpd/nonascii-raw": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=%C3%A9
+REQUEST_URI=/app/caf\xc3\xa9/raw?x=\xc3\xa9
+REDIRECT_URI=/app/caf%C3%A9/raw?x=%C3%A9
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/caf\xc3\xa9/raw
+PATH_TRANSLATED=$LAB/www/caf\xc3\xa9/raw
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=50988
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/a%2Fb/c?x=1'`
+    "lighttpd/encoded-slash": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/app/a%2Fb/c?x=1
+REDIRECT_URI=/app/a/b/c?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/a/b/c
+PATH_TRANSLATED=$LAB/www/a/b/c
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=50980
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/a/../b/./c//d/%2e%2e/e?x=1'`
+    "lighttpd/dot-segments": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/app/a/../b/./c//d/%2e%2e/e?x=1
+REDIRECT_URI=/app/b/c/e?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/b/c/e
+PATH_TRANSLATED=$LAB/www/b/c/e
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=50994
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18445 --tls 'GET /app/tls?x=1'`
+    "lighttpd/https": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/app/tls?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/tls
+PATH_TRANSLATED=$LAB/www/tls
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=https
+HTTPS=on
+SERVER_PORT=18445
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=54050
+HTTP_HOST=127.0.0.1:18445
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SSL_PROTOCOL=TLSv1.3
+SSL_CIPHER=TLS_AES_256_GCM_SHA384
+SSL_CIPHER_USEKEYSIZE=256
+SSL_CIPHER_ALGKEYSIZE=256
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/dup' -H 'X-Dup: one' -H 'X-Dup: two' -H 'Cookie: a=1' -H
+    #   'Cookie: b=2' -H 'Accept: text/html' -H 'Accept: text/plain'`
+    "lighttpd/dup-headers": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app/dup
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/dup
+PATH_TRANSLATED=$LAB/www/dup
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41108
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_DUP=one, two
+HTTP_COOKIE=a=1; b=2
+HTTP_ACCEPT=text/html, text/plain
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/odd' -H 'X_Under: underscore' -H X-Empty: -H 'Proxy:
+    #   http://evil.example' -H 'X-Utf8: caf\\xc3\\xa9' -H 'Content-Length: 0' -H
+    #   'Authorization: Basic dTpw' -H 'X-Forwarded-For: 203.0.113.9'`
+    "lighttpd/odd-headers": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app/odd
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/odd
+PATH_TRANSLATED=$LAB/www/odd
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41124
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+HTTP_X_UNDER=underscore
+HTTP_X_UTF8=caf\xc3\xa9
+HTTP_CONTENT_LENGTH=0
+HTTP_AUTHORIZATION=Basic dTpw
+HTTP_X_FORWARDED_FOR=203.0.113.9
+SCGI=1
+""",
+    # `hclient.py 18082 --http10 --hosthdr - 'GET /app/h10'`
+    "lighttpd/http10-nohost": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app/h10
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/h10
+PATH_TRANSLATED=$LAB/www/h10
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.0
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41128
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 --hosthdr www.example.com:8443 'GET /app/host'`
+    "lighttpd/host-port": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app/host
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/host
+PATH_TRANSLATED=$LAB/www/host
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=www.example.com
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41140
+HTTP_HOST=www.example.com:8443
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /unix/some/path?x=1'`
+    "lighttpd/unix": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/unix/some/path?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/unix
+PATH_INFO=/some/path
+PATH_TRANSLATED=$LAB/www/some/path
+SCRIPT_FILENAME=$LAB/www/unix
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41166
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app/'`
+    "lighttpd/get-mount-root": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app/
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+PATH_INFO=/
+PATH_TRANSLATED=$LAB/www/
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=38450
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /app'`
+    "lighttpd/get-mount-noslash": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/app
+REDIRECT_STATUS=200
+SCRIPT_NAME=/app
+SCRIPT_FILENAME=$LAB/www/app
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=38452
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /application/x'`
+    "lighttpd/get-prefix-collision": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=
+REQUEST_URI=/application/x
+REDIRECT_STATUS=200
+SCRIPT_NAME=/application
+PATH_INFO=/x
+PATH_TRANSLATED=$LAB/www/x
+SCRIPT_FILENAME=$LAB/www/application
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=38454
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18094 'GET /some/path?x=1'`
+    "lighttpd/root-mount": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/some/path?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=
+PATH_INFO=/some/path
+PATH_TRANSLATED=$LAB/www/some/path
+SCRIPT_FILENAME=$LAB/www/
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18094
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=34440
+HTTP_HOST=127.0.0.1:18094
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18094 'GET /caf%C3%A9/%E2%82%AC%20x/y?q=1'`
+    "lighttpd/root-mount-encoded": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=q=1
+REQUEST_URI=/caf%C3%A9/%E2%82%AC%20x/y?q=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=
+PATH_INFO=/caf\xc3\xa9/\xe2\x82\xac x/y
+PATH_TRANSLATED=$LAB/www/caf\xc3\xa9/\xe2\x82\xac x/y
+SCRIPT_FILENAME=$LAB/www/
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18094
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=34464
+HTTP_HOST=127.0.0.1:18094
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18082 'GET /slash/some/path?x=1'`
+    "lighttpd/l-trailing-slash-prefix": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/slash/some/path?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/slash/some
+PATH_INFO=/path
+PATH_TRANSLATED=$LAB/www/path
+SCRIPT_FILENAME=$LAB/www/slash/some
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18082
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=41498
+HTTP_HOST=127.0.0.1:18082
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18095 'GET /some/path?x=1'`
+    "lighttpd/l-root-plain": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=x=1
+REQUEST_URI=/some/path?x=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=/some
+PATH_INFO=/path
+PATH_TRANSLATED=$LAB/www/path
+SCRIPT_FILENAME=$LAB/www/some
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18095
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=56598
+HTTP_HOST=127.0.0.1:18095
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+    # `hclient.py 18094 'GET /caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1'`
+    "lighttpd/l-root-fix-encoded": r"""
+CONTENT_LENGTH=0
+QUERY_STRING=q=1
+REQUEST_URI=/caf%C3%A9/%E2%82%AC%20x/sp%20ace+plus%3F?q=1
+REDIRECT_STATUS=200
+SCRIPT_NAME=
+PATH_INFO=/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+PATH_TRANSLATED=$LAB/www/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?
+SCRIPT_FILENAME=$LAB/www/
+DOCUMENT_ROOT=$LAB/www
+REQUEST_METHOD=GET
+SERVER_PROTOCOL=HTTP/1.1
+SERVER_SOFTWARE=lighttpd/1.4.69
+GATEWAY_INTERFACE=CGI/1.1
+REQUEST_SCHEME=http
+SERVER_PORT=18094
+SERVER_ADDR=127.0.0.1
+SERVER_NAME=127.0.0.1
+REMOTE_ADDR=127.0.0.1
+REMOTE_PORT=34478
+HTTP_HOST=127.0.0.1:18094
+HTTP_USER_AGENT=hclient
+HTTP_CONNECTION=close
+SCGI=1
+""",
+}
