@@ -81,9 +81,7 @@ def client_cert_sha256(cgi: Mapping[str, str]) -> str:
     if cgi.get("TLS_CLIENT_AUTHORISED") == "0":
         return ""
     value = cgi.get("TLS_CLIENT_HASH", "").strip().lower()
-    if value.startswith("sha256:"):
-        value = value[len("sha256:"):]
-    value = value.replace(":", "")
+    value = value.removeprefix("sha256:").replace(":", "")
     if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
         return ""
     return value
