@@ -25,6 +25,8 @@ TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
     "django_scgi.environ": (False, False),
+    "django_scgi.gemini": (False, False),
+    "django_scgi.capsule": (True, False),
     "django_scgi.conf": (False, False),
     "django_scgi.client": (False, False),
     "django_scgi.launch": (False, False),
