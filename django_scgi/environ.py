@@ -312,34 +312,39 @@ def _gemini_host(cgi: Mapping[str, str]) -> str:
 def _split_gemini_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
     """SCRIPT_NAME/PATH_INFO for a Gemini front-end: its mount + PATH_INFO, cut as usual.
 
-    Both send PATH_INFO below the mount, decoded. The mount is SCRIPT_NAME (a server
-    that sets it), else Molly Brown's SCRIPT_PATH, else GEMINI_URL's decoded path minus
-    PATH_INFO (Xitzin sends SCRIPT_NAME="" even when mounted). Molly Brown matches its
-    mount as a plain string prefix ("/app" takes "/application"): joined again, that
-    path is not under "/app", so it is routed outside the mount and Django 404s it.
+    Both send PATH_INFO below the mount. The mount is SCRIPT_NAME (a server that sets
+    it), else Molly Brown's SCRIPT_PATH, else GEMINI_URL's path minus PATH_INFO (Xitzin
+    sends SCRIPT_NAME="" even when mounted). Molly Brown matches its mount as a plain
+    string prefix ("/app" takes "/application", PATH_INFO "lication"): joined again,
+    that path is not under "/app", so it is routed outside the mount and Django 404s it.
     """
-    mount = _gemini_mount(cgi)
-    path_info = cgi.get("PATH_INFO", "")
+    mount, path_info = _gemini_mount(cgi)
     if path_info and mount.endswith("/") and path_info.startswith("/"):
         mount = mount.rstrip("/")
-    full = mount + path_info
     prefix = _prefix_from_config(mount_prefix) if mount_prefix else mount.rstrip("/")
-    return _under(full or "/", prefix)
+    return _under(mount + path_info or "/", prefix)
 
 
-def _gemini_mount(cgi: Mapping[str, str]) -> str:
+def _gemini_mount(cgi: Mapping[str, str]) -> tuple[str, str]:
+    """(mount, PATH_INFO), both decoded.
+
+    Molly Brown sends PATH_INFO decoded; Xitzin sends it as the URL had it, encoded
+    ("/caf%C3%A9"): a PATH_INFO that is the tail of GEMINI_URL's raw path is decoded.
+    """
+    path_info = cgi.get("PATH_INFO", "")
     mount = cgi.get("SCRIPT_NAME") or cgi.get("SCRIPT_PATH")
     if mount:
-        return mount
-    url = cgi.get("GEMINI_URL", "")
-    _, scheme_sep, rest = url.partition("://")
+        return mount, path_info
+    _, scheme_sep, rest = cgi.get("GEMINI_URL", "").partition("://")
     if not scheme_sep:
-        return ""
-    path = _unquote("/" + rest.partition("/")[2].partition("?")[0])
-    path_info = cgi.get("PATH_INFO", "")
-    if not path_info:
-        return path
-    return path[: len(path) - len(path_info)] if path.endswith(path_info) else ""
+        return "", path_info
+    raw = "/" + rest.partition("/")[2].partition("?")[0]
+    if raw.endswith(path_info):
+        return _unquote(raw[: len(raw) - len(path_info)]), _unquote(path_info)
+    decoded = _unquote(raw)
+    if decoded.endswith(path_info):
+        return decoded[: len(decoded) - len(path_info)], path_info
+    return "", path_info
 
 
 # --- path ---------------------------------------------------------------------------------

@@ -42,11 +42,19 @@ MOLLY_MOUNT_ITSELF = [  # gemini://localhost:19650/app
 ]
 XITZIN = [  # gemini://host.example/api/ok?a%20b, mounted at /api, with a certificate
     ("CONTENT_LENGTH", "0"), ("GATEWAY_INTERFACE", "CGI/1.1"), ("SERVER_PROTOCOL", "GEMINI"),
-    ("SERVER_SOFTWARE", "Xitzin/0.8.0"), ("GEMINI_URL", "gemini://host.example/api/ok?a%20b"),
+    ("SERVER_SOFTWARE", "Xitzin/0.1.0"), ("GEMINI_URL", "gemini://host.example/api/ok?a%20b"),
     ("SCRIPT_NAME", ""), ("PATH_INFO", "/ok"), ("QUERY_STRING", "a%20b"),
     ("SERVER_NAME", "host.example"), ("SERVER_PORT", "1965"), ("REMOTE_ADDR", "127.0.0.1"),
     ("REMOTE_HOST", "127.0.0.1"), ("TLS_CLIENT_HASH", f"sha256:{CERT_HEX}"),
     ("TLS_CLIENT_AUTHORISED", "1"), ("AUTH_TYPE", "CERTIFICATE"), ("SCGI", "1"),
+]
+XITZIN_ENCODED = [  # gemini://testserver/api/caf%C3%A9/x?hello%20world: PATH_INFO encoded
+    ("CONTENT_LENGTH", "0"), ("GATEWAY_INTERFACE", "CGI/1.1"), ("SERVER_PROTOCOL", "GEMINI"),
+    ("SERVER_SOFTWARE", "Xitzin/0.1.0"),
+    ("GEMINI_URL", "gemini://testserver/api/caf%C3%A9/x?hello%20world"), ("SCRIPT_NAME", ""),
+    ("PATH_INFO", "/caf%C3%A9/x"), ("QUERY_STRING", "hello%20world"),
+    ("SERVER_NAME", "testserver"), ("SERVER_PORT", "1965"), ("TLS_CLIENT_AUTHORISED", "0"),
+    ("SCGI", "1"),
 ]
 XITZIN_PORT_ROOT = [  # gemini://127.0.0.1:1966/ mounted at /
     ("CONTENT_LENGTH", "0"), ("SERVER_PROTOCOL", "GEMINI"),
@@ -81,6 +89,18 @@ ENVIRON_CASES = [
         "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/api", "PATH_INFO": "/ok",
         "HTTP_HOST": "host.example", gemini.GEMINI_INPUT: "a b",
         gemini.GEMINI_CLIENT_CERT: CERT_HEX}),
+    ("xitzin-encoded-path-info", XITZIN_ENCODED, None, {
+        "SCRIPT_NAME": "/api", "PATH_INFO": "/caf\xc3\xa9/x", "HTTP_HOST": "testserver",
+        gemini.GEMINI_INPUT: "hello world", gemini.GEMINI_CLIENT_CERT: None}),
+    ("xitzin-the-mount-itself", [*XITZIN_ENCODED, ("GEMINI_URL", "gemini://testserver/api"),
+                                 ("PATH_INFO", "")], None, {"SCRIPT_NAME": "/api",
+                                                            "PATH_INFO": ""}),
+    ("xitzin-encoded-mount", [*XITZIN_ENCODED, ("GEMINI_URL", "gemini://t/m%C3%A9/caf%C3%A9/x")],
+     None, {"SCRIPT_NAME": "/m\xc3\xa9", "PATH_INFO": "/caf\xc3\xa9/x"}),
+    ("decoded-path-info-with-gemini-url", [*XITZIN_ENCODED, ("PATH_INFO", "/caf\xc3\xa9/x")],
+     None, {"SCRIPT_NAME": "/api", "PATH_INFO": "/caf\xc3\xa9/x"}),
+    ("path-info-not-in-the-url", [*XITZIN_ENCODED, ("PATH_INFO", "/other")], None, {
+        "SCRIPT_NAME": "", "PATH_INFO": "/other"}),
     ("xitzin-root-other-port", XITZIN_PORT_ROOT, None, {
         "SCRIPT_NAME": "", "PATH_INFO": "/", "HTTP_HOST": "127.0.0.1:1966",
         gemini.GEMINI_INPUT: ""}),
