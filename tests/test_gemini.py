@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import textwrap
+from pathlib import Path
 
 import pytest
 from django.test import RequestFactory
@@ -332,3 +334,16 @@ def test_the_certificate_fingerprint_is_the_sha256_of_the_der_certificate():
     der = b"\x30\x03\x02\x01\x00"
     assert gemini.client_cert_sha256({"TLS_CLIENT_HASH": hashlib.sha256(der).hexdigest()}) == \
         hashlib.sha256(der).hexdigest()
+
+
+# --- the docs show what the tests run -----------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["molly-brown.conf", "xitzin_capsule.py"])
+def test_gemini_docs_contain_each_deploy_file_verbatim(name):
+    docs = (REPO / "docs" / "gemini.rst").read_text()
+    text = (REPO / "deploy" / name).read_text()
+    assert textwrap.indent(text, "    ") in docs, (
+        f"docs/gemini.rst must show deploy/{name} verbatim (indented 4 spaces)")
