@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
+from django.http import HttpRequest, HttpResponse
 
 from .gemini import GEMINI, GEMINI_CLIENT_CERT, GEMINI_INPUT, META_HEADER, STATUS_HEADER
 

@@ -113,7 +113,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CERTIFICATE_REQUIRED = "Client certificate required"
 _CERTIFICATE_NOT_AUTHORISED = "Certificate not authorised"
 # Control characters (CR and LF above all) cannot stand in a meta: one line, no forgery.
-_CONTROLS = {c: " " for c in (*range(0x20), 0x7F)}
+_CONTROLS = dict.fromkeys((*range(32), 127), " ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,8 @@ def hello(request):
 
 @capsule.requires_input("Your secret?", sensitive=True)
 def secret(request):
-    return capsule.GemtextResponse(f"Your secret has {len(capsule.gemini_input(request))} characters.\n")
+    length = len(capsule.gemini_input(request))
+    return capsule.GemtextResponse(f"Your secret has {length} characters.\n")
 
 
 @capsule.requires_certificate("Please present a client certificate")
