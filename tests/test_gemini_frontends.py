@@ -148,7 +148,8 @@ def test_input_is_asked_for_then_read_unquoted(deployment):
 
 
 def test_not_found_and_gone(deployment):
-    assert ask(deployment, "/capsule/missing/").head == b"51 Not Found\r\n"
+    missing = ask(deployment, "/capsule/missing/")
+    assert (missing.head, missing.body) == (b"51 Not Found\r\n", b"")  # no HTML page
     assert ask(deployment, "/capsule/nothing-here/").head == b"51 Not Found\r\n"
     assert ask(deployment, "/capsule/gone/").head == b"52 Gone\r\n"
 
