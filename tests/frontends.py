@@ -10,6 +10,9 @@ certificate) around the files users copy: ``deploy/apache.conf`` and
 ``deploy/nginx-upstream.conf`` over several runscgi; ``ApacheFromFile`` runs a whole
 httpd.conf written for the httpd Docker image (``deploy/docker/httpd.conf``).
 
+``MollyBrown`` and ``Xitzin`` are Gemini front-ends (``deploy/molly-brown.conf``,
+``deploy/xitzin_capsule.py``), asked with ``gemini_request`` over real TLS.
+
 A front-end that is not installed makes its tests skip with a reason starting with
 ``FRONT-END MISSING``; ``conftest.pytest_terminal_summary`` prints those in a banner.
 """
@@ -784,13 +787,14 @@ class GeminiFrontEnd(FrontEnd):
         return f"gemini://{self.hostname}:{self.port}{self.mount}{path}"
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        # Twice the HTTP front-ends' bound: Xitzin imports a TLS stack in Python first.
+        deadline = time.monotonic() + 2 * START_TIMEOUT
         while not _accepts(self.port):
             if self.proc.poll() is not None:
                 raise FrontEndError(f"{self.kind} exited with {self.proc.returncode}:\n"
                                     + self.logs_text())
             if time.monotonic() > deadline:
-                raise FrontEndError(f"{self.kind} did not listen in {START_TIMEOUT}s:\n"
+                raise FrontEndError(f"{self.kind} did not listen in {2 * START_TIMEOUT}s:\n"
                                     + self.logs_text())
             time.sleep(0.05)
 
