@@ -35,6 +35,11 @@ anything else ``SCRIPT_NAME = ""`` and ``PATH_INFO = full`` (outside the mount: 
 when a decoded path variable exists: it is raw, not normalised, absolute-form on Apache
 and stale after an Apache internal redirect. ``SCRIPT_NAME`` never ends with "/";
 ``PATH_INFO`` is "" only for a request for exactly the prefix.
+
+Gemini front-ends (Molly Brown, Xitzin; ``SERVER_PROTOCOL=GEMINI``, detected per
+request) get their own rules: a GET that is secure, the mount from SCRIPT_NAME, else
+SCRIPT_PATH, else GEMINI_URL minus PATH_INFO, and the keys of ``gemini`` (the input,
+the client certificate). docs/gemini.rst lists them.
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ from typing import IO
 from urllib.parse import quote, unquote_to_bytes
 
 from . import protocol
+from .gemini import (
+    GEMINI,
+    GEMINI_CLIENT_CERT,
+    GEMINI_DEFAULT_PORT,
+    GEMINI_INPUT,
+    client_cert_sha256,
+    gemini_input,
+    is_gemini,
+)
 
 # A socket peer address: (host, port), (host, port, flowinfo, scope_id) for IPv6, or a
 # unix socket path ("" when the peer socket is unnamed).
@@ -147,6 +161,9 @@ def build_environ(
             del environ[name]
     environ.update(base)
     environ["wsgi.input"] = body
+    gemini = is_gemini(cgi)
+    if gemini:
+        _gemini_request(environ, cgi)
     environ["wsgi.url_scheme"] = scheme = _url_scheme(cgi)
     # The rest fills in only what the front-end left out: all three send these.
     if not cgi.get("REQUEST_METHOD"):
@@ -159,7 +176,10 @@ def build_environ(
         _set_server(environ, cgi, scheme)
     if peer is not None and not cgi.get("REMOTE_ADDR"):
         _set_remote(environ, peer() if callable(peer) else peer)
-    script_name, path_info = _split_path(cgi, mount_prefix)
+    if gemini:
+        script_name, path_info = _split_gemini_path(cgi, mount_prefix)
+    else:
+        script_name, path_info = _split_path(cgi, mount_prefix)
     environ["PATH_INFO"] = path_info
     environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
@@ -248,6 +268,83 @@ def _set_remote(environ: dict[str, object], peer: Peer) -> None:
         environ["REMOTE_PORT"] = str(peer[1])
     else:  # a unix socket peer has no address; "" keeps META["REMOTE_ADDR"] readable
         environ["REMOTE_ADDR"] = ""
+
+
+# --- Gemini --------------------------------------------------------------------------------
+
+def _gemini_request(environ: dict[str, object], cgi: Mapping[str, str]) -> None:
+    """Make a Gemini request a plain Django GET that is secure.
+
+    Gemini is always TLS, so ``HTTPS=on``: ``request.is_secure()`` is true and
+    SECURE_SSL_REDIRECT leaves the request alone (the scheme stays "https" because
+    Django's is_secure() is ``scheme == "https"``; ``django_scgi.capsule`` makes
+    ``request.scheme`` "gemini" and the server's answer makes redirects gemini://).
+    Neither front-end sends Host: it comes from GEMINI_URL (what the client asked
+    for) or SERVER_NAME, so ALLOWED_HOSTS still guards it.
+    """
+    environ["REQUEST_METHOD"] = "GET"
+    environ["HTTPS"] = "on"
+    environ[GEMINI] = True
+    if not cgi.get("HTTP_HOST"):
+        environ["HTTP_HOST"] = _gemini_host(cgi)
+    environ[GEMINI_INPUT] = gemini_input(cgi.get("QUERY_STRING", ""))
+    fingerprint = client_cert_sha256(cgi)
+    if fingerprint:
+        environ[GEMINI_CLIENT_CERT] = fingerprint
+
+
+def _gemini_host(cgi: Mapping[str, str]) -> str:
+    # The authority of GEMINI_URL ("gemini://host[:port]/path"), else SERVER_NAME with
+    # SERVER_PORT unless it is Gemini's default. A value that cannot be a host is
+    # left for Django's own validation (get_host() refuses it with a 400).
+    url = cgi.get("GEMINI_URL", "")
+    _, scheme_sep, rest = url.partition("://")
+    if scheme_sep:
+        authority = rest.partition("/")[0].partition("?")[0]
+        host, port = _split_host(authority)
+        if host:
+            return authority if port and port != GEMINI_DEFAULT_PORT else host
+    name = cgi.get("SERVER_NAME") or "localhost"
+    port = cgi.get("SERVER_PORT", "")
+    return f"{name}:{port}" if port and port != GEMINI_DEFAULT_PORT else name
+
+
+def _split_gemini_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
+    """SCRIPT_NAME/PATH_INFO for a Gemini front-end: its mount + PATH_INFO, cut as usual.
+
+    Both send PATH_INFO below the mount. The mount is SCRIPT_NAME (a server that sets
+    it), else Molly Brown's SCRIPT_PATH, else GEMINI_URL's path minus PATH_INFO (Xitzin
+    sends SCRIPT_NAME="" even when mounted). Molly Brown matches its mount as a plain
+    string prefix ("/app" takes "/application", PATH_INFO "lication"): joined again,
+    that path is not under "/app", so it is routed outside the mount and Django 404s it.
+    """
+    mount, path_info = _gemini_mount(cgi)
+    if path_info and mount.endswith("/") and path_info.startswith("/"):
+        mount = mount.rstrip("/")
+    prefix = _prefix_from_config(mount_prefix) if mount_prefix else mount.rstrip("/")
+    return _under(mount + path_info or "/", prefix)
+
+
+def _gemini_mount(cgi: Mapping[str, str]) -> tuple[str, str]:
+    """(mount, PATH_INFO), both decoded.
+
+    Molly Brown sends PATH_INFO decoded; Xitzin sends it as the URL had it, encoded
+    ("/caf%C3%A9"): a PATH_INFO that is the tail of GEMINI_URL's raw path is decoded.
+    """
+    path_info = cgi.get("PATH_INFO", "")
+    mount = cgi.get("SCRIPT_NAME") or cgi.get("SCRIPT_PATH")
+    if mount:
+        return mount, path_info
+    _, scheme_sep, rest = cgi.get("GEMINI_URL", "").partition("://")
+    if not scheme_sep:
+        return "", path_info
+    raw = "/" + rest.partition("/")[2].partition("?")[0]
+    if raw.endswith(path_info):
+        return _unquote(raw[: len(raw) - len(path_info)]), _unquote(path_info)
+    decoded = _unquote(raw)
+    if decoded.endswith(path_info):
+        return decoded[: len(decoded) - len(path_info)], path_info
+    return "", path_info
 
 
 # --- path ---------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ Policies the SCGI spec leaves open:
 * Bytes after the body. Only ``CONTENT_LENGTH`` frames the request; whatever
   follows it is dropped. nginx before 1.29.6 with ``scgi_request_buffering off``
   sends ``CONTENT_LENGTH=0`` followed by the body anyway: those bytes are ignored.
+* CONTENT_LENGTH first. The spec demands it and every request is held to it, except
+  one that says ``SERVER_PROTOCOL=GEMINI``: Molly Brown sends its variables in a
+  random order, so there CONTENT_LENGTH may stand anywhere in the block (still
+  exactly once). A refusal of such a request carries ``gemini=True``.
 * EOF. Before the first byte: :class:`ConnectionClosed`. Anywhere inside the
   length prefix, the header block or a non-empty body: :class:`IncompleteRequest`,
   so a truncated body can never be answered as if it were complete.
@@ -146,6 +150,10 @@ class ProtocolError(Exception):
 
     status_hint: int = 400
     message: str = "Malformed SCGI request."
+    # True when the refused request came from a Gemini front-end (its header block
+    # said SERVER_PROTOCOL=GEMINI): the refusal must then be a Gemini answer. Set on
+    # the instance by the parser when it got as far as reading the block.
+    gemini: bool = False
 
     def __init__(self) -> None:
         if type(self) is ProtocolError:
@@ -575,17 +583,50 @@ def _parse_block(
     pairs = len(fields) >> 1
     if pairs > max_headers:
         raise TooManyHeaders()
-    # The spec puts CONTENT_LENGTH first so that framing never depends on a
-    # header found later; a request that does otherwise is refused.
-    if fields[0] != "CONTENT_LENGTH":
-        raise BadContentLength()
-    content_length = _parse_content_length(fields[1])
-    environ = _build_environ(fields, pairs)
-    if environ.get("SCGI") != "1":
-        raise MissingScgiHeader()
-    if max_body_size is not None and content_length > max_body_size:
-        raise BodyTooLarge()
+    try:
+        # The spec puts CONTENT_LENGTH first so that framing never depends on a
+        # header found later; a request that does otherwise is refused -- except a
+        # Gemini one (see _gemini_framing).
+        if fields[0] == "CONTENT_LENGTH":
+            content_length = _parse_content_length(fields[1])
+            environ = _build_environ(fields, pairs)
+        else:
+            environ, content_length = _gemini_framing(fields, pairs)
+        if environ.get("SCGI") != "1":
+            raise MissingScgiHeader()
+        if max_body_size is not None and content_length > max_body_size:
+            raise BodyTooLarge()
+    except ProtocolError as error:
+        # The server answers a Gemini front-end's request in Gemini form, even a refusal.
+        error.gemini = _is_gemini(fields)
+        raise
     return environ, content_length
+
+
+def _is_gemini(fields: list[str]) -> bool:
+    """Whether the block's pairs hold ``SERVER_PROTOCOL=GEMINI`` (names at even indexes)."""
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] == "SERVER_PROTOCOL" and fields[index + 1].upper() == "GEMINI":
+            return True
+    return False
+
+
+def _gemini_framing(fields: list[str], pairs: int) -> tuple[dict[str, str], int]:
+    """The variables and CONTENT_LENGTH of a block whose first name is not CONTENT_LENGTH.
+
+    Molly Brown (a Gemini server) sends its variables in a random order on every
+    request, so for a request that says ``SERVER_PROTOCOL=GEMINI`` CONTENT_LENGTH may
+    stand anywhere; it must still be present exactly once (a repeated one is a
+    DuplicateHeader). Every other request keeps the strict rule: BadContentLength,
+    decided before anything else of the block is looked at, as it always was.
+    """
+    if not _is_gemini(fields):
+        raise BadContentLength()
+    environ = _build_environ(fields, pairs)
+    value = environ.get("CONTENT_LENGTH")
+    if value is None:
+        raise BadContentLength()
+    return environ, _parse_content_length(value)
 
 
 def _check_prefix_digits(digits: bytes) -> None:

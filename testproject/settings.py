@@ -23,6 +23,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: gemini:// absolute URIs for Gemini requests (docs/gemini.rst).
+    "django_scgi.capsule.GeminiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import capsule, views
 
 urlpatterns = [
     path("", views.hello, name="hello"),
@@ -25,4 +25,18 @@ urlpatterns = [
     path("db-big/", views.db_big, name="db-big"),
     path("stream-error-early/", views.stream_error_early, name="stream-error-early"),
     path("big-body/", views.big_body, name="big-body"),
+    # The Gemini capsule (testproject/capsule.py).
+    path("capsule/", capsule.index, name="capsule-index"),
+    path("capsule/hello/", capsule.hello, name="capsule-hello"),
+    path("capsule/secret/", capsule.secret, name="capsule-secret"),
+    path("capsule/me/", capsule.me, name="capsule-me"),
+    path("capsule/members/", capsule.members, name="capsule-members"),
+    path("capsule/moved/", capsule.moved, name="capsule-moved"),
+    path("capsule/elsewhere/", capsule.elsewhere, name="capsule-elsewhere"),
+    path("capsule/gone/", capsule.gone, name="capsule-gone"),
+    path("capsule/missing/", capsule.missing, name="capsule-missing"),
+    path("capsule/broken/", capsule.broken, name="capsule-broken"),
+    path("capsule/busy/", capsule.busy, name="capsule-busy"),
+    path("capsule/stream/", capsule.stream, name="capsule-stream"),
+    path("capsule/whoami/", capsule.whoami, name="capsule-whoami"),
 ]

@@ -10,6 +10,9 @@ certificate) around the files users copy: ``deploy/apache.conf`` and
 ``deploy/nginx-upstream.conf`` over several runscgi; ``ApacheFromFile`` runs a whole
 httpd.conf written for the httpd Docker image (``deploy/docker/httpd.conf``).
 
+``MollyBrown`` and ``Xitzin`` are Gemini front-ends (``deploy/molly-brown.conf``,
+``deploy/xitzin_capsule.py``), asked with ``gemini_request`` over real TLS.
+
 A front-end that is not installed makes its tests skip with a reason starting with
 ``FRONT-END MISSING``; ``conftest.pytest_terminal_summary`` prints those in a banner.
 """
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import hashlib
 import http.client
+import importlib.util
 import io
 import json
 import os
@@ -29,6 +34,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -49,7 +55,8 @@ MISSING = "FRONT-END MISSING"
 INSTALL_HINT = "run ./dev test as root to install it"
 HOST = "127.0.0.1"
 
-BINARIES = {"apache": "apache2", "nginx": "nginx", "lighttpd": "lighttpd"}
+BINARIES = {"apache": "apache2", "nginx": "nginx", "lighttpd": "lighttpd",
+            "molly-brown": "molly-brown"}
 # Debian's path first; the others are where other distributions put httpd's modules.
 APACHE_MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules",
                       "/usr/lib/httpd/modules", "/usr/local/apache2/modules")
@@ -89,6 +96,10 @@ def apache_modules_dir() -> str | None:
 
 def missing_reason(kind: str) -> str | None:
     """Why front-end ``kind`` cannot run here, or None when it can."""
+    if kind == "xitzin":  # a Python package (the test extras), not a binary
+        if importlib.util.find_spec("xitzin") is None:
+            return f"{MISSING}: the xitzin package is not installed — pip install -e '.[test]'"
+        return None
     binary = BINARIES[kind]
     if find_binary(binary) is None:
         return f"{MISSING}: {binary} not installed — {INSTALL_HINT}"
@@ -104,6 +115,8 @@ def require(kind: str) -> str:
     reason = missing_reason(kind)
     if reason:
         pytest.skip(reason)
+    if kind == "xitzin":
+        return sys.executable
     return find_binary(BINARIES[kind])
 
 
@@ -203,9 +216,18 @@ class Certificate:
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
 
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of the DER certificate, hex: what Gemini servers identify it by."""
+        der = ssl.PEM_cert_to_DER_cert(self.cert.read_text())
+        return hashlib.sha256(der).hexdigest()
+
 
 def make_certificate(directory: Path) -> Certificate | None:
-    """A throw-away self-signed certificate for 127.0.0.1; None without ``openssl``."""
+    """A throw-away self-signed certificate for 127.0.0.1; None without ``openssl``.
+
+    Also a Gemini client certificate (``Certificate.sha256``, ``client_side_context``).
+    """
     openssl = find_binary("openssl")
     if openssl is None:
         return None
@@ -740,6 +762,90 @@ class Lighttpd(FrontEnd):
         return [self.binary, "-D", "-f", str(self.config_path)]
 
 
+# --- Gemini front-ends ------------------------------------------------------------------
+
+
+class GeminiFrontEnd(FrontEnd):
+    """A Gemini server in front of runscgi: TLS on ``port``, Django below ``mount``.
+
+    ``certificate`` is the server's own (Gemini clients trust on first use; the tests do
+    not verify it). ``url(path)`` is the URL a client asks for a path below the mount.
+    """
+
+    hostname = "localhost"
+
+    def __init__(self, run_dir: Path, *, mount: str, backend: Backend,
+                 certificate: Certificate) -> None:
+        super().__init__(run_dir, mount=mount, backend=backend, offload_dir=run_dir,
+                         certificate=certificate)
+
+    @property
+    def serves_secure(self) -> bool:
+        return False  # ``port`` itself is TLS: there is no second port
+
+    def url(self, path: str = "/") -> str:
+        return f"gemini://{self.hostname}:{self.port}{self.mount}{path}"
+
+    def _wait_ready(self) -> None:
+        # Twice the HTTP front-ends' bound: Xitzin imports a TLS stack in Python first.
+        deadline = time.monotonic() + 2 * START_TIMEOUT
+        while not _accepts(self.port):
+            if self.proc.poll() is not None:
+                raise FrontEndError(f"{self.kind} exited with {self.proc.returncode}:\n"
+                                    + self.logs_text())
+            if time.monotonic() > deadline:
+                raise FrontEndError(f"{self.kind} did not listen in {2 * START_TIMEOUT}s:\n"
+                                    + self.logs_text())
+            time.sleep(0.05)
+
+
+class MollyBrown(GeminiFrontEnd):
+    """Debian's ``molly-brown -c <conf>``, the config made from deploy/molly-brown.conf.
+
+    Molly Brown reaches SCGI backends over unix sockets only; it listens on every
+    interface of ``port``.
+    """
+
+    kind = "molly-brown"
+
+    def write_config(self) -> Path:
+        docs = self.run_dir / "docs"
+        docs.mkdir(exist_ok=True)
+        (docs / "index.gmi").write_text("# Molly Brown's own page\n")
+        values = {
+            "SCGI_GEMINI_HOSTNAME": self.hostname, "SCGI_GEMINI_PORT": str(self.port),
+            "SCGI_GEMINI_CERT": str(self.certificate.cert),
+            "SCGI_GEMINI_KEY": str(self.certificate.key), "SCGI_GEMINI_DOCBASE": str(docs),
+            "SCGI_GEMINI_LOGDIR": str(self.run_dir), "SCGI_MOUNT": self.mount,
+            "SCGI_SOCKET": self.backend.path,
+        }
+        path = self.run_dir / "molly-brown.conf"
+        path.write_text(render((DEPLOY / "molly-brown.conf").read_text(), values))
+        return path
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+
+class Xitzin(GeminiFrontEnd):
+    """deploy/xitzin_capsule.py: Xitzin's own Gemini server and SCGI client (TCP or unix)."""
+
+    kind = "xitzin"
+    error_log_name = "output.log"
+
+    def write_config(self) -> Path:
+        return DEPLOY / "xitzin_capsule.py"
+
+    def command(self) -> list[str]:
+        return [self.binary, str(self.config_path)]
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "SCGI_BACKEND": self.backend.address, "SCGI_MOUNT": self.mount,
+                "GEMINI_HOST": HOST, "GEMINI_PORT": str(self.port),
+                "GEMINI_CERT": str(self.certificate.cert),
+                "GEMINI_KEY": str(self.certificate.key)}
+
+
 FRONT_ENDS: dict[str, type[FrontEnd]] = {
     "apache": Apache, "nginx": Nginx, "lighttpd": Lighttpd, "nginx-stock": StockNginx,
     "apache-env": ApacheFromEnvironment,
@@ -926,3 +1032,64 @@ class Deployment:
     def frontend_diagnostics(self) -> list[tuple[str, str]]:
         output = self.backend_output()
         return [*self.frontend.diagnostics(), ("runscgi output (last 100 lines)", output)]
+
+
+# --- Gemini client -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GeminiReply:
+    """A Gemini answer: ``code`` and ``meta`` from the head, then the body bytes."""
+
+    head: bytes
+    body: bytes
+
+    @property
+    def code(self) -> int:
+        return int(self.head[:2])
+
+    @property
+    def meta(self) -> str:
+        return self.head[3:-2].decode("utf-8")
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def gemini_connection(port: int, url: str, *, client_certificate: Certificate | None = None,
+                      timeout: float = 30.0) -> ssl.SSLSocket:
+    """A TLS connection to a Gemini server on 127.0.0.1 that has sent the request ``url``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # Gemini trusts on first use; not under test
+    if client_certificate is not None:
+        context.load_cert_chain(str(client_certificate.cert), str(client_certificate.key))
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        tls = context.wrap_socket(sock, server_hostname="localhost")
+        tls.sendall(url.encode("utf-8") + b"\r\n")
+    except BaseException:
+        sock.close()
+        raise
+    return tls
+
+
+def gemini_request(port: int, url: str, *, client_certificate: Certificate | None = None,
+                   timeout: float = 30.0) -> GeminiReply:
+    """Ask for ``url``, read the whole answer (until the server closes) and split it."""
+    with gemini_connection(port, url, client_certificate=client_certificate,
+                           timeout=timeout) as tls:
+        data = b""
+        while chunk := _recv_tls(tls):
+            data += chunk
+    end = data.find(b"\r\n")
+    assert end >= 0, f"no Gemini head in {data[:200]!r}"
+    return GeminiReply(data[: end + 2], data[end + 2 :])
+
+
+def _recv_tls(tls: ssl.SSLSocket) -> bytes:
+    try:
+        return tls.recv(65536)
+    except ssl.SSLEOFError:  # a server that closes without close_notify
+        return b""

@@ -25,6 +25,8 @@ TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
     "django_scgi.environ": (False, False),
+    "django_scgi.gemini": (False, False),
+    "django_scgi.capsule": (True, False),
     "django_scgi.conf": (False, False),
     "django_scgi.client": (False, False),
     "django_scgi.launch": (False, False),
@@ -103,14 +105,16 @@ def test_conf_functions_leave_django_alone_until_asked():
 # the first name under django_scgi (a module, or a package such as server/).
 ALLOWED_INTERNAL = {
     "protocol": {"_speedups"},  # its C accelerator
-    "environ": {"protocol"},
+    "environ": {"protocol", "gemini"},
+    "gemini": set(),  # pure Gemini rules: the standard library only
+    "capsule": {"gemini"},  # Django views' API over them
     "conf": set(),
     "connection": {"_syscalls"},  # its C accelerator
     "launch": set(),
     "systemd": set(),
     "offload": set(),
     "client": {"protocol"},
-    "server": {"protocol", "environ", "conf", "connection"},
+    "server": {"protocol", "environ", "gemini", "conf", "connection"},
     "workers": {"conf", "server"},
     "checks": {"conf"},
     "apps": {"checks"},

@@ -839,3 +839,97 @@ def test_encode_response_head_trims_optional_whitespace_around_values():
     # Django's Set-Cookie values arrive as " name=value; Path=/".
     head = protocol.encode_response_head("200 OK", [("Set-Cookie", " a=1; Path=/\t")])
     assert head == b"Status: 200 OK\r\nSet-Cookie: a=1; Path=/\r\n\r\n"
+
+
+# ---------------------------------------------------------------- Gemini front-ends
+
+# Molly Brown (a Gemini server) sends its variables in a random order on every request:
+# CONTENT_LENGTH is usually not first. Only a request that says SERVER_PROTOCOL=GEMINI
+# may do that; everyone else keeps the strict rule.
+MOLLY_PAIRS = [
+    (b"SERVER_NAME", b"localhost"),
+    (b"PATH_INFO", b"/caf\xc3\xa9"),
+    (b"QUERY_STRING", b"hello%20world"),
+    (b"SERVER_PROTOCOL", b"GEMINI"),
+    (b"SCRIPT_PATH", b"/app"),
+    (b"CONTENT_LENGTH", b"0"),
+    (b"REQUEST_METHOD", b""),
+    (b"SCGI", b"1"),
+    (b"SERVER_PORT", b"1965"),
+]
+
+
+def _molly_order(start: int) -> list[tuple[bytes, bytes]]:
+    """MOLLY_PAIRS rotated: CONTENT_LENGTH lands in every position in turn."""
+    return MOLLY_PAIRS[start:] + MOLLY_PAIRS[:start]
+
+
+@pytest.mark.parametrize("start", range(len(MOLLY_PAIRS)))
+@pytest.mark.parametrize("split", ["whole", "byte-at-a-time"])
+def test_gemini_request_may_put_content_length_anywhere(start, split):
+    data = netstring(_molly_order(start))
+    events, error, _ = feed(byte_at_a_time(data) if split != "whole" else [data])
+    assert error is None
+    assert events[0].content_length == 0
+    assert events[0].environ["SERVER_PROTOCOL"] == "GEMINI"
+    assert events[0].environ["PATH_INFO"] == "/caf\xc3\xa9"
+    assert events[1:] == [EndOfMessage()]
+    # The one-buffer path (the server's usual one, C or Python) agrees.
+    head = protocol.parse_head(data)
+    assert head is not None and head[0] == events[0].environ and head[1] == 0
+
+
+def test_gemini_request_with_a_body_out_of_order_is_framed_by_its_content_length():
+    pairs = [(b"SERVER_PROTOCOL", b"GEMINI"), (b"CONTENT_LENGTH", b"3"), (b"SCGI", b"1")]
+    events, error, _ = feed(byte_at_a_time(netstring(pairs, b"abcEXTRA")))
+    assert error is None
+    assert events[0].content_length == 3
+    assert events[1:] == [Data(b"abc"), EndOfMessage()]
+
+
+# (id, pairs, expected error, whether the error says Gemini)
+GEMINI_MALFORMED = [
+    # The strict rule stays for everyone who is not a Gemini front-end, whatever
+    # SERVER_PROTOCOL says otherwise.
+    ("http-out-of-order", [(b"SERVER_PROTOCOL", b"HTTP/1.1"), (b"SCGI", b"1"),
+                           (b"CONTENT_LENGTH", b"0")], BadContentLength, False),
+    ("no-protocol-out-of-order", [(b"SCGI", b"1"), (b"CONTENT_LENGTH", b"0")],
+     BadContentLength, False),
+    ("gemini-as-a-value-elsewhere", [(b"X", b"SERVER_PROTOCOL"), (b"GEMINI", b""),
+                                     (b"SCGI", b"1"), (b"CONTENT_LENGTH", b"0")],
+     BadContentLength, False),
+    ("gemini-without-content-length", [(b"SERVER_PROTOCOL", b"GEMINI"), (b"SCGI", b"1")],
+     BadContentLength, True),
+    ("gemini-content-length-letters", [(b"SERVER_PROTOCOL", b"GEMINI"), (b"SCGI", b"1"),
+                                       (b"CONTENT_LENGTH", b"x")], BadContentLength, True),
+    ("gemini-content-length-twice", [(b"SERVER_PROTOCOL", b"GEMINI"), (b"CONTENT_LENGTH", b"0"),
+                                     (b"SCGI", b"1"), (b"CONTENT_LENGTH", b"5")],
+     DuplicateHeader, True),
+    ("gemini-without-scgi", [(b"SERVER_PROTOCOL", b"GEMINI"), (b"CONTENT_LENGTH", b"0")],
+     MissingScgiHeader, True),
+    ("gemini-first-cl-without-scgi", [(b"CONTENT_LENGTH", b"0"), (b"SERVER_PROTOCOL", b"GEMINI")],
+     MissingScgiHeader, True),
+    ("http-without-scgi", [(b"CONTENT_LENGTH", b"0"), (b"SERVER_PROTOCOL", b"HTTP/1.1")],
+     MissingScgiHeader, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error", "gemini"), [row[1:] for row in GEMINI_MALFORMED],
+    ids=[row[0] for row in GEMINI_MALFORMED],
+)
+@pytest.mark.parametrize("split", ["whole", "byte-at-a-time"])
+def test_gemini_framing_refusals(pairs, error, gemini, split):
+    data = netstring(pairs)
+    _, raised, parser = feed(byte_at_a_time(data) if split != "whole" else [data])
+    assert type(raised) is error
+    assert raised.gemini is gemini
+    assert parser.state is State.ERROR
+    with pytest.raises(error):
+        protocol.parse_head(data)
+
+
+def test_gemini_body_limit_refusal_says_gemini():
+    pairs = [(b"SCGI", b"1"), (b"SERVER_PROTOCOL", b"GEMINI"), (b"CONTENT_LENGTH", b"5")]
+    _, raised, _ = feed([netstring(pairs, b"hello")], max_body_size=4)
+    assert type(raised) is BodyTooLarge and raised.gemini is True

@@ -19,7 +19,7 @@ from typing import Any
 
 from gevent import socket
 
-from .. import protocol
+from .. import gemini, protocol
 from ..conf import ServerConfig
 from ..connection import peer_address
 from ..environ import build_environ, mask_environ, request_line, response_head
@@ -83,6 +83,7 @@ class Exchange:
         "config",
         "environ",
         "fin_awaited",
+        "gemini",
         "head_sent",
         "headers",
         "idle_sockets",
@@ -129,6 +130,8 @@ class Exchange:
         # close wait (ClosingQueue) without the front-end seeing the end of the bytes
         # before the end of the response. Acceptors hold only where it can.
         self.fin_awaited = False
+        # A Gemini front-end's request (Molly Brown, Xitzin) gets Gemini heads, errors too.
+        self.gemini = False
 
     # -- reading the request --
 
@@ -156,6 +159,7 @@ class Exchange:
             mount_prefix=config.mount_prefix, peer=self._get_peer,
         )
         self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
+        self.gemini = self.environ.get(gemini.GEMINI) is True
         return True
 
     def _read_head(self, config: ServerConfig):
@@ -238,14 +242,16 @@ class Exchange:
 
     def _refuse(self, error: protocol.ProtocolError) -> None:
         peer_warnings.warn("Refused a malformed request from %s: %s", self.peer_text, error)
-        status = f"{error.status_hint}"
-        head = protocol.encode_response_head(status, [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(error.message))),
-        ])
+        if error.gemini:  # a Gemini front-end hands our bytes to its client as they are
+            answer = gemini.error_head(error.status_hint)
+        else:
+            answer = protocol.encode_response_head(f"{error.status_hint}", [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(error.message))),
+            ]) + error.message.encode("ascii", "replace")
         try:
             self.sock.settimeout(self.config.write_timeout)
-            self.sock.sendall(head + error.message.encode("ascii", "replace"))
+            self.sock.sendall(answer)
         except OSError:
             pass
 
@@ -300,7 +306,10 @@ class Exchange:
             self._application_failed()
 
     def send_result(self, result: Iterable[bytes]) -> None:
-        if self.is_head:
+        if self.gemini and self.status is not None and not gemini.response_head(
+                self.status, self.headers, self.environ or {}).has_body:
+            pass  # only Gemini's 20 has a body: the head alone; close_result() closes it
+        elif self.is_head:
             for _ in result:
                 pass
         elif type(result) is FileWrapper and (fd := result.fileno()) is not None:
@@ -342,7 +351,10 @@ class Exchange:
     def _head(self, streaming: bool) -> bytes:
         if self.status is None:
             raise AssertionError("the application sent body bytes before start_response()")
-        head = response_head(self.status, self.headers, streaming=streaming)
+        if self.gemini:
+            head = gemini.response_head(self.status, self.headers, self.environ or {}).encode()
+        else:
+            head = response_head(self.status, self.headers, streaming=streaming)
         if self.body.parser is not None:  # a request without a body has none to discard
             self._discard_unread_body()
         self.head_sent = True
@@ -434,7 +446,7 @@ class Exchange:
         )
         self.status = "500 Internal Server Error"
         try:
-            self._send(INTERNAL_ERROR)
+            self._send(gemini.error_head(500) if self.gemini else INTERNAL_ERROR)
             self.head_sent = True
         except (PeerGone, OSError):
             pass
