@@ -18,7 +18,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from .protocol import encode_request, parse_response_head
+from .protocol import encode_request
+from .response_head import parse_response_head
 
 EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE = 0, 1, 2
 RECV_SIZE = 64 * 1024

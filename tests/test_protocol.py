@@ -28,13 +28,12 @@ from django_scgi.protocol import (
     MissingScgiHeader,
     ProtocolError,
     RequestParser,
-    ResponseHead,
     State,
     TooManyHeaders,
     encode_request,
     encode_response_head,
-    parse_response_head,
 )
+from django_scgi.response_head import ResponseHead, parse_response_head
 
 TERMINAL = (State.DONE, State.CLOSED)
 

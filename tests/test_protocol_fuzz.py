@@ -34,8 +34,8 @@ from django_scgi.protocol import (
     encode_request,
     encode_response_head,
     parse_head,
-    parse_response_head,
 )
+from django_scgi.response_head import parse_response_head
 
 
 def split(draw, data: bytes) -> list[bytes]:
