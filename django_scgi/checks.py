@@ -3,6 +3,9 @@ before the server starts. Ids are stable: never renumber, never reuse one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.conf import settings
 from django.core import checks
 
@@ -34,8 +37,10 @@ ALLOW_ANY_PEER = "django_scgi.W002"
 
 
 @checks.register()
-def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
+def check_settings(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for option in conf.OPTIONS:
         problem = conf.check_setting(option, settings)
         if problem:
@@ -50,7 +55,9 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register(deploy=True)
-def check_exposure(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_exposure(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """SCGI trusts its peer completely: warn when strangers may be able to connect."""
     try:
         addresses = conf.addresses(
@@ -59,7 +66,7 @@ def check_exposure(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         allowed = conf.networks(getattr(settings, "SCGI_ALLOW_FROM", None) or ())
     except conf.ConfigError:
         return []  # reported by check_settings
-    warnings = []
+    warnings: list[checks.CheckMessage] = []
     exposed = [
         str(a) for a in addresses if isinstance(a, conf.TCPAddress) and not _is_loopback(a.host)
     ]

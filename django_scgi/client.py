@@ -50,7 +50,7 @@ def connect(address: str, timeout: float) -> socket.socket:
     """Connect to ``HOST:PORT``, ``[V6]:PORT``, ``PORT`` or ``unix:PATH``."""
     if address.startswith("unix:"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: object = address[5:]
+        target: str | tuple[str, int] = address[5:]
     else:
         host, port = _split_host_port(address)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 DEFAULT_PORT = 4000
@@ -64,7 +64,7 @@ class FDAddress:
 Address = TCPAddress | UnixAddress | FDAddress
 
 
-def parse_address(text: str) -> Address:
+def parse_address(text: str | int) -> Address:
     """Parse ``PORT``, ``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH`` or ``fd:N``."""
     text = str(text).strip()
     if text.startswith("unix:"):
@@ -148,6 +148,7 @@ def _parse_host(host: str, text: str) -> str:
 
 def addresses(value: Any) -> tuple[Address, ...]:
     """A list of addresses, or one string of them separated by spaces (environment)."""
+    items: Sequence[str | int]
     if isinstance(value, str):
         items = value.split()
     else:
@@ -430,7 +431,9 @@ def resolve(
     """
     cli = cli or {}
     if settings is None:
-        from django.conf import settings
+        from django.conf import settings as django_settings
+
+        settings = django_settings
     values, errors = {}, []
     for option in OPTIONS:
         source, raw = _pick(option, cli, settings, defaults or {})

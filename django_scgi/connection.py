@@ -25,9 +25,12 @@ import socket
 import sys
 import termios
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gevent import Timeout, get_hub
+
+if TYPE_CHECKING:
+    from gevent.hub import Hub
 
 _READ, _WRITE = 1, 2
 _NO_BYTES = b"\0\0\0\0"  # FIONREAD's int out-parameter, zero
@@ -103,7 +106,9 @@ def _accept_python(listener_fd: int) -> tuple[int, Any] | None:
     # Python's accept, whose peer comes decoded already.
     listener = _socket.socket(fileno=listener_fd)
     try:
-        fd, peer = listener._accept()
+        # _socket.socket's accept is named _accept (socket.socket.accept wraps it);
+        # typeshed leaves the underscore name out.
+        fd, peer = listener._accept()  # type: ignore[attr-defined]
     except BlockingIOError:
         return None
     finally:
@@ -159,7 +164,9 @@ class Connection:
         self.timeout: float | None = None
         self._watchers: dict[int, Any] | None = None
         self._socket: _socket.socket | None = None
-        self.hub = None
+        # Set with the first watcher (_watcher): a connection that never waits never
+        # looks the hub up.
+        self.hub: Hub | None = None
 
     def fileno(self) -> int:
         return self.fd
@@ -222,22 +229,24 @@ class Connection:
         if self.fd < 0:
             raise _CLOSED_ERROR
         watcher = self._watcher(events)
+        hub = cast("Hub", self.hub)  # set by _watcher()
         if self.timeout is None:
-            self.hub.wait(watcher)
+            hub.wait(watcher)
             return
         timer = Timeout.start_new(self.timeout, TimeoutError("timed out"))
         try:
-            self.hub.wait(watcher)
+            hub.wait(watcher)
         finally:
             timer.close()
 
     def _watcher(self, events: int) -> Any:
-        if self._watchers is None:
-            self._watchers = {}
-            self.hub = get_hub()
-        watcher = self._watchers.get(events)
+        watchers, hub = self._watchers, self.hub
+        if watchers is None or hub is None:  # both set together, here
+            watchers = self._watchers = {}
+            hub = self.hub = get_hub()
+        watcher = watchers.get(events)
         if watcher is None:
-            watcher = self._watchers[events] = self.hub.loop.io(self.fd, events)
+            watcher = watchers[events] = hub.loop.io(self.fd, events)
         return watcher
 
     def as_socket(self) -> _socket.socket:
@@ -276,7 +285,7 @@ class Connection:
         elif watchers:
             # A greenlet may be waiting on one of them: wake it with EBADF first and
             # close the descriptor only after, so the loop never polls a closed fd.
-            self.hub.cancel_waits_close_and_then(
+            cast("Hub", self.hub).cancel_waits_close_and_then(  # set with the watchers
                 list(watchers.values()), _CLOSED_ERROR, _close_fd, fd, sock
             )
         else:

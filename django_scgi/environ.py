@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
 from . import protocol
@@ -59,6 +59,9 @@ from .gemini import (
     gemini_input,
     is_gemini,
 )
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import InputStream
 
 # A socket peer address: (host, port), (host, port, flowinfo, scope_id) for IPv6, or a
 # unix socket path ("" when the peer socket is unnamed).
@@ -112,7 +115,7 @@ _PATH_SAFE = "/!$&'()*+,;=:@~"
 def make_base_environ(
     *,
     errors: IO[str],
-    file_wrapper: Callable | None = None,
+    file_wrapper: Callable[..., Iterable[bytes]] | None = None,
     multithread: bool = True,
     multiprocess: bool = False,
 ) -> dict[str, object]:
@@ -133,7 +136,7 @@ def make_base_environ(
 
 def build_environ(
     cgi: dict[str, str],
-    body: IO[bytes],
+    body: InputStream,
     base: Mapping[str, object],
     *,
     mount_prefix: str | None = None,

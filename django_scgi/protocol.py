@@ -64,17 +64,20 @@ from http import HTTPStatus
 # The optional C parser of the usual request head and encoder of the usual response
 # head (_speedups.c). Not built (no compiler at install time) or switched off with
 # DJANGO_SCGI_PURE_PYTHON=1: Python does it all.
-_c_parse_head: Callable[[bytes, int, int], tuple[dict[str, str], int, int] | None] | None
-_c_encode_head: Callable[[bytes, list[tuple[str, str]]], bytes | None] | None
-_c_declared_length: Callable[[list[tuple[str, str]]], int | None] | None
+# Their types: _speedups.pyi.
+_c_parse_head: Callable[[object, int, int], tuple[dict[str, str], int, int] | None] | None
+_c_encode_head: Callable[[object, object], bytes | None] | None
+_c_declared_length: Callable[[object], int | None] | None
 _c_parse_head = _c_encode_head = _c_declared_length = None
 if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
     try:
-        from ._speedups import declared_length as _c_declared_length
-        from ._speedups import encode_head as _c_encode_head
-        from ._speedups import parse_head as _c_parse_head
+        from . import _speedups
     except ImportError:
         pass
+    else:
+        _c_declared_length = _speedups.declared_length
+        _c_encode_head = _speedups.encode_head
+        _c_parse_head = _speedups.parse_head
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
@@ -388,7 +391,7 @@ class RequestParser:
                 self._buf = bytearray(self._buf)
             self._buf += data
 
-    def _receive_body(self, data: bytes) -> None:
+    def _receive_body(self, data: bytes | bytearray) -> None:
         # Cut at CONTENT_LENGTH here, so bytes past the body are never stored.
         if len(data) > self._remaining:
             data = data[: self._remaining]
@@ -548,7 +551,7 @@ def _prefix_digits(max_header_size: int) -> int:
     return len(str(max_header_size))
 
 
-def _block_length(digits: bytes, max_header_size: int) -> int:
+def _block_length(digits: bytes | bytearray, max_header_size: int) -> int:
     """The header block's length from the digits before ":"; refuses a bad prefix."""
     # bytes.isdigit() is ASCII-only and False for b""; netstrings forbid leading zeros.
     if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import io
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 from gevent import socket
 
@@ -105,6 +106,7 @@ class BodyInput:
     def _receive_into(self, view: memoryview, got: int, size: int) -> int:
         """Fill ``view[got:size]`` from the socket; the parser only counts the bytes."""
         parser, sock = self.parser, self._sock
+        assert parser is not None  # read() asks for bytes only before the end of the body
         sock.settimeout(self._timeout)
         while got < size and parser.remaining:
             try:
@@ -145,7 +147,7 @@ class BodyInput:
                 break
         return lines
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
 
     def _unread(self, data: bytes) -> None:
@@ -178,9 +180,13 @@ class BodyInput:
                 self._eof = True
         return b""
 
-    def _next_event(self):
+    # _next_event() and _receive() run only before the end of the body (``_eof``), and
+    # then the parser is set: cast() says so to the type checker (these run once per
+    # chunk; an assert would be stripped by ``python -O`` anyway).
+
+    def _next_event(self) -> protocol.Event | protocol._NeedData:
         try:
-            return self.parser.next_event()
+            return cast("protocol.RequestParser", self.parser).next_event()
         except protocol.IncompleteRequest:
             self._eof = True
             raise IncompleteBody(
@@ -188,8 +194,9 @@ class BodyInput:
             ) from None
 
     def _receive(self) -> None:
+        parser = cast("protocol.RequestParser", self.parser)
         self._sock.settimeout(self._timeout)
-        size = min(self.parser.remaining, RECV_SIZE)
+        size = min(parser.remaining, RECV_SIZE)
         try:
             data = self._sock.recv(size)
         except (TimeoutError, socket.timeout):
@@ -198,7 +205,7 @@ class BodyInput:
             raise IncompleteBody(
                 errno.ETIMEDOUT, f"no request body bytes for {self._timeout}s"
             ) from None
-        self.parser.receive_data(data)
+        parser.receive_data(data)
 
     def discard(self, limit: int) -> bool:
         """Read and drop the unread body if at most ``limit`` bytes; True when all gone."""

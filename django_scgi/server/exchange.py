@@ -14,8 +14,8 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gevent import socket
 
@@ -26,6 +26,10 @@ from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length
 from .body import NO_BODY, RECV_SIZE, BodyInput
 from .peerlog import peer_warnings
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class FileWrapper:
         if hasattr(filelike, "close"):
             self.close = filelike.close
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         read = self.filelike.read
         while chunk := read(self.block_size):
             yield chunk
@@ -162,7 +166,9 @@ class Exchange:
         self.gemini = self.environ.get(gemini.GEMINI) is True
         return True
 
-    def _read_head(self, config: ServerConfig):
+    def _read_head(
+        self, config: ServerConfig
+    ) -> tuple[dict[str, str], protocol.RequestParser | None, int] | None:
         """(CGI variables, parser for the body or None when there is none, CONTENT_LENGTH),
         or None."""
         # Usually the front-end has written the whole request by the time this runs:
@@ -198,7 +204,7 @@ class Exchange:
         return event.environ, parser, event.content_length
 
     def _wait_for_headers(self, parser: protocol.RequestParser, deadline: float,
-                          received: int, prefix: bytes):
+                          received: int, prefix: bytes) -> protocol.Event | protocol._NeedData:
         sock = self.sock
         idle = self.idle_sockets
         if not received:
@@ -273,10 +279,11 @@ class Exchange:
 
     # -- running the application --
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: OptExcInfo | None = None) -> Callable[[bytes], None]:
         if exc_info:
             try:
-                if self.head_sent:
+                if self.head_sent and exc_info[1] is not None:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
@@ -290,20 +297,22 @@ class Exchange:
         """The legacy WSGI ``write()`` callable."""
         self.send_chunk(data)
 
-    def run_application(self, app: Callable) -> None:
+    def run_application(self, app: WSGIApplication) -> None:
         """Call the application and send its response; close_result() closes it later."""
+        environ = self.environ
+        assert environ is not None  # read_request() returned True
         try:
-            self.result = result = app(self.environ, self.start_response)
+            self.result = result = app(environ, self.start_response)
             self.send_result(result)
         except WriteTimeout:
             self.abort = True
             peer_warnings.warn("Closing %s: it accepted no response bytes for %ss (write "
                                "timeout) during %s.", self.peer_text,
-                               self.config.write_timeout, request_line(self.environ))
+                               self.config.write_timeout, request_line(environ))
         except PeerGone:
-            logger.debug("%s went away during %s", self.peer_text, request_line(self.environ))
+            logger.debug("%s went away during %s", self.peer_text, request_line(environ))
         except Exception:
-            self._application_failed()
+            self._application_failed(environ)
 
     def send_result(self, result: Iterable[bytes]) -> None:
         if self.gemini and self.status is not None and not gemini.response_head(
@@ -340,7 +349,9 @@ class Exchange:
                 # The usual response: one chunk, all the Content-Length declares, and
                 # nothing left to read (an application that read only part of the body
                 # leaves the rest for drain()). Then close() follows at once.
-                parser = self.body.parser
+                body = self.body
+                assert body is not None  # read_request() set it before the application ran
+                parser = body.parser
                 last = ((parser is None or not parser.remaining)
                         and declared_length(self.headers) == len(chunk))
             self._send(head + chunk, last)
@@ -355,7 +366,9 @@ class Exchange:
             head = gemini.response_head(self.status, self.headers, self.environ or {}).encode()
         else:
             head = response_head(self.status, self.headers, streaming=streaming)
-        if self.body.parser is not None:  # a request without a body has none to discard
+        body = self.body
+        assert body is not None  # read_request() set it before the application ran
+        if body.parser is not None:  # a request without a body has none to discard
             self._discard_unread_body()
         self.head_sent = True
         return head
@@ -367,6 +380,7 @@ class Exchange:
         # answers will not; an application that has started reading may go on reading
         # while it streams, so leave its body alone.
         body = self.body
+        assert body is not None  # _head() checked it
         if body.bytes_read == 0 and body.remaining:
             body.discard(self.config.drain_limit)
 
@@ -427,13 +441,13 @@ class Exchange:
         except (TimeoutError, socket.timeout):
             raise WriteTimeout("write timed out") from None
 
-    def _application_failed(self) -> None:
-        where = request_line(self.environ)
+    def _application_failed(self, environ: Mapping[str, object]) -> None:
+        where = request_line(environ)
         if self.head_sent:
             logger.error(
                 "Error after the response head was sent for %s; resetting the connection.",
                 # Called from run_application's except block: exc_info is that exception.
-                where, exc_info=True, extra={"environ": mask_environ(self.environ)},  # noqa: LOG014
+                where, exc_info=True, extra={"environ": mask_environ(environ)},  # noqa: LOG014
             )
             # A normal close (FIN) looks like the end of a complete response: nginx
             # would hand the client a 200 that silently lacks its end. A reset is seen
@@ -442,7 +456,7 @@ class Exchange:
             return
         logger.error(
             "Error while serving %s; answering 500. Environ: %r", where,
-            mask_environ(self.environ), exc_info=True,  # noqa: LOG014 (as above)
+            mask_environ(environ), exc_info=True,  # noqa: LOG014 (as above)
         )
         self.status = "500 Internal Server Error"
         try:
@@ -459,19 +473,21 @@ class Exchange:
         self.result = None
         try:
             close()
-        except Exception:
-            logger.exception("Error closing the response of %s", request_line(self.environ))
+        except Exception:  # a result exists only once there was an environ to run it on
+            logger.exception("Error closing the response of %s",
+                             request_line(self.environ or {}))
 
     def drain(self) -> None:
         """Read what is left of the request body (bounded), so closing sends no reset.
 
         For a request that has a body; one without has nothing to drain.
         """
-        body = self.body
+        body, environ = self.body, self.environ
+        assert body is not None and environ is not None  # read_request() returned True
         if body.timed_out:
             peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
                                "timeout) during %s.", self.peer_text,
-                               self.config.body_timeout, request_line(self.environ))
+                               self.config.body_timeout, request_line(environ))
         elif body.remaining:
             body.discard(self.config.drain_limit)
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
@@ -30,6 +30,9 @@ from .exchange import Exchange, FileWrapper
 from .listeners import Listener
 from .pool import Accepted, Acceptor, Workers
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 logger = logging.getLogger(__package__)
 
 # Seconds a connection that has not sent a byte yet may still take once shutdown has
@@ -42,20 +45,21 @@ class SCGIServer:
     """Serves one WSGI application on a set of listeners until told to stop."""
 
     def __init__(
-        self, app: Callable, listeners: list[Listener], config: ServerConfig, *,
-        on_ready: Callable[[SCGIServer], None] | None = None,
-        on_stopping: Callable[[SCGIServer], None] | None = None,
-        on_sighup: Callable[[SCGIServer], None] | None = None,
+        self, app: WSGIApplication, listeners: list[Listener], config: ServerConfig, *,
+        on_ready: Callable[[SCGIServer], object] | None = None,
+        on_stopping: Callable[[SCGIServer], object] | None = None,
+        on_sighup: Callable[[SCGIServer], object] | None = None,
         max_requests: int = 0,
-        on_max_requests: Callable[[SCGIServer], None] | None = None,
+        on_max_requests: Callable[[SCGIServer], object] | None = None,
     ) -> None:
         self.app = app
         self.listeners = listeners
         self.config = config
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
-        # After _init_hooks(): with max_requests, self.handle is the counting one.
-        self.workers = Workers(config.max_connections, self.handle, config.close_batch)
+        # Only a server that has a limit pays for counting.
+        handle = self._counting(self.handle) if max_requests else self.handle
+        self.workers = Workers(config.max_connections, handle, config.close_batch)
         for listener in listeners:
             listener.socket.setblocking(False)
         self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
@@ -76,7 +80,9 @@ class SCGIServer:
         try:
             if exchange.read_request():
                 exchange.run_application(self.app)
-                if exchange.body.parser is not None:  # a request without a body has none left
+                body = exchange.body
+                assert body is not None  # read_request() set it
+                if body.parser is not None:  # a request without a body has none left
                     exchange.drain()
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
@@ -92,7 +98,14 @@ class SCGIServer:
         for acceptor in self.acceptors:
             acceptor.start()
 
-    def _init_hooks(self, on_ready, on_stopping, on_sighup, max_requests, on_max_requests) -> None:
+    def _init_hooks(
+        self,
+        on_ready: Callable[[SCGIServer], object] | None,
+        on_stopping: Callable[[SCGIServer], object] | None,
+        on_sighup: Callable[[SCGIServer], object] | None,
+        max_requests: int,
+        on_max_requests: Callable[[SCGIServer], object] | None,
+    ) -> None:
         """Hooks for the command and for worker processes (``workers.py``)."""
         self.on_ready = on_ready  # once the listeners accept: banner, sd_notify READY=1
         self.on_stopping = on_stopping  # on the first SIGTERM/SIGINT: STOPPING=1
@@ -101,10 +114,6 @@ class SCGIServer:
         self.on_max_requests = on_max_requests  # once, after the max_requests-th connection
         self.requests_handled = 0
         self._signalled = False
-        if max_requests:
-            # Shadow the method before the workers take it: only a server that has
-            # a limit pays for counting.
-            self.handle = self._counting(self.handle)
 
     def _counting(self, handle: Callable[[int, Any, int], None]) -> Callable[[int, Any, int], None]:
         def counted(fd: int, raw_peer: Any, family: int) -> None:

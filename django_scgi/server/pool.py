@@ -45,8 +45,9 @@ CLOSE_HOLD = 0.001
 FOLLOW_UP_COOLDOWN = 7
 
 # A connection as the acceptor hands it over: (fd, raw peer address, address family,
-# the Acceptor to follow up on, or None: no follow-up after this one).
-Accepted = tuple[int, Any, int, "Acceptor | None"]
+# the Acceptor to follow up on, or None: no follow-up after this one). Two tuple types,
+# so that checking the last item for None tells a type checker which one it has.
+Accepted = tuple[int, Any, int, None] | tuple[int, Any, int, "Acceptor"]
 
 
 class Workers:
@@ -80,7 +81,7 @@ class Workers:
         self._source: Acceptor | None = None
         self._known_waiting = 0
         self._close_cooldown = 0
-        self._idle: list[Waiter] = []
+        self._idle: list[Waiter[Accepted | None]] = []
         self._running: set[Any] = set()
         self._freed = Event()
         self._room_waiters = 0  # greenlets in wait_available()
@@ -101,7 +102,8 @@ class Workers:
             get_hub().loop.run_callback(self._idle.pop().switch, connection)
 
     def _run(self, connection: Accepted | None) -> None:
-        waiter, current = Waiter(), getcurrent()
+        waiter: Waiter[Accepted | None] = Waiter()
+        current = getcurrent()
         # In _running while it exists, idle or not (kill() ends both kinds): not added
         # and removed around every connection.
         self._running.add(current)
@@ -125,7 +127,7 @@ class Workers:
             if waiter in self._idle:  # killed while idle
                 self._idle.remove(waiter)
 
-    def _serve_and_follow_up(self, connection: Accepted) -> None:
+    def _serve_and_follow_up(self, connection: tuple[int, Any, int, Acceptor]) -> None:
         """Serve ``connection``, then those its acceptor still has waiting, in one slot."""
         serve, source, closing = self._serve, connection[3], self.closing
         self._started = time.monotonic()
@@ -329,7 +331,7 @@ class Acceptor:
 
     def accept_backlog(self) -> list[Accepted]:
         """Every connection waiting in the backlog, accepted without yielding."""
-        accepted = []
+        accepted: list[Accepted] = []
         while True:
             try:
                 connection = self._accept(self._fd)

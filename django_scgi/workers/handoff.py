@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import MutableMapping
 
 # Names the descriptors a worker inherits: slot:channel:fd,fd,...
 WORKER_ENV = "DJANGO_SCGI_WORKER"
@@ -26,7 +27,7 @@ class Handoff:
         return cls(int(slot), int(channel), tuple(int(fd) for fd in listeners.split(",")))
 
 
-def handoff_from_environ(environ: dict[str, str] | None = None) -> Handoff | None:
+def handoff_from_environ(environ: MutableMapping[str, str] | None = None) -> Handoff | None:
     """The ``Handoff`` when this process is a worker (and remove it from the environment)."""
     environ = os.environ if environ is None else environ
     text = environ.pop(WORKER_ENV, None)

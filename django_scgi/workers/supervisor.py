@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import gevent
 from gevent import socket, subprocess
@@ -55,7 +54,7 @@ def describe_exit(returncode: int | None) -> str:
 class Worker:
     """One worker process as the supervisor sees it."""
 
-    def __init__(self, slot: int, proc: Any, channel: Any) -> None:
+    def __init__(self, slot: int, proc: subprocess.Popen[bytes], channel: socket.socket) -> None:
         self.slot = slot
         self.proc = proc
         self.channel = channel
@@ -80,10 +79,10 @@ class Supervisor:
     def __init__(
         self, listeners: list[Listener], config: ServerConfig, command: list[str], *,
         env: Mapping[str, str] | None = None, cwd: str | None = None,
-        on_ready: Callable[[Supervisor], None] | None = None,
-        on_stopping: Callable[[Supervisor], None] | None = None,
-        on_reloading: Callable[[Supervisor], None] | None = None,
-        on_reloaded: Callable[[Supervisor], None] | None = None,
+        on_ready: Callable[[Supervisor], object] | None = None,
+        on_stopping: Callable[[Supervisor], object] | None = None,
+        on_reloading: Callable[[Supervisor], object] | None = None,
+        on_reloaded: Callable[[Supervisor], object] | None = None,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.listeners = listeners
@@ -144,9 +143,11 @@ class Supervisor:
 
     def _start_all(self) -> Worker | None:
         """Start every slot at once; the first worker that does not become ready, if any."""
+        started: list[Worker] = []
         for slot in range(len(self.slots)):
-            self.slots[slot] = self._spawn(slot)
-        for worker in list(self.slots):
+            self.slots[slot] = worker = self._spawn(slot)
+            started.append(worker)
+        for worker in started:
             if not self._wait_ready(worker) and not self._stopping:
                 return worker
         return None

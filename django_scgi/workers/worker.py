@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import socket
@@ -14,6 +13,9 @@ from gevent import socket
 from ..conf import FDAddress, ServerConfig
 from ..server import SCGIServer, open_listener
 from .handoff import Handoff
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ def requests_limit(max_requests: int, jitter: int, rng: random.Random | None = N
 
 
 def serve_worker(
-    app: Callable, handoff: Handoff, config: ServerConfig,
+    app: WSGIApplication, handoff: Handoff, config: ServerConfig,
     server_cls: type[SCGIServer] = SCGIServer,
 ) -> None:
     """Serve ``app`` on the inherited listeners until the supervisor says stop (or goes)."""

@@ -13,18 +13,26 @@ import errno
 import logging
 import os
 import sys
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import django
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import get_internal_wsgi_application
 
 from django_scgi import __version__, conf, launch, systemd
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    # Imported where they are used, after the launcher has patched the stdlib.
+    from django_scgi.server import Listener, SCGIServer
+    from django_scgi.workers import Handoff, Supervisor
+
 logger = logging.getLogger(__name__)
 
-# What a failed bind() means, in a sentence each.
-BIND_ERRORS = {
+# What a failed bind() means, in a sentence each, by OSError.errno (None for an error
+# that does not come from the system).
+BIND_ERRORS: dict[int | None, str] = {
     errno.EADDRINUSE: "{address} is already in use by another process.",
     errno.EACCES: (
         "Permission denied to listen on {address} (ports below 1024 need root or "
@@ -51,12 +59,12 @@ class Command(BaseCommand):
     }
 
     @property
-    def server_cls(self):
+    def server_cls(self) -> type[SCGIServer]:
         from django_scgi.server import SCGIServer
 
         return SCGIServer
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         for option in conf.OPTIONS:
             if option.positional:
                 parser.add_argument(option.name, nargs="*", metavar=option.metavar,
@@ -82,9 +90,10 @@ class Command(BaseCommand):
             launch.relaunch()
         super().run_from_argv(argv)
 
-    def get_handler(self, **options: Any):
+    def get_handler(self, **options: Any) -> WSGIApplication:
         """The WSGI callable to serve: the project's WSGI_APPLICATION."""
-        return get_internal_wsgi_application()
+        handler: WSGIApplication = get_internal_wsgi_application()
+        return handler
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not launch.is_patched_early():
@@ -113,7 +122,7 @@ class Command(BaseCommand):
 
     # -- the four ways to run --
 
-    def run_single(self, config: conf.ServerConfig, listeners: list) -> None:
+    def run_single(self, config: conf.ServerConfig, listeners: list[Listener]) -> None:
         """One process serves; SIGHUP is logged and ignored."""
         if config.max_requests:
             logger.warning("--max-requests applies to workers (--workers 2 or more); one "
@@ -124,7 +133,7 @@ class Command(BaseCommand):
         )
         server.serve_forever()
 
-    def run_supervisor(self, config: conf.ServerConfig, listeners: list) -> None:
+    def run_supervisor(self, config: conf.ServerConfig, listeners: list[Listener]) -> None:
         """Start ``config.workers`` worker processes over ``listeners`` and watch them.
 
         The supervisor never imports the WSGI application: every worker is a new
@@ -146,7 +155,7 @@ class Command(BaseCommand):
         except workers.WorkerStartError as error:
             raise CommandError(str(error)) from None
 
-    def run_worker(self, handoff, config: conf.ServerConfig) -> None:
+    def run_worker(self, handoff: Handoff, config: conf.ServerConfig) -> None:
         """A worker of a supervisor: fresh imports, then serve the inherited listeners."""
         from django_scgi import workers
 
@@ -180,21 +189,25 @@ class Command(BaseCommand):
             self.stderr.write(f"CommandError: {error}")
             os._exit(1)  # a thread cannot end the process otherwise
         # A code change ends this process with sys.exit(3): leave no socket file behind.
-        atexit.register(lambda: [listener.remove_socket_file() for listener in listeners])
+        def remove_socket_files() -> None:
+            for listener in listeners:
+                listener.remove_socket_file()
+
+        atexit.register(remove_socket_files)
         server = self.server_cls(self.get_handler(), listeners, config, on_ready=self.on_ready)
         server.serve_forever()
 
     # -- hooks --
 
-    def on_ready(self, server) -> None:
+    def on_ready(self, server: SCGIServer | Supervisor) -> None:
         """The listeners accept (every worker, with a supervisor): banner, READY=1."""
         self.print_banner(server)
         systemd.ready(self.status_text(server))
 
-    def on_stopping(self, server) -> None:
+    def on_stopping(self, server: SCGIServer | Supervisor) -> None:
         systemd.stopping()
 
-    def on_sighup_single(self, server) -> None:
+    def on_sighup_single(self, server: SCGIServer) -> None:
         logger.warning(
             "SIGHUP ignored: one process cannot load new code without a gap. Restart it "
             "to load new code; with --workers 2 or more, SIGHUP replaces the workers one "
@@ -202,7 +215,7 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def status_text(server) -> str:
+    def status_text(server: SCGIServer | Supervisor) -> str:
         workers = len(getattr(server, "slots", ())) or 1
         return f"Serving on {', '.join(server.addresses)} with {workers} process(es)"
 
@@ -250,10 +263,10 @@ class Command(BaseCommand):
             return [f"fd:{fd}" for fd, _ in activated]
         return None
 
-    def open_listeners(self, config: conf.ServerConfig):
+    def open_listeners(self, config: conf.ServerConfig) -> list[Listener]:
         from django_scgi.server import ListenerError, open_listener
 
-        listeners = []
+        listeners: list[Listener] = []
         try:
             for address in config.bind:
                 try:
@@ -269,7 +282,7 @@ class Command(BaseCommand):
             raise
         return listeners
 
-    def print_banner(self, server) -> None:
+    def print_banner(self, server: SCGIServer | Supervisor) -> None:
         """The start-up lines (printed, not logged: they are for the person who started it)."""
         import gevent
         from django.conf import settings
@@ -280,8 +293,8 @@ class Command(BaseCommand):
             f"settings {settings.SETTINGS_MODULE!r}"
         )
         self.stdout.write("Serving SCGI on " + ", ".join(server.addresses))
-        if getattr(server, "slots", None):
-            self.stdout.write(f"{len(server.slots)} worker processes; SIGHUP replaces them "
+        if slots := getattr(server, "slots", None):  # a Supervisor
+            self.stdout.write(f"{len(slots)} worker processes; SIGHUP replaces them "
                               "one at a time.")
         self.stdout.write("Quit with CONTROL-C or SIGTERM.")
         self.stdout.flush()

@@ -1,0 +1,21 @@
+# Types of the optional C accelerator _speedups.c, built only where a C compiler is
+# found at install time; protocol.py imports it and falls back to Python without it.
+#
+# Each function answers only for the plain, common case and returns None for anything
+# else, and protocol.py's Python code then decides (more data needed, which error,
+# repeated names): that is why the arguments checked at run time are typed ``object``.
+
+# (variables, CONTENT_LENGTH, offset of the first body byte) of a complete, plainly
+# valid SCGI head at the start of ``data`` (exactly bytes); None: let Python decide.
+# Raises TypeError only when the two limits are not ints.
+def parse_head(
+    data: object, max_header_size: int, max_headers: int, /
+) -> tuple[dict[str, str], int, int] | None: ...
+
+# The CGI response head for a bytes status line ("Status: 200 OK\r\n") and a list of
+# plain, valid (str, str) headers, hop-by-hop headers dropped; None: let Python encode.
+def encode_head(status_line: object, headers: object, /) -> bytes | None: ...
+
+# The Content-Length that a list of plain, valid (str, str) headers declares, -1 for
+# none, a repeated or an invalid one; None: not such a list, let Python decide.
+def declared_length(headers: object, /) -> int | None: ...
