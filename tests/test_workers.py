@@ -132,6 +132,12 @@ def test_backoff_doubles_and_is_capped():
     assert delays == sorted(delays)
 
 
+def test_backoff_stays_capped_after_any_number_of_deaths():
+    # 2 ** 1024 seconds overflowed a float: the slot's restart greenlet died with it.
+    assert workers.backoff_delay(1025) == workers.BACKOFF_MAX
+    assert workers.backoff_delay(10**6) == workers.BACKOFF_MAX
+
+
 def test_requests_limit_adds_jitter():
     rng = random.Random(7)
     limits = {workers.requests_limit(100, 10, rng) for _ in range(200)}

@@ -39,7 +39,13 @@ class WorkerStartError(RuntimeError):
 
 def backoff_delay(failures: int) -> float:
     """Seconds to wait before restarting a worker after ``failures`` deaths in a row."""
-    return min(BACKOFF_FIRST * 2 ** max(failures - 1, 0), BACKOFF_MAX)
+    # The exponent is capped too: from 2 ** 1024 on the product overflows a float, and a
+    # slot whose worker keeps dying (about 8.5 hours at BACKOFF_MAX) would never restart.
+    return min(BACKOFF_FIRST * 2.0 ** min(max(failures - 1, 0), _MAX_DOUBLINGS), BACKOFF_MAX)
+
+
+# More doublings than it takes BACKOFF_FIRST to pass BACKOFF_MAX.
+_MAX_DOUBLINGS = 32
 
 
 def describe_exit(returncode: int | None) -> str:
