@@ -327,7 +327,7 @@ def test_reload_follows_a_switched_release_symlink(tmp_path, start_server):
     current.symlink_to(first)
     server = start_server("127.0.0.1:0", "--workers", "2", cwd=current,
                           env={"PWD": str(current)})
-    workers_of(server)
+    old = workers_of(server)
     assert version_of(server.address)[0] == "v1"
 
     switch = tmp_path / "current.new"
@@ -335,6 +335,9 @@ def test_reload_follows_a_switched_release_symlink(tmp_path, start_server):
     switch.replace(current)  # rename(2): atomic, as deploy tools do it
     server.signal(signal.SIGHUP)
     wait_for(lambda: "Reload finished" in server.output, 40, "reload finished")
+    # "Reload finished" comes once the last old worker is told to stop: until it has
+    # read that, it may still accept a connection from the shared listener.
+    wait_for(lambda: not live_children(server.pid) & old, 40, "the old workers' exit")
     assert {version_of(server.address)[0] for _ in range(6)} == {"v2"}
 
 
