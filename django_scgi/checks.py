@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 
@@ -34,6 +35,7 @@ SETTING_CHECK_IDS: dict[str, str] = {
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"
+BLOCKING_DATABASE_DRIVER = "django_scgi.W003"
 
 
 @checks.register()
@@ -100,3 +102,33 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+@checks.register()
+def check_database_drivers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Warn about a database whose driver blocks the whole process under gevent.
+
+    Imports each configured backend (and so its driver), opens no connection.
+    """
+    from django.db import connections
+
+    return blocking_driver_warnings(connections)
+
+
+def blocking_driver_warnings(connections: Any) -> list[checks.CheckMessage]:
+    """W003 for each alias of ``connections`` (a ``ConnectionHandler``) whose driver blocks."""
+    from . import database
+
+    warnings: list[checks.CheckMessage] = []
+    for alias in connections:
+        try:
+            alternative = database.blocking_driver(connections[alias])
+        except (ImportError, ImproperlyConfigured):
+            continue  # a backend that cannot load: Django reports that itself
+        if alternative:
+            warnings.append(checks.Warning(
+                f"The database {alias!r} uses a driver that waits for the server inside C "
+                "code: under runscgi one slow query stops every request of the process.",
+                hint=f"Use {alternative}.", id=BLOCKING_DATABASE_DRIVER,
+            ))
+    return warnings

@@ -35,6 +35,10 @@ def patch() -> None:
         name == "django" or name.startswith("django.") for name in sys.modules
     )
     monkey.patch_all()
+    # Before Django loads its database backend: the drivers wait through gevent.
+    from django_scgi import database
+
+    database.install_cooperative_drivers()
 
 
 def is_patched_early() -> bool:

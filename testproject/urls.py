@@ -39,4 +39,8 @@ urlpatterns = [
     path("capsule/busy/", capsule.busy, name="capsule-busy"),
     path("capsule/stream/", capsule.stream, name="capsule-stream"),
     path("capsule/whoami/", capsule.whoami, name="capsule-whoami"),
+    path("pg-sleep/", views.pg_sleep, name="pg-sleep"),
+    path("pg-pid/", views.pg_pid, name="pg-pid"),
+    path("pg-open-transaction/", views.pg_open_transaction, name="pg-open-transaction"),
+    path("no-db/", views.no_db, name="no-db"),
 ]

@@ -280,3 +280,39 @@ def big_body(request):
     """``mb`` MiB in one plain HttpResponse: a single chunk, as a built-in-memory export."""
     return HttpResponse(b"b" * (_number(request, "mb", 1) * 1024 * 1024),
                         content_type="application/octet-stream")
+
+
+# --- PostgreSQL views for the database tests (tests/test_database.py) --------------------
+
+
+def pg_sleep(request):
+    """``SELECT pg_sleep(s)``: holds a connection and a running query for ``s`` seconds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [_number(request, "s", 0.5)])
+    return JsonResponse({"backend_pid": _backend_pid(), "pid": os.getpid(),
+                         "driver": connection.Database.__name__})
+
+
+def _backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def pg_pid(request):
+    """The PostgreSQL backend serving this request: equal across requests = reused."""
+    return JsonResponse({"backend_pid": _backend_pid(), "pid": os.getpid()})
+
+
+def pg_open_transaction(request):
+    """Starts a transaction Django does not know about and answers without ending it."""
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS left_open (n int)")
+        cursor.execute("INSERT INTO left_open VALUES (1)")
+    return JsonResponse({"backend_pid": _backend_pid()})
+
+
+def no_db(request):
+    """Touches no database: must never wait for a database connection."""
+    return HttpResponse("no database\n", content_type="text/plain")

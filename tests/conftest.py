@@ -211,3 +211,16 @@ def serve_inherited_socket(server_env):
             proc.stdout.close()
 
     return run
+
+
+# --- a real PostgreSQL (tests/postgres.py, tests/test_database*.py) ---------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster for the whole session (small max_connections), or a skip."""
+    from postgres import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.remove()

@@ -141,3 +141,42 @@ def test_check_deploy_command_shows_w001(run_manage):
         env={"SCGI_BIND": "0.0.0.0:4000"},
     )
     assert checks.OPEN_TCP_WITHOUT_ALLOW_LIST in result.stdout
+
+
+# --- database drivers ---------------------------------------------------------------
+
+# A database backend whose DB-API module is named like mysqlclient's: mysqlclient itself
+# is not installed here, and its name is all the check reads.
+BLOCKING_BACKEND = '''
+import types
+
+from django.db.backends.dummy.base import DatabaseWrapper as Dummy
+
+class DatabaseWrapper(Dummy):
+    Database = types.ModuleType("MySQLdb")
+'''
+
+
+def test_blocking_database_driver_warns_w003(tmp_path, monkeypatch):
+    from django.db.utils import ConnectionHandler
+
+    package = tmp_path / "blocking_backend"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text(BLOCKING_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handler = ConnectionHandler({
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "legacy": {"ENGINE": "blocking_backend"},
+    })
+    warnings = checks.blocking_driver_warnings(handler)
+    assert [w.id for w in warnings] == [checks.BLOCKING_DATABASE_DRIVER]
+    assert "'legacy'" in warnings[0].msg and "PyMySQL" in warnings[0].hint
+
+
+def test_cooperative_database_drivers_are_quiet():
+    from django.db import connections
+
+    assert checks.check_database_drivers in __import__(
+        "django.core.checks.registry", fromlist=["registry"]).registry.get_checks()
+    assert checks.blocking_driver_warnings(connections) == []
