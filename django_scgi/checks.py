@@ -32,6 +32,8 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "max_requests_jitter": "django_scgi.E016",
     "reload": "django_scgi.E017",
     "close_batch": "django_scgi.E018",
+    "db_max_connections": "django_scgi.E019",
+    "db_wait_timeout": "django_scgi.E020",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -380,6 +380,23 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "db_max_connections", non_negative_int, 0,
+        "Connections this process may hold open to each database at once (PostgreSQL, "
+        "MySQL; not SQLite, not a database with Django's psycopg pool, whose max_size "
+        "governs). A request that needs one more waits for one to be released. 0: "
+        "learned at the first connection: PostgreSQL's max_connections minus its "
+        "reserved slots (MySQL's max_connections), divided by --workers; 10 when the "
+        "server does not say. With several hosts, set it: see docs/databases.rst.",
+        metavar="N",
+    ),
+    Option(
+        "db_wait_timeout", seconds, 10.0,
+        "Seconds a request waits for a database connection when this process holds "
+        "--db-max-connections of them; past it the request is answered 503 with "
+        "Retry-After (also when Django's psycopg pool times out).",
+        metavar="SECONDS",
+    ),
+    Option(
         "reload", boolean, False,
         "Development only: restart the server when a Python file changes, with Django's "
         "autoreloader (like runserver). One process; no signal handling of our own.",
@@ -411,6 +428,8 @@ class ServerConfig:
     workers: int
     max_requests: int
     max_requests_jitter: int
+    db_max_connections: int
+    db_wait_timeout: float
     reload: bool
     # Not options: derived from Django's own settings.
     mount_prefix: str = ""

@@ -180,6 +180,42 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def get_json(address: str, path: str, timeout: float = 60.0) -> dict:
+    """GET ``path`` from runscgi at ``address``; the JSON body of a 200 (else fail)."""
+    import json
+
+    from django_scgi import client
+
+    response = client.request(address, path, timeout=timeout)
+    assert response.status == 200, response.body[:2000]
+    return dict(json.loads(response.body))
+
+
+def burst(address: str, path: str, count: int, timeout: float = 120.0) -> list:
+    """``count`` requests at once, one thread each; their ``client.Response``s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django_scgi import client
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: client.request(address, path, timeout=timeout),
+                             range(count)))
+
+
+def most_at_once(cluster: PostgresCluster, run, **filters: str) -> int:
+    """Run ``run()`` in a thread; the most application backends seen at once meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = 0
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run)
+        while not future.done():
+            seen = max(seen, cluster.app_backends(**filters))
+            time.sleep(0.05)
+        future.result()
+    return seen
+
+
 def start_cluster() -> PostgresCluster:
     """A started cluster with the application's role and database, or a skip."""
     bindir = find_bindir()

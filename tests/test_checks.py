@@ -31,6 +31,8 @@ BAD_AND_GOOD = {
     "max_requests": (-5, 1000),
     "max_requests_jitter": ("some", 50),
     "reload": ("sometimes", True),
+    "db_max_connections": (-1, 0),
+    "db_wait_timeout": (0, 2.5),
 }
 
 

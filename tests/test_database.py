@@ -7,35 +7,18 @@ the same moment, not from wall time.
 
 from __future__ import annotations
 
-import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from django_scgi import client
+from postgres import get_json, most_at_once
 
 pytestmark = pytest.mark.timeout(180)
 
 DRIVERS = ["psycopg", "psycopg2"]
 
 
-def get_json(address: str, path: str, timeout: float = 60.0) -> dict:
-    response = client.request(address, path, timeout=timeout)
-    assert response.status == 200, response.body[:2000]
-    return json.loads(response.body)
-
-
-def max_concurrent_sleeps(postgres, run) -> int:
-    """Run ``run()`` in a thread; the most application backends seen in pg_sleep at once."""
-    seen = 0
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run)
-        while not future.done():
-            seen = max(seen, postgres.app_backends(state="active", query_like="SELECT pg_sleep%"))
-            time.sleep(0.05)
-        future.result()
-    return seen
+def max_concurrent_sleeps(cluster, run) -> int:
+    return most_at_once(cluster, run, state="active", query_like="SELECT pg_sleep%")
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

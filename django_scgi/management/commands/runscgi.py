@@ -9,10 +9,12 @@ a supervisor (``DJANGO_SCGI_WORKER`` in the environment), and Django's autoreloa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import django
@@ -131,7 +133,8 @@ class Command(BaseCommand):
             self.get_handler(), listeners, config, on_ready=self.on_ready,
             on_stopping=self.on_stopping, on_sighup=self.on_sighup_single,
         )
-        server.serve_forever()
+        with self.database_admission(config):
+            server.serve_forever()
 
     def run_supervisor(self, config: conf.ServerConfig, listeners: list[Listener]) -> None:
         """Start ``config.workers`` worker processes over ``listeners`` and watch them.
@@ -162,7 +165,9 @@ class Command(BaseCommand):
         # The checks import the URLconf and views: new code that is broken fails here,
         # before this worker says ready, and a reload keeps the old workers.
         self.check(display_num_errors=False)
-        workers.serve_worker(self.get_handler(), handoff, config, server_cls=self.server_cls)
+        with self.database_admission(config):
+            workers.serve_worker(self.get_handler(), handoff, config,
+                                 server_cls=self.server_cls)
 
     def run_with_reloader(self, config: conf.ServerConfig) -> None:
         """Django's autoreloader: a watching parent restarts a serving child on edits.
@@ -196,6 +201,22 @@ class Command(BaseCommand):
         atexit.register(remove_socket_files)
         server = self.server_cls(self.get_handler(), listeners, config, on_ready=self.on_ready)
         server.serve_forever()
+
+    @contextlib.contextmanager
+    def database_admission(self, config: conf.ServerConfig) -> Iterator[None]:
+        """Admission and reuse of database connections while serving; all closed after.
+
+        Runs once the server stopped (SIGTERM, SIGINT, a worker replaced or retired):
+        no connection of this process outlives it.
+        """
+        from django_scgi import dbpool
+
+        dbpool.install(dbpool.Settings(config.db_max_connections, config.db_wait_timeout,
+                                       config.workers))
+        try:
+            yield
+        finally:
+            dbpool.close_all()
 
     # -- hooks --
 
