@@ -107,7 +107,7 @@ def install_psycopg() -> bool:
         waiting.wait = waiting.wait_poll
     # wait_conn (connecting) uses the selector class psycopg bound at its import:
     # gevent's own when psycopg was imported after the patching.
-    waiting.DefaultSelector = selectors.DefaultSelector
+    setattr(waiting, "DefaultSelector", selectors.DefaultSelector)  # noqa: B010
     return True
 
 

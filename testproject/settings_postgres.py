@@ -8,7 +8,7 @@ settings (SQLite, ``./dev serve``) stay as they are.
 import os
 import sys
 
-from .settings import *
+from .settings import *  # noqa: F403
 
 # DJANGO_PG_DRIVER=psycopg2: Django's backend takes psycopg 3 when it can import it, so
 # the psycopg2 tests hide it (a None entry in sys.modules makes the import fail).
