@@ -110,6 +110,8 @@ class PostgresCluster:
             f"-c superuser_reserved_connections={SUPERUSER_RESERVED}",
             # Speed over durability: nothing here outlives the test session.
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+            # Every statement, with the backend's PID: tests read what a connection ran.
+            "-c log_statement=all", "-c log_line_prefix='%p '",
         ])
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", str(START_TIMEOUT), "start")
@@ -166,6 +168,15 @@ class PostgresCluster:
             if seen == count or time.monotonic() > deadline:
                 return seen
             time.sleep(0.1)
+
+    def statements(self, backend_pid: int) -> list[str]:
+        """The statements backend ``backend_pid`` ran so far (from the server's log)."""
+        marker = f"{backend_pid} LOG:  statement: "
+        return [line.split("statement: ", 1)[1] for line in self.log_text().splitlines()
+                if line.startswith(marker)]
+
+    def backend_exists(self, backend_pid: int) -> bool:
+        return self.psql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {backend_pid}") == "1"
 
     def settings_env(self) -> dict[str, str]:
         """The environment that points ``testproject.settings_postgres`` at this cluster."""
