@@ -47,6 +47,10 @@ TABLE = {
     "django_scgi.workers.worker": (False, True),
     "django_scgi.workers.supervisor": (False, True),
     "django_scgi.systemd": (False, False),
+    # The database modules may use both, inside functions: the launcher imports
+    # ``database`` before gevent has patched anything.
+    "django_scgi.database": (False, False),
+    "django_scgi.dbpool": (False, False),
 }
 # The optional C modules import nothing of either (when they are built at all).
 for _name in ("_speedups", "_syscalls"):
@@ -111,16 +115,19 @@ ALLOWED_INTERNAL = {
     "capsule": {"gemini"},  # Django views' API over them
     "conf": set(),
     "connection": {"_syscalls"},  # its C accelerator
-    "launch": set(),
+    "launch": {"database"},  # the drivers, made cooperative right after patching
+    "database": set(),
+    "dbpool": set(),
     "systemd": set(),
     "offload": set(),
     "client": {"protocol", "response_head"},
     "response_head": {"protocol"},
     "server": {"protocol", "environ", "gemini", "conf", "connection"},
     "workers": {"conf", "server"},
-    "checks": {"conf"},
+    "checks": {"conf", "database"},
     "apps": {"checks"},
-    "management": {"conf", "server", "workers", "launch", "systemd", "client", "offload"},
+    "management": {"conf", "server", "workers", "launch", "systemd", "client", "offload",
+                   "dbpool"},
 }
 PACKAGE = Path(REPO) / "django_scgi"
 
