@@ -124,30 +124,34 @@ class Slots:
             self.discard(token.raw)  # dead: its slot is free again; take the next token
 
     def _open(self, open_new: Callable[[], Any], deadline: float) -> Any:
-        """Open a connection in the slot this greenlet holds.
+        """Open a connection in the slot this greenlet holds; the slot back on failure."""
+        try:
+            return self._connect(open_new, deadline)
+        except BaseException:
+            self.tokens.put(None)
+            raise
 
-        The server may still be out of slots: a backend whose client just closed takes
-        a moment to exit, and other processes and hosts use the same server. That is
-        retried until the deadline, then answered like a wait that timed out.
+    def _connect(self, open_new: Callable[[], Any], deadline: float) -> Any:
+        """``open_new()``, again while the server has no slot free, until ``deadline``.
+
+        The server may be out of slots though we hold one: a backend whose client just
+        closed takes a moment to exit, and other processes and hosts use the same
+        server. Past the deadline this is answered like a wait that timed out.
         """
         import gevent
 
         pause = 0.01
-        try:
-            while True:
-                try:
-                    return open_new()
-                except Exception as error:
-                    if not is_out_of_slots(error):
-                        raise
-                    if time.monotonic() + pause > deadline:
-                        raise DatabaseBusy(self.alias, self.wait_timeout,
-                                           self.limit or 0) from error
-                gevent.sleep(pause)
-                pause = min(pause * 2, 0.25)
-        except BaseException:
-            self.tokens.put(None)
-            raise
+        while True:
+            try:
+                return open_new()
+            except Exception as error:
+                if not is_out_of_slots(error):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise DatabaseBusy(self.alias, self.wait_timeout,
+                                       self.limit or 0) from error
+            gevent.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def _learn_limit(self, open_new: Callable[[], Any],
                      learn: Callable[[Any], int] | None) -> bool:
@@ -158,7 +162,8 @@ class Slots:
         with self._learning:
             if self.limit is not None:
                 return False  # another greenlet learned it while we waited
-            raw = open_new()  # on failure the limit stays unknown: the next one tries
+            # On failure the limit stays unknown: the next connection tries again.
+            raw = self._connect(open_new, time.monotonic() + self.wait_timeout)
             limit = FALLBACK_LIMIT
             if learn is not None:
                 with contextlib.suppress(Exception):  # a server that will not say
@@ -248,7 +253,7 @@ def install(settings: Settings) -> list[str]:
     if _SLOTS:
         # Connected after Django's close_old_connections, so it runs after it.
         request_finished.connect(keep_persistent, dispatch_uid="django_scgi.dbpool")
-        _patch_exception_response()
+    _patch_exception_response()  # our DatabaseBusy, and a psycopg pool's timeout
     return list(_SLOTS)
 
 

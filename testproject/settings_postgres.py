@@ -18,7 +18,8 @@ if os.environ.get("DJANGO_PG_DRIVER") == "psycopg2":
 _options = {}
 if os.environ.get("DJANGO_PG_POOL"):  # "MIN:MAX" → Django's psycopg pool
     _min, _max = (int(n) for n in os.environ["DJANGO_PG_POOL"].split(":"))
-    _options["pool"] = {"min_size": _min, "max_size": _max, "timeout": 10}
+    _options["pool"] = {"min_size": _min, "max_size": _max,
+                        "timeout": float(os.environ.get("DJANGO_PG_POOL_TIMEOUT", "10"))}
 
 _max_age = os.environ.get("DJANGO_CONN_MAX_AGE", "0")
 

@@ -89,3 +89,17 @@ def test_djangos_pool_governs_and_is_not_counted_twice(postgres, start_server):
     assert [r.status for r in responses].count(200) == count, server.output[-3000:]
     assert 2 <= seen <= 4
     assert "opens at most" not in server.output
+
+
+def test_djangos_pool_timeout_is_a_503_too(postgres, start_server):
+    server = start(start_server, postgres, DJANGO_PG_POOL="1:1", DJANGO_PG_POOL_TIMEOUT="0.5")
+    holder = threading.Thread(target=get_json, args=(server.address, "/pg-sleep/?s=3"))
+    holder.start()
+    try:
+        assert postgres.wait_app_backends(1, state="active") == 1
+        busy = client.request(server.address, "/pg-pid/", timeout=30)
+    finally:
+        holder.join(30)
+    assert busy.status == 503, busy.body
+    assert busy.header("Retry-After") == "1"
+    assert "Traceback" not in server.output

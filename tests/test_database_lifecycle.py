@@ -67,9 +67,11 @@ def test_request_ending_inside_a_transaction_is_rolled_back(postgres, start_serv
     assert postgres.app_backends(state="idle in transaction") == 0
 
 
-@pytest.mark.parametrize("max_age", ["0", "60"])
-def test_database_restart_fails_only_the_requests_using_it(postgres, start_server, max_age):
-    server = start(start_server, postgres, DJANGO_CONN_MAX_AGE=max_age)
+@pytest.mark.parametrize("max_age,driver", [("0", "psycopg"), ("60", "psycopg"),
+                                            ("60", "psycopg2")])
+def test_database_restart_fails_only_the_requests_using_it(postgres, start_server, max_age,
+                                                           driver):
+    server = start(start_server, postgres, DJANGO_CONN_MAX_AGE=max_age, DJANGO_PG_DRIVER=driver)
     # Persistent connections: several idle ones, all broken by the restart.
     assert all(r.status == 200 for r in burst(server.address, "/pg-sleep/?s=0.3", 5))
     long: list = []
@@ -90,9 +92,13 @@ def test_database_restart_fails_only_the_requests_using_it(postgres, start_serve
     assert statuses == [200] * 10
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_no_connection_outlives_the_server(postgres, start_server, signum):
-    server = start(start_server, postgres, DJANGO_CONN_MAX_AGE="60")
+@pytest.mark.parametrize("signum,env", [
+    (signal.SIGTERM, {"DJANGO_CONN_MAX_AGE": "60"}),
+    (signal.SIGINT, {"DJANGO_CONN_MAX_AGE": "60"}),
+    (signal.SIGTERM, {"DJANGO_PG_POOL": "2:4"}),
+], ids=["SIGTERM", "SIGINT", "SIGTERM-djangos-pool"])
+def test_no_connection_outlives_the_server(postgres, start_server, signum, env):
+    server = start(start_server, postgres, **env)
     assert all(r.status == 200 for r in burst(server.address, "/pg-sleep/?s=0.2", 6))
     assert postgres.app_backends() >= 1  # idle, kept for reuse
     server.signal(signum)
