@@ -287,7 +287,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_connections", positive_int, 1000,
         "Connections served at once; beyond it the server stops accepting and the kernel "
-        "backlog holds the rest. Each one may hold its own database connection.",
+        "backlog holds the rest. Database connections are limited separately "
+        "(--db-max-connections).",
         metavar="N",
     ),
     Option(
