@@ -107,7 +107,7 @@ def _is_loopback(host: str) -> bool:
 
 
 @checks.register()
-def check_database_drivers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_database_drivers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn about a database whose driver blocks the whole process under gevent.
 
     Imports each configured backend (and so its driver), opens no connection.

@@ -289,8 +289,12 @@ def pg_sleep(request):
     """``SELECT pg_sleep(s)``: holds a connection and a running query for ``s`` seconds."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(%s)", [_number(request, "s", 0.5)])
-    return JsonResponse({"backend_pid": _backend_pid(), "pid": os.getpid(),
-                         "driver": connection.Database.__name__})
+    return JsonResponse({
+        "backend_pid": _backend_pid(), "pid": os.getpid(),
+        "driver": connection.Database.__name__,
+        # psycopg 3's libpq binding: "binary" (psycopg[binary]), "c" or "python".
+        "impl": getattr(getattr(connection.Database, "pq", None), "__impl__", None),
+    })
 
 
 def _backend_pid():
