@@ -159,7 +159,9 @@ class Slots:
 
         True when this greenlet opened the first connection (it holds the last token).
         """
-        with self._learning:
+        if not self._learning.acquire(timeout=self.wait_timeout):
+            raise DatabaseBusy(self.alias, self.wait_timeout, 0)
+        try:
             if self.limit is not None:
                 return False  # another greenlet learned it while we waited
             # On failure the limit stays unknown: the next connection tries again.
@@ -173,6 +175,8 @@ class Slots:
             logger.info("Database %r: this process opens at most %d connection(s).",
                         self.alias, limit)
             return True
+        finally:
+            self._learning.release()
 
     def put_back(self, idle: Idle) -> None:
         """A persistent connection, clean and idle, for the next request."""
@@ -280,9 +284,10 @@ def _patch_wrapper_class(cls: Any, workers: int) -> None:
         opened: list[Any] = []
 
         def open_new() -> Any:
-            before = set(vars(self))
+            before = dict(vars(self))
             opened.append(original_new(self, conn_params))
-            opened.append({k: v for k, v in vars(self).items() if k not in before})
+            opened.append({k: v for k, v in vars(self).items()
+                           if k not in before or before[k] is not v})
             return opened[0]
 
         idle = slots.take(open_new, lambda raw: learn_limit(self, raw, workers),
