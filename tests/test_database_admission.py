@@ -26,7 +26,8 @@ def start(start_server, postgres, *args: str, **env: str):
 
 @pytest.mark.parametrize("times,driver", [(3, "psycopg"), (3, "psycopg2"), (10, "psycopg")])
 def test_burst_past_the_database_limit_all_succeed(postgres, start_server, times, driver):
-    server = start(start_server, postgres, DJANGO_PG_DRIVER=driver)
+    # The wait is long on purpose: this test is about errors (none), not waiting time.
+    server = start(start_server, postgres, "--db-wait-timeout", "60", DJANGO_PG_DRIVER=driver)
     responses: list = []
     count = times * MAX_CONNECTIONS
     seen = most_at_once(postgres, lambda: responses.extend(
@@ -41,7 +42,7 @@ def test_burst_past_the_database_limit_all_succeed(postgres, start_server, times
 
 
 def test_limit_is_shared_across_workers(postgres, start_server):
-    server = start(start_server, postgres, "--workers", "2")
+    server = start(start_server, postgres, "--workers", "2", "--db-wait-timeout", "60")
     count = 3 * MAX_CONNECTIONS
     responses: list = []
     seen = most_at_once(postgres, lambda: responses.extend(
