@@ -273,6 +273,23 @@ def section_sleep(data: dict) -> str:
                   "RSS +MiB", "KiB/open request"], rows)
 
 
+def section_database(data: dict) -> str:
+    """``/pg-item/`` (one indexed SELECT) on PostgreSQL through nginx (bench/database.py)."""
+    summary = data["summary"]
+    servers = list(dict.fromkeys([*summary.get("db_nginx", {}), *summary.get("db_burst", {})]))
+    rows = []
+    for name in servers:
+        steady = summary.get("db_nginx", {}).get(name, {})
+        burst = summary.get("db_burst", {}).get(name, {})
+        rows.append([_label(data, name), steady.get("req_per_s"), steady.get("cpu_us_per_req"),
+                     steady.get("errors"), burst.get("req_per_s"), burst.get("errors"),
+                     burst.get("p99_ms")])
+    if not rows:
+        return ""
+    return table(["server", "req/s (16 conn.)", "server CPU µs/req", "errors",
+                  "burst req/s (200 conn.)", "burst errors", "burst p99 ms"], rows)
+
+
 def section_slowloris(data: dict) -> str:
     found = data["summary"].get("slowloris", {})
     if not found:
@@ -509,6 +526,7 @@ SECTIONS = [
     ("Streaming, big bodies and memory", section_transfers),
     ("Many sleeping requests", section_sleep),
     ("Slow peers (slowloris)", section_slowloris),
+    ("PostgreSQL: one indexed SELECT, and a burst past its connection limit", section_database),
     ("runscgi: where a request's cost goes", section_runscgi_detail),
     ("Parser, environ and response head (micro-benchmark)", section_micro),
     ("System calls per request, every server", section_anchor_syscalls),
@@ -552,6 +570,13 @@ NOTES = {
         "slower one is the server's limit. RSS +MiB: growth of the server's peak RSS "
         "(VmHWM, reset before the test). request.body: peak RSS growth ÷ N for a 64 MiB "
         "POST to ``/echo/``: 1.0 = the body held once, 2.0 = a second copy."),
+    "PostgreSQL: one indexed SELECT, and a burst past its connection limit": (
+        "A throw-away PostgreSQL (max_connections 20, 17 for the application) with a "
+        "1,000-row table; /pg-item/ selects one row by primary key, CONN_MAX_AGE 60. "
+        "Through nginx with wrk: 16 connections, then 200 (10x the limit) for the burst. "
+        "runscgi with psycopg 3 (binary) and with psycopg2; gunicorn -k gevent and uWSGI "
+        "--gevent with psycopg2 and psycogreen's wait callback (bench/pg_app.py). "
+        "PostgreSQL is not pinned: it shares the machine's cores with everything else."),
     "Many sleeping requests": (
         "All requests are opened at once (512 new connections per loop turn of the "
         "client); wall = first connect to last response; KiB/open request = peak RSS "

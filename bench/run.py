@@ -35,6 +35,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import catalog  # noqa: E402
+import database  # noqa: E402
 import deterministic  # noqa: E402
 import frontends  # noqa: E402
 import measure  # noqa: E402
@@ -49,7 +50,7 @@ RESULTS = BENCH / "results"
 JSON = ["json_direct", "json_nginx", "json_apache"]
 TIMED = ["direct", "nginx", "apache", *JSON, "stream", "download", "upload", "body"]
 METRICS = [*TIMED, "sleep", "slowloris", "inprocess", "callgrind", "strace", "callgrind_null",
-           "strace_null", "micro"]
+           "strace_null", "micro", *database.METRICS]
 GROUPS = {
     "throughput": ["direct", "nginx", "apache", *JSON],
     "hello": ["direct", "nginx", "apache"],
@@ -57,6 +58,7 @@ GROUPS = {
     "memory": ["download", "upload", "body"],
     "deterministic": ["callgrind", "strace", "callgrind_null", "strace_null", "micro"],
     "null": ["callgrind_null", "strace_null"],
+    "database": list(database.METRICS),
     "timed": [*TIMED, "sleep", "slowloris", "inprocess"],
     "hostile": ["slowloris"],
 }
@@ -197,7 +199,12 @@ class Bench:
             if metric in self.args.metrics and not self.tools.get(tool):
                 log(f"no {tool}: skipping {metric}")
                 self.args.metrics.remove(metric)
-        behind = ("nginx", "apache", "json_nginx", "json_apache")
+        if set(database.METRICS) & set(self.args.metrics):
+            why = database.available() or (None if self.tools.get("nginx") else "no nginx")
+            if why or self.args.app != "django":
+                log(f"skipping the database figures: {why or '--app null'}")
+                self.args.metrics = [m for m in self.args.metrics if m not in database.METRICS]
+        behind = ("nginx", "apache", "json_nginx", "json_apache", *database.METRICS)
         if any(m in self.args.metrics for m in behind) and not self.tools.get("wrk"):
             log("no wrk: skipping the throughput through nginx and apache")
             self.args.metrics = [m for m in self.args.metrics if m not in behind]
@@ -218,14 +225,19 @@ class Bench:
     # -- processes --
 
     def start_server(self, name: str, *, many: bool = False,
-                     extra: list[str] | None = None) -> measure.Target | None:
+                     extra: list[str] | None = None, env: dict[str, str] | None = None,
+                     app_spec: str | None = None) -> measure.Target | None:
+        """Start ``name``; ``env`` is added to its environment, ``app_spec`` replaces the
+        WSGI application the anchors load (bench/database.py)."""
         server = catalog.SERVERS[name]
         port = self.port(name)
         if not procs.port_free(port):
             raise SystemExit(f"port {port} is busy; choose another --base-port")
         ctx = server.context(self.ctx)
-        env = self.env if ctx == self.ctx else self.env_for(ctx)
+        env = {**(self.env if ctx == self.ctx else self.env_for(ctx)), **(env or {})}
         argv = server.argv(ctx, port, many=many) + list(extra or [])
+        if app_spec:
+            argv = [app_spec if arg == server.app_spec(ctx) else arg for arg in argv]
         proc = procs.Proc(name, argv, env=env, cwd=ROOT,
                           log_path=self.out / "logs" / f"{name}.log", cpu=self.server_cpu,
                           stop_signal=server.stop_signal)
@@ -248,7 +260,8 @@ class Bench:
 
     def start_frontends(self) -> None:
         for kind, offset in (("nginx", 10), ("apache", 20)):
-            if not {kind, f"json_{kind}"} & set(self.args.metrics):
+            wanted = {kind, f"json_{kind}"} | (set(database.METRICS) if kind == "nginx" else set())
+            if not wanted & set(self.args.metrics):
                 continue
             routes = [frontends.Route(self.port(name, offset), self.port(name),
                                       catalog.SERVERS[name].protocol)
@@ -522,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             f"reps {args.reps}, {args.duration:g} s runs; results in {bench.out}")
         bench.start_frontends()
         bench.timed_phase()
+        if set(database.METRICS) & set(args.metrics) and "nginx" in bench.frontends:
+            database.run_phase(bench, log)
         bench.stop_frontends()
         bench.deterministic_phase()
     except KeyboardInterrupt:

@@ -26,7 +26,9 @@ ROOT = BENCH.parent
 ANCHORS_VENV = BENCH / ".venv-anchors"
 
 # The anchors, pinned: a rerun next year measures the same servers.
-ANCHOR_PACKAGES = ["flup==1.0.3", "uWSGI==2.0.31", "gunicorn==27.0.1", "packaging"]
+# psycopg2-binary and psycogreen: the anchors on PostgreSQL (bench/database.py).
+ANCHOR_PACKAGES = ["flup==1.0.3", "uWSGI==2.0.31", "gunicorn==27.0.1", "packaging",
+                   "psycopg2-binary==2.9.13", "psycogreen==1.0.2"]
 # Same as the project's venv: the comparison is between servers, not Django versions.
 SHARED_PACKAGES = ["Django", "gevent", "greenlet", "asgiref", "sqlparse"]
 

@@ -43,4 +43,5 @@ urlpatterns = [
     path("pg-pid/", views.pg_pid, name="pg-pid"),
     path("pg-open-transaction/", views.pg_open_transaction, name="pg-open-transaction"),
     path("no-db/", views.no_db, name="no-db"),
+    path("pg-item/", views.pg_item, name="pg-item"),
 ]

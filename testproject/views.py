@@ -320,3 +320,12 @@ def pg_open_transaction(request):
 def no_db(request):
     """Touches no database: must never wait for a database connection."""
     return HttpResponse("no database\n", content_type="text/plain")
+
+
+def pg_item(request):
+    """One indexed SELECT on a small table (the benchmark's /pg-item/, bench/database.py)."""
+    item = _number(request, "id", 0) or STATS["request_started"] % 1000 + 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM bench_item WHERE id = %s", [item])
+        row = cursor.fetchone()
+    return HttpResponse(f"{row[0] if row else '-'}\n", content_type="text/plain")

@@ -57,8 +57,9 @@ def free_port() -> int:
 class PostgresCluster:
     """One cluster in its own temp dir; ``start()``, ``stop()``, ``restart()``, ``psql()``."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, log_statements: bool = True) -> None:
         self.bindir = bindir
+        self.log_statements = log_statements
         self.root = Path(tempfile.mkdtemp(prefix="scgi-pg-", dir="/tmp"))
         self.data = self.root / "data"
         self.socket_dir = self.root
@@ -111,7 +112,8 @@ class PostgresCluster:
             # Speed over durability: nothing here outlives the test session.
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             # Every statement, with the backend's PID: tests read what a connection ran.
-            "-c log_statement=all", "-c log_line_prefix='%p '",
+            "-c log_statement=" + ("all" if self.log_statements else "none"),
+            "-c log_line_prefix='%p '",
         ])
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", str(START_TIMEOUT), "start")
@@ -227,13 +229,16 @@ def most_at_once(cluster: PostgresCluster, run, **filters: str) -> int:
     return seen
 
 
-def start_cluster() -> PostgresCluster:
-    """A started cluster with the application's role and database, or a skip."""
+def start_cluster(log_statements: bool = True) -> PostgresCluster:
+    """A started cluster with the application's role and database, or a skip.
+
+    Also used by the benchmark (bench/database.py), without the statement log.
+    """
     bindir = find_bindir()
     if bindir is None:
         pytest.skip(f"{MISSING}: PostgreSQL's initdb is not installed (Debian package "
                     "postgresql; ./dev test installs it as root)")
-    cluster = PostgresCluster(bindir)
+    cluster = PostgresCluster(bindir, log_statements)
     try:
         cluster.init()
         cluster.start()

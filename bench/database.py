@@ -1,0 +1,91 @@
+"""The database figures (issue 19): a view that runs one indexed SELECT, on PostgreSQL.
+
+A throw-away cluster (``tests/postgres.py``: initdb in a temp dir, ``max_connections``
+20, no statement log) with a table of 1,000 rows; the demo project's ``/pg-item/``
+view selects one row by primary key. Each server serves it behind nginx:
+
+``db_nginx``
+    req/s and the server's CPU µs per request with wrk at 16 connections, below the
+    database's limit, so no server is refused a connection.
+``db_burst``
+    wrk at 10x ``max_connections`` (200 connections) for the same time: errors (goal 0)
+    and p99 latency. A server that opens a connection per request in flight runs out of
+    database slots here; runscgi admits what the database takes and queues the rest.
+
+runscgi runs twice: with psycopg 3 (its binary build) and with psycopg2, the driver the
+anchors use. gunicorn ``-k gevent`` and uWSGI ``--gevent`` get psycogreen's wait
+callback through ``bench/pg_app.py``, as their users do it. Instructions per request
+are not measured here (no callgrind run against the database).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("db_nginx", "db_burst")
+CONCURRENCY = 16
+ROWS = 1000
+# name in the results -> (catalog server, driver, WSGI application for the anchors).
+SERVERS = {
+    "runscgi": ("runscgi", "psycopg", None),
+    "runscgi-psycopg2": ("runscgi", "psycopg2", None),
+    "gunicorn": ("gunicorn", "psycopg2", "pg_app:application"),
+    "uwsgi-gevent": ("uwsgi-gevent", "psycopg2", "pg_app:application"),
+}
+
+
+def available() -> str | None:
+    """Why the database figures cannot be taken here, or None."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import postgres
+
+    return None if postgres.find_bindir() else "PostgreSQL (initdb) is not installed"
+
+
+def run_phase(bench, log) -> None:
+    """Start a cluster, measure every server of ``SERVERS`` that this run includes."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import postgres
+
+    cluster = postgres.start_cluster(log_statements=False)
+    try:
+        cluster.psql(f"CREATE TABLE bench_item (id int PRIMARY KEY, name text);"
+                     f"INSERT INTO bench_item SELECT n, 'item ' || n FROM "
+                     f"generate_series(1, {ROWS}) n; ALTER TABLE bench_item OWNER TO "
+                     f"{postgres.APP_USER}; ANALYZE bench_item", database=postgres.APP_DATABASE)
+        wanted = [name for name, (server, _, _) in SERVERS.items()
+                  if server in bench.args.servers]
+        for rep in range(bench.args.reps):
+            for name in wanted:
+                one_server(bench, cluster, postgres, name, rep, log)
+    finally:
+        cluster.remove()
+
+
+def one_server(bench, cluster, postgres, name: str, rep: int, log) -> None:
+    import measure
+
+    server, driver, app = SERVERS[name]
+    env = {**cluster.settings_env(), "DJANGO_PG_DRIVER": driver, "DJANGO_CONN_MAX_AGE": "60"}
+    target = bench.start_server(server, env=env, app_spec=app)
+    if target is None:
+        for metric in METRICS:
+            bench.records.append({"metric": metric, "server": name, "rep": rep, "errors": 1,
+                                  "exception": "did not start"})
+        return
+    frontend = bench.frontends["nginx"]
+    url = f"http://127.0.0.1:{bench.port(server, 10)}/pg-item/"
+    load = {"duration": bench.args.duration, "warmup": bench.args.warmup,
+            "cpu": bench.load_cpu}
+    try:
+        if "db_nginx" in bench.args.metrics:
+            bench.record("db_nginx", name, rep, measure.wrk_load, url, target, frontend,
+                         concurrency=CONCURRENCY, **load)
+        if "db_burst" in bench.args.metrics:
+            bench.record("db_burst", name, rep, measure.wrk_load, url, target, frontend,
+                         concurrency=10 * postgres.MAX_CONNECTIONS, **load)
+    finally:
+        target.proc.stop()
+    log(f"{name}: {cluster.app_backends()} connection(s) left after it stopped")
