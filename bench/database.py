@@ -12,10 +12,12 @@ view selects one row by primary key. Each server serves it behind nginx:
     and p99 latency. A server that opens a connection per request in flight runs out of
     database slots here; runscgi admits what the database takes and queues the rest.
 
-runscgi runs twice: with psycopg 3 (its binary build) and with psycopg2, the driver the
-anchors use. gunicorn ``-k gevent`` and uWSGI ``--gevent`` get psycogreen's wait
-callback through ``bench/pg_app.py``, as their users do it. Instructions per request
-are not measured here (no callgrind run against the database).
+Every server runs with Django's default ``CONN_MAX_AGE = 0`` (a connection per request);
+runscgi also with ``CONN_MAX_AGE = 60`` (``runscgi-persistent``), where it reuses
+connections across requests. runscgi runs with psycopg 3 (its binary build) and with
+psycopg2, the driver the anchors use. gunicorn ``-k gevent`` and uWSGI ``--gevent`` get
+psycogreen's wait callback through ``bench/pg_app.py``, as their users do it.
+Instructions per request are not measured here (no callgrind run against the database).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("db_nginx", "db_burst")
 CONCURRENCY = 16
 ROWS = 1000
-# name in the results -> (catalog server, driver, WSGI application for the anchors).
+# name in the results -> (catalog server, driver, CONN_MAX_AGE, WSGI application for the
+# anchors).
 SERVERS = {
-    "runscgi": ("runscgi", "psycopg", None),
-    "runscgi-psycopg2": ("runscgi", "psycopg2", None),
-    "gunicorn": ("gunicorn", "psycopg2", "pg_app:application"),
-    "uwsgi-gevent": ("uwsgi-gevent", "psycopg2", "pg_app:application"),
+    "runscgi": ("runscgi", "psycopg", "0", None),
+    "runscgi-psycopg2": ("runscgi", "psycopg2", "0", None),
+    "runscgi-persistent": ("runscgi", "psycopg", "60", None),
+    "gunicorn": ("gunicorn", "psycopg2", "0", "pg_app:application"),
+    "uwsgi-gevent": ("uwsgi-gevent", "psycopg2", "0", "pg_app:application"),
 }
 
 
@@ -55,7 +59,7 @@ def run_phase(bench, log) -> None:
                      f"INSERT INTO bench_item SELECT n, 'item ' || n FROM "
                      f"generate_series(1, {ROWS}) n; ALTER TABLE bench_item OWNER TO "
                      f"{postgres.APP_USER}; ANALYZE bench_item", database=postgres.APP_DATABASE)
-        wanted = [name for name, (server, _, _) in SERVERS.items()
+        wanted = [name for name, (server, *_) in SERVERS.items()
                   if server in bench.args.servers]
         for rep in range(bench.args.reps):
             for name in wanted:
@@ -67,8 +71,8 @@ def run_phase(bench, log) -> None:
 def one_server(bench, cluster, postgres, name: str, rep: int, log) -> None:
     import measure
 
-    server, driver, app = SERVERS[name]
-    env = {**cluster.settings_env(), "DJANGO_PG_DRIVER": driver, "DJANGO_CONN_MAX_AGE": "60"}
+    server, driver, max_age, app = SERVERS[name]
+    env = {**cluster.settings_env(), "DJANGO_PG_DRIVER": driver, "DJANGO_CONN_MAX_AGE": max_age}
     target = bench.start_server(server, env=env, app_spec=app)
     if target is None:
         for metric in METRICS:

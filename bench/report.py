@@ -572,7 +572,8 @@ NOTES = {
         "POST to ``/echo/``: 1.0 = the body held once, 2.0 = a second copy."),
     "PostgreSQL: one indexed SELECT, and a burst past its connection limit": (
         "A throw-away PostgreSQL (max_connections 20, 17 for the application) with a "
-        "1,000-row table; /pg-item/ selects one row by primary key, CONN_MAX_AGE 60. "
+        "1,000-row table; /pg-item/ selects one row by primary key. CONN_MAX_AGE 0 (Django's "
+        "default) everywhere but runscgi-persistent (60). "
         "Through nginx with wrk: 16 connections, then 200 (10x the limit) for the burst. "
         "runscgi with psycopg 3 (binary) and with psycopg2; gunicorn -k gevent and uWSGI "
         "--gevent with psycopg2 and psycogreen's wait callback (bench/pg_app.py). "
