@@ -23,6 +23,7 @@ def max_concurrent_sleeps(cluster, run) -> int:
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_slow_queries_of_concurrent_requests_overlap(postgres, start_server, driver):
+    assert postgres.wait_app_backends(0) == 0
     server = start_server("127.0.0.1:0", env={**postgres.settings_env(),
                                               "DJANGO_PG_DRIVER": driver})
     requests = 6

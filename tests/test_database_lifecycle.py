@@ -21,6 +21,8 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def start(start_server, postgres, *args: str, **env: str):
+    # Backends of the previous test's server may still be exiting: counts start at 0.
+    assert postgres.wait_app_backends(0) == 0
     return start_server("127.0.0.1:0", *args, env={**postgres.settings_env(), **env})
 
 
