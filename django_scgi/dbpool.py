@@ -268,10 +268,6 @@ def needs_admission(wrapper: Any) -> bool:
     return not wrapper.settings_dict.get("OPTIONS", {}).get("pool")
 
 
-def slots_for(alias: str) -> Slots | None:
-    return _SLOTS.get(alias)
-
-
 def _patch_wrapper_class(cls: Any, workers: int) -> None:
     if "_scgi_admission" in cls.__dict__:
         return
