@@ -106,3 +106,13 @@ def test_djangos_pool_timeout_is_a_503_too(postgres, start_server):
     assert busy.status == 503, busy.body
     assert busy.header("Retry-After") == "1"
     assert "Traceback" not in server.output
+
+
+def test_database_refusing_connections_is_waited_out(postgres, start_server):
+    """A limit above what the database takes (other clients, other hosts): the server's
+    "too many clients" is retried within the wait, not answered with a 500."""
+    server = start(start_server, postgres, "--db-max-connections", "40",
+                   "--db-wait-timeout", "60")
+    count = 3 * MAX_CONNECTIONS
+    responses = burst(server.address, "/pg-sleep/?s=0.2", count)
+    assert [r.status for r in responses].count(200) == count, server.output[-3000:]
