@@ -34,6 +34,11 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "close_batch": "django_scgi.E018",
     "db_max_connections": "django_scgi.E019",
     "db_wait_timeout": "django_scgi.E020",
+    "drain_timeout": "django_scgi.E021",
+    "request_timeout": "django_scgi.E022",
+    "min_body_rate": "django_scgi.E023",
+    "min_write_rate": "django_scgi.E024",
+    "max_connections_per_peer": "django_scgi.E025",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -338,6 +338,40 @@ OPTIONS: tuple[Option, ...] = (
         metavar="BYTES",
     ),
     Option(
+        "drain_timeout", seconds, 5.0,
+        "Seconds that discarding an unread request body (see drain_limit) may take; a "
+        "peer still sending after that is closed.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "request_timeout", seconds, 3600.0,
+        "Seconds from the connection to the end of its request body: a deadline for head "
+        "and body together, however steadily the peer sends.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "min_body_rate", non_negative_int, 500,
+        "Slowest request body accepted, in bytes per second (like Apache's mod_reqtimeout "
+        "MinRate): each byte received allows 1/N more seconds of waiting beyond "
+        "body_timeout. Only time spent waiting for the peer counts. 0: no minimum.",
+        metavar="BYTES",
+    ),
+    Option(
+        "min_write_rate", non_negative_int, 500,
+        "Slowest reader of a response accepted, in bytes per second: each byte sent allows "
+        "1/N more seconds of waiting beyond write_timeout. Only time spent waiting for the "
+        "peer counts, never the application's. 0: no minimum.",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_connections_per_peer", non_negative_int, 0,
+        "Connections one TCP peer address may hold at once; more are closed at once. For "
+        "allow-lists that admit several hosts, so that none can take every slot. Unix "
+        "socket peers are not counted (they have no address). 0: no limit, the right "
+        "choice when the only peer is the front-end.",
+        metavar="N",
+    ),
+    Option(
         "close_batch", positive_int, 8,
         "Under load, a worker that takes the next connection from the backlog itself "
         "holds up to N-1 finished TCP connections open and closes them with the N-th, "
@@ -423,6 +457,11 @@ class ServerConfig:
     write_timeout: float
     graceful_timeout: float
     drain_limit: int
+    drain_timeout: float
+    request_timeout: float
+    min_body_rate: int
+    min_write_rate: int
+    max_connections_per_peer: int
     close_batch: int
     access_log: bool
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]

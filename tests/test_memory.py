@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 
-import psutil
 import pytest
+from peers import PeakRSS, rss
 
 from django_scgi import client
 from django_scgi.protocol import encode_request
@@ -26,33 +25,6 @@ RSS_LIMIT = 100 * MiB
 GROWTH_LIMIT = 30 * MiB
 
 
-class PeakRSS:
-    """Samples a process's RSS in a thread until the ``with`` block ends."""
-
-    # 2 ms: a 256 MiB transfer at 4+ GiB/s lasts about 60 ms, and the assertions want
-    # more than 10 samples inside it.
-    def __init__(self, pid: int, interval: float = 0.002) -> None:
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.peak = self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
 @pytest.fixture(scope="module")
 def srv(start_module_server):
     server = start_module_server("127.0.0.1:0")
@@ -63,7 +35,7 @@ def srv(start_module_server):
 
 
 def baseline(pid: int) -> int:
-    return psutil.Process(pid).memory_info().rss
+    return rss(pid)
 
 
 def report(name: str, before: int, peak: PeakRSS) -> str:

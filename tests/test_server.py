@@ -495,5 +495,5 @@ def test_the_shared_empty_body_stays_empty():
     before = state()
     assert (_NO_BODY.read(), _NO_BODY.read(10), _NO_BODY.read(None)) == (b"", b"", b"")
     assert (_NO_BODY.readline(), _NO_BODY.readline(5), _NO_BODY.readlines()) == (b"", b"", [])
-    assert list(_NO_BODY) == [] and _NO_BODY.discard(0)
+    assert list(_NO_BODY) == [] and _NO_BODY.discard(0, 1.0)
     assert state() == before == (0, False, 0, b"", True)

@@ -13,52 +13,15 @@ import time
 
 import pytest
 from helpers import assert_healthy
+from peers import lines_with, local_port, read_until_close, request
 
 from django_scgi import client
-from django_scgi.protocol import encode_request
 
 pytestmark = pytest.mark.timeout(60)
 
 MiB = 1024 * 1024
 # A header block long enough that dribbling it never completes within a test.
 SLOW_HEAD = b"5000:CONTENT_LENGTH\x000\x00SCGI\x001\x00HTTP_X_PAD\x00" + b"p" * 4000
-
-
-def request(path: str, method: str = "GET", body: bytes = b"") -> bytes:
-    return encode_request(client.build_environ(path, method), body)
-
-
-def read_until_close(sock, timeout: float = 10.0) -> tuple[bytes, float]:
-    """(everything received, monotonic time the server closed or reset the connection)."""
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
-            chunk = sock.recv(256 * 1024)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        else:
-            raise AssertionError(f"the connection was still open after {timeout}s")
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks), time.monotonic()
-
-
-def lines_with(server, text: str, start: int, timeout: float = 5.0) -> list[str]:
-    """The log lines since ``start`` containing ``text`` (waiting for the first one)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [line for line in server.lines[start:] if text in line]
-        if found:
-            time.sleep(0.1)  # a duplicate would follow at once
-            return [line for line in server.lines[start:] if text in line]
-        time.sleep(0.05)
-    return []
-
-
-def local_port(sock) -> str:
-    return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 # --- the header block ------------------------------------------------------------------------

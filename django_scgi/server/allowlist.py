@@ -63,3 +63,33 @@ class PeerFilter:
             "Further refusals of this address are logged at most every %ds.",
             host, REFUSED_LOG_INTERVAL,
         )
+
+
+class PeerShares:
+    """At most ``limit`` connections at once per TCP peer address (``max_connections_per_peer``).
+
+    Keyed by ``peer_host``: the address bytes, not the port, so one host's many
+    connections count together. Unix socket peers have no address and are not counted:
+    behind a unix socket the only peer is the front-end (the socket's file mode keeps
+    everyone else out), and capping it would only make it queue its own clients.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: dict[Any, int] = {}
+
+    def take(self, host_key: Any) -> bool:
+        """Count one more connection of ``host_key``; False (nothing counted) when its
+        share is full."""
+        held = self._held.get(host_key, 0)
+        if held >= self.limit:
+            return False
+        self._held[host_key] = held + 1
+        return True
+
+    def release(self, host_key: Any) -> None:
+        held = self._held[host_key] - 1
+        if held:
+            self._held[host_key] = held
+        else:
+            del self._held[host_key]  # the dict holds only the peers connected now

@@ -24,7 +24,7 @@ from ..conf import ServerConfig
 from ..connection import peer_address
 from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length
-from .body import NO_BODY, RECV_SIZE, BodyInput
+from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
 from .peerlog import peer_warnings
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class PeerGone(Exception):
 
 
 class WriteTimeout(PeerGone):
-    """The front-end accepted no response bytes for ``write_timeout`` seconds."""
+    """The front-end accepted no response bytes for ``write_timeout`` seconds, or took
+    them slower than ``min_write_rate``; the message says which, for the log line."""
 
 
 class FileWrapper:
@@ -99,6 +100,7 @@ class Exchange:
         "sock",
         "started",
         "status",
+        "write_waited",
     )
 
     def __init__(self, sock: Any, raw_peer: Any, config: ServerConfig,
@@ -118,6 +120,8 @@ class Exchange:
         self.head_sent = False
         self.bytes_sent = 0
         self.started = time.monotonic()
+        # Seconds spent waiting for the peer to take response bytes (min_write_rate).
+        self.write_waited = 0.0
         self.is_head = False
         # Close with a reset instead of lingering: the peer stopped reading, so waiting
         # for it is pointless, and the kernel would go on holding (and probing with)
@@ -157,7 +161,9 @@ class Exchange:
             return False  # closed before the first byte: Apache does this; not an error
         cgi, parser, content_length = head
         self.body = NO_BODY if parser is None else BodyInput(
-            self.sock, parser, config.body_timeout, content_length)
+            self.sock, parser, BodyLimits(config.body_timeout, config.min_body_rate,
+                                          self.started + config.request_timeout),
+            content_length)
         self.environ = build_environ(
             cgi, self.body, self.base_environ,
             mount_prefix=config.mount_prefix, peer=self._get_peer,
@@ -191,7 +197,7 @@ class Exchange:
         parser = protocol.RequestParser(
             max_header_size=config.max_header_size, max_body_size=config.max_body_size or None
         )
-        deadline = self.started + config.header_timeout
+        deadline = self.started + min(config.header_timeout, config.request_timeout)
         if first is None:
             event = self._wait_for_headers(parser, deadline, 0, b"")
         else:
@@ -304,11 +310,10 @@ class Exchange:
         try:
             self.result = result = app(environ, self.start_response)
             self.send_result(result)
-        except WriteTimeout:
+        except WriteTimeout as error:
             self.abort = True
-            peer_warnings.warn("Closing %s: it accepted no response bytes for %ss (write "
-                               "timeout) during %s.", self.peer_text,
-                               self.config.write_timeout, request_line(environ))
+            peer_warnings.warn("Closing %s: %s during %s.", self.peer_text, error,
+                               request_line(environ))
         except PeerGone:
             logger.debug("%s went away during %s", self.peer_text, request_line(environ))
         except Exception:
@@ -382,15 +387,16 @@ class Exchange:
         body = self.body
         assert body is not None  # _head() checked it
         if body.bytes_read == 0 and body.remaining:
-            body.discard(self.config.drain_limit)
+            body.discard(self.config.drain_limit, self.config.drain_timeout)
 
     def _send(self, data: bytes, last: bool = False) -> None:
         # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
         # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
         # Each send() waits at most write_timeout for the peer to accept more bytes.
         sock, sent = self.sock, 0
+        started = time.monotonic()
         try:
-            sock.timeout = self.config.write_timeout  # sock.settimeout(), inlined
+            sock.timeout = self._write_budget()  # sock.settimeout(), inlined
             if last:
                 sent = sock.send_before_close(data)
                 self.fin_awaited = sent == len(data)
@@ -399,15 +405,41 @@ class Exchange:
             if sent < len(data):  # the socket buffer filled: go on from where it stopped
                 view = memoryview(data)
                 while sent < len(view):
+                    sock.timeout = self._write_budget(time.monotonic() - started, sent)
                     sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
-            raise WriteTimeout("write timed out") from None
+            raise self._write_timeout() from None
         except OSError as error:
             if error.errno in PEER_GONE_ERRNOS:
                 raise PeerGone(str(error)) from None
             raise
         finally:
             self.bytes_sent += sent
+            self.write_waited += time.monotonic() - started
+
+    def _write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
+        """Seconds the next send may wait for the peer: ``write_timeout``, less when the
+        peer has taken what it has so far slower than ``min_write_rate`` allows.
+
+        ``waiting`` seconds and ``sending`` bytes belong to the send in progress.
+        """
+        config = self.config
+        if not config.min_write_rate:
+            return config.write_timeout
+        allowance = (config.write_timeout - self.write_waited - waiting
+                     + (self.bytes_sent + sending) / config.min_write_rate)
+        if allowance <= 0:
+            raise self._write_timeout()
+        return min(allowance, config.write_timeout)
+
+    def _write_timeout(self) -> WriteTimeout:
+        config = self.config
+        if config.min_write_rate and (config.write_timeout + self.bytes_sent
+                                      / config.min_write_rate) <= self.write_waited + 0.001:
+            return WriteTimeout(f"it took the response slower than {config.min_write_rate} "
+                                "bytes/s (min write rate)")
+        return WriteTimeout(f"it accepted no response bytes for {config.write_timeout}s "
+                            "(write timeout)")
 
     def _send_file(self, fd: int) -> None:
         self.send_chunk(b"")
@@ -418,12 +450,11 @@ class Exchange:
         offset = os.lseek(fd, 0, os.SEEK_CUR)
         end = os.fstat(fd).st_size
         out = self.sock.fileno()
-        timeout = self.config.write_timeout
         while offset < end:
             try:
                 sent = os.sendfile(out, fd, offset, end - offset)
             except BlockingIOError:
-                self._wait_writable(timeout)
+                self._wait_writable()
                 continue
             except OSError as error:
                 if error.errno in PEER_GONE_ERRNOS:
@@ -434,12 +465,15 @@ class Exchange:
             offset += sent
             self.bytes_sent += sent
 
-    def _wait_writable(self, timeout: float) -> None:
+    def _wait_writable(self) -> None:
+        started = time.monotonic()
         try:
-            self.sock.settimeout(timeout)
+            self.sock.settimeout(self._write_budget())
             self.sock.wait_writable()
         except (TimeoutError, socket.timeout):
-            raise WriteTimeout("write timed out") from None
+            raise self._write_timeout() from None
+        finally:
+            self.write_waited += time.monotonic() - started
 
     def _application_failed(self, environ: Mapping[str, object]) -> None:
         where = request_line(environ)
@@ -484,12 +518,13 @@ class Exchange:
         """
         body, environ = self.body, self.environ
         assert body is not None and environ is not None  # read_request() returned True
-        if body.timed_out:
-            peer_warnings.warn("Closing %s: it sent no request body bytes for %ss (body "
-                               "timeout) during %s.", self.peer_text,
-                               self.config.body_timeout, request_line(environ))
-        elif body.remaining:
-            body.discard(self.config.drain_limit)
+        if body.remaining and body.failure is None:
+            body.discard(self.config.drain_limit, self.config.drain_timeout)
+        if body.failure is not None:
+            # One rate-limited line, however the application reported it (Django's
+            # traceback for it is dropped by the app's log filter: apps.py).
+            peer_warnings.warn("Closing %s: %s during %s.", self.peer_text, body.failure,
+                               request_line(environ))
 
 
 _UNDECODED = object()

@@ -20,14 +20,15 @@ import gevent
 from gevent.event import Event
 
 from ..conf import ServerConfig
-from ..connection import Connection, peer_host
+from ..connection import Connection, peer_address, peer_host
 from ..environ import make_base_environ
 from . import closing
 from .accesslog import log_access
-from .allowlist import PeerFilter
+from .allowlist import PeerFilter, PeerShares
 from .body import RECV_SIZE
 from .exchange import Exchange, FileWrapper
 from .listeners import Listener
+from .peerlog import peer_warnings
 from .pool import Accepted, Acceptor, Workers
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class SCGIServer:
         self._stopping = False
         self._stopped = Event()
         self.allowed = PeerFilter(config.allow_from)
+        self.shares = (PeerShares(config.max_connections_per_peer)
+                       if config.max_connections_per_peer else None)
         # Sockets accepted but still waiting for their first byte.
         self.idle_sockets: set[Any] = set()
 
@@ -76,6 +79,25 @@ class SCGIServer:
         if host is not None and not self.allowed.admits(host, raw_peer):
             sock.close()
             return
+        if host is not None and self.shares is not None:
+            self._handle_counted(sock, host, raw_peer)
+        else:
+            self._serve(sock, raw_peer)
+
+    def _handle_counted(self, sock: Connection, host: Any, raw_peer: Any) -> None:
+        """``_serve`` within the peer's share of the slots (``max_connections_per_peer``)."""
+        if not self.shares.take(host):
+            closing.close_abortive(sock)  # a reset: nothing it sent is worth a lingering close
+            peer_warnings.warn("Closed a connection from %s: it already holds %d (max "
+                               "connections per peer).", peer_address(raw_peer)[0],
+                               self.shares.limit)
+            return
+        try:
+            self._serve(sock, raw_peer)
+        finally:
+            self.shares.release(host)
+
+    def _serve(self, sock: Connection, raw_peer: Any) -> None:
         exchange = Exchange(sock, raw_peer, self.config, self.base_environ, self.idle_sockets)
         try:
             if exchange.read_request():
