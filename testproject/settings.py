@@ -72,3 +72,7 @@ LOGGING = {
         "django_scgi": {"handlers": ["console"], "level": os.environ.get("SCGI_LOG_LEVEL", "INFO")},
     },
 }
+# As production logging does: Django's request errors (500s with their traceback) on
+# the console. Off by default so that tests of failing views keep a quiet output.
+if os.environ.get("DJANGO_LOG_REQUESTS"):
+    LOGGING["loggers"]["django.request"] = {"handlers": ["console"], "level": "WARNING"}

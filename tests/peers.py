@@ -101,3 +101,45 @@ class PeakRSS:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def connect_from(address: str, source: str, timeout: float = 10.0):
+    """A TCP connection to ``address`` ("HOST:PORT") from the local address ``source``
+    (any 127.x.y.z works on Linux's loopback): another peer address to the server."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    return socket.create_connection((host, int(port)), timeout, source_address=(source, 0))
+
+
+def closed_by_server(sock, wait: float) -> bool:
+    """Whether the server closed or reset ``sock`` within ``wait`` seconds (data that
+    arrives meanwhile is read and dropped)."""
+    import select
+
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            return False
+        try:
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+def trickle(sock, data: bytes, interval: float, limit: float) -> float | None:
+    """Send ``data`` one byte per ``interval``; seconds until the server closed the
+    connection, or None if it still had not after ``limit`` seconds."""
+    started = time.monotonic()
+    for index in range(len(data)):
+        try:
+            sock.sendall(data[index:index + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - started
+        if closed_by_server(sock, interval):
+            return time.monotonic() - started
+        if time.monotonic() - started > limit:
+            return None
+    return None

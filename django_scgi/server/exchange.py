@@ -408,7 +408,7 @@ class Exchange:
                     sock.timeout = self._write_budget(time.monotonic() - started, sent)
                     sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
-            raise self._write_timeout() from None
+            raise self._write_timeout(time.monotonic() - started, sent) from None
         except OSError as error:
             if error.errno in PEER_GONE_ERRNOS:
                 raise PeerGone(str(error)) from None
@@ -429,13 +429,15 @@ class Exchange:
         allowance = (config.write_timeout - self.write_waited - waiting
                      + (self.bytes_sent + sending) / config.min_write_rate)
         if allowance <= 0:
-            raise self._write_timeout()
+            raise self._write_timeout(waiting, sending)
         return min(allowance, config.write_timeout)
 
-    def _write_timeout(self) -> WriteTimeout:
+    def _write_timeout(self, waiting: float = 0.0, sending: int = 0) -> WriteTimeout:
+        """The error for a send that waited too long, saying which limit it hit."""
         config = self.config
-        if config.min_write_rate and (config.write_timeout + self.bytes_sent
-                                      / config.min_write_rate) <= self.write_waited + 0.001:
+        if config.min_write_rate and (
+                config.write_timeout + (self.bytes_sent + sending) / config.min_write_rate
+                < self.write_waited + waiting + 0.01):
             return WriteTimeout(f"it took the response slower than {config.min_write_rate} "
                                 "bytes/s (min write rate)")
         return WriteTimeout(f"it accepted no response bytes for {config.write_timeout}s "
@@ -471,7 +473,7 @@ class Exchange:
             self.sock.settimeout(self._write_budget())
             self.sock.wait_writable()
         except (TimeoutError, socket.timeout):
-            raise self._write_timeout() from None
+            raise self._write_timeout(time.monotonic() - started) from None
         finally:
             self.write_waited += time.monotonic() - started
 
