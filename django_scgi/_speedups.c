@@ -281,10 +281,11 @@ init_tables(void)
 #define ENSURE_READY(text) 0
 #endif
 
-/* protocol._HOP_BY_HOP: response headers that describe one connection. */
+/* protocol._HOP_BY_HOP: response headers that describe one connection, and "status"
+ * (a second status line in a CGI head: the front-end would take it as the status). */
 static const char *const HOP_BY_HOP[] = {
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-    "upgrade", NULL,
+    "upgrade", "status", NULL,
 };
 
 /* Whether the name lower-cases (ASCII: nothing else in latin-1 lower-cases into

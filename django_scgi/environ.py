@@ -73,6 +73,7 @@ __all__ = [
     "mask_environ",
     "request_line",
     "response_head",
+    "sendfile_path_is_decoded",
 ]
 
 # Variables removed from every environ. HTTP_PROXY: a client "Proxy:" header, forwarded
@@ -91,6 +92,10 @@ _HTTPS_ON = frozenset({"on", "1", "yes", "true"})
 # Headers that describe one hop. A CGI response must not carry them: the front-end
 # frames the response towards the client itself, and a chunked Transfer-Encoding from
 # the backend reaches the client double-chunked through Apache and nginx.
+
+# Streaming responses nginx is told to pass on unbuffered (response_head): events that
+# must reach the client as they happen.
+_UNBUFFERED_TYPES = frozenset({"text/event-stream"})
 
 _MASK = "********"
 _SECRET_NAMES = frozenset({
@@ -463,17 +468,41 @@ def response_head(status: str, headers: Iterable[tuple[str, str]], *,
     """The CGI response head for a WSGI status and header list.
 
     Hop-by-hop headers are dropped (``protocol.encode_response_head``); repeated
-    headers (Set-Cookie) stay separate lines. For a streaming response
-    ``X-Accel-Buffering: no`` is added unless the application set it: nginx otherwise
-    holds a trickling stream until the backend closes (Apache and lighttpd pass the
-    header on harmlessly). Raises ValueError (from ``protocol.encode_response_head``)
-    on a bad status, name or value.
+    headers (Set-Cookie) stay separate lines. A ``Status`` header set by the
+    application is dropped too (there, with them): the status is the one the
+    application returned, and Apache and lighttpd would otherwise answer with the
+    header's (CGI lets a script choose its status that way). For a streaming ``text/event-stream`` response
+    ``X-Accel-Buffering: no`` is added unless the application set the header itself:
+    nginx would otherwise hold the events back. Every other response stays buffered by
+    nginx, which takes it as fast as runscgi sends it, so a slow client cannot pin a
+    backend slot (and its database connection) for the length of its download; a view
+    that wants its stream passed on chunk by chunk sets ``X-Accel-Buffering: no``.
+    Raises ValueError (from ``protocol.encode_response_head``) on a bad status, name or
+    value.
     """
-    if streaming:
-        headers = list(headers)  # a copy: the application's list is left as it was
-        if not any(name.lower() == "x-accel-buffering" for name, _ in headers):
-            headers.append(("X-Accel-Buffering", "no"))
+    if streaming and _wants_unbuffered(headers):
+        headers = [*headers, ("X-Accel-Buffering", "no")]  # the application's list stays
     return protocol.encode_response_head(status, headers)
+
+
+def _wants_unbuffered(headers: Iterable[tuple[str, str]]) -> bool:
+    content_type = ""
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "x-accel-buffering":
+            return False  # the application decided
+        if lower == "content-type":
+            content_type = value
+    return content_type.partition(";")[0].strip().lower() in _UNBUFFERED_TYPES
+
+
+def sendfile_path_is_decoded(environ: Mapping[str, object]) -> bool:
+    """Whether the front-end that sent ``environ`` percent-decodes an ``X-Sendfile`` path.
+
+    lighttpd does (it reads the header as a URL path: ``100%41.txt`` names
+    ``100A.txt``); Apache's ``ProxySCGISendfile`` takes the path as it is.
+    """
+    return _text(environ.get("SERVER_SOFTWARE")).lower().startswith("lighttpd")
 
 
 # --- logging ------------------------------------------------------------------------------

@@ -717,12 +717,15 @@ _BAD_VALUE_RE = re.compile(r"[\r\n\0]")
 
 _OPTIONAL_WHITESPACE = " \t"
 
-# Hop-by-hop response headers (RFC 9110 7.6.1; _speedups.c holds the same list). A
+# Response headers never passed on (_speedups.c holds the same list): the hop-by-hop
+# ones (RFC 9110 7.6.1), and "Status", which in a CGI head would be a second status
+# line: Apache and lighttpd answer with it, so an application-set "Status: 302" would
+# override the status it returned (RFC 3875 6.3.3 makes it the script's status). A
 # name lower-cases to one of them only if its length is one of theirs: checking the
 # length first spares lower() for almost every header.
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-    "upgrade",
+    "upgrade", "status",
 })
 _HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 
@@ -743,7 +746,8 @@ def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> byt
     ``status`` is a WSGI status ("200 OK"); a missing reason is filled in.
     Hop-by-hop headers (``Connection``, ``Transfer-Encoding``, ...) are dropped: they
     describe one connection, not the response (PEP 3333 forbids applications to
-    send them), and the front-end runs its own connection to the client.
+    send them), and the front-end runs its own connection to the client. So is a
+    ``Status`` header: the status is ``status``, never what a header claims.
     """
     status_line = _STATUS_LINES.get(status) or _status_line(status)
     if _c_encode_head is not None:

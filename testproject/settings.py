@@ -55,6 +55,8 @@ if os.environ.get("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE"):
 
 # Directory the file-offload views may hand to the front-end.
 PROTECTED_FILES_DIR = os.environ.get("PROTECTED_FILES_DIR", str(BASE_DIR / "testproject" / "files"))
+# Only files below these directories may be handed to the front-end (django_scgi.offload).
+SCGI_OFFLOAD_ROOTS = [PROTECTED_FILES_DIR]
 
 # runscgi settings (every one has a CLI option too; see README.rst).
 SCGI_BIND = os.environ.get("SCGI_BIND") or None

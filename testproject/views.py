@@ -47,7 +47,32 @@ def stream(request):
                 time.sleep(delay)
             yield f"chunk {index} at {time.time():.3f}\n".encode()
 
-    return StreamingHttpResponse(chunks(), content_type="text/plain")
+    response = StreamingHttpResponse(chunks(), content_type="text/plain")
+    # Each chunk is meant to reach the client as it is made: nginx is asked not to
+    # buffer (runscgi does that by itself only for text/event-stream).
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def events(request):
+    """``n`` server-sent events, ``delay`` seconds apart."""
+    count, delay = _number(request, "n", 3), _number(request, "delay", 0.5)
+
+    def chunks():
+        for index in range(count):
+            if index:
+                time.sleep(delay)
+            yield f"data: event {index} at {time.time():.3f}\n\n".encode()
+
+    return StreamingHttpResponse(chunks(), content_type="text/event-stream")
+
+
+def status_header(request):
+    """A 200 whose application sets a CGI ``Status:`` header (it must not win)."""
+    response = HttpResponse("the real status is 200\n", content_type="text/plain")
+    response["Status"] = request.GET.get("claim", "302 Found")
+    response["Location"] = "/elsewhere/"
+    return response
 
 
 def stream_error(request):
@@ -191,7 +216,18 @@ def offload(request):
 
     name, path = _protected_file(request)
     return offload_response(path, via=request.GET.get("via", "x-sendfile"),
-                            uri=f"/protected/{name}", content_type="text/plain")
+                            uri=f"/protected/{name}", content_type="text/plain",
+                            request=request)
+
+
+def careless_offload(request):
+    """Offloads whatever path the client names: django_scgi.offload must confine it."""
+    from django_scgi.offload import offload_response
+
+    path = request.GET["path"]
+    return offload_response(path, via=request.GET.get("via", "x-sendfile"),
+                            uri="/protected/" + os.path.basename(path),
+                            content_type="text/plain", request=request)
 
 
 # --- instrumentation for the leak and secrets tests (tests/test_leaks.py, test_secrets.py) ---

@@ -588,20 +588,38 @@ def test_response_head_drops_hop_by_hop_names_that_only_lower_case_to_one():
 
 
 def test_response_head_fills_reason_and_does_not_touch_the_input():
-    headers = [("Connection", "close")]
+    headers = [("Connection", "close"), ("Content-Type", "text/event-stream")]
     assert response_head("404", headers, streaming=True) == (
-        b"Status: 404 Not Found\r\nX-Accel-Buffering: no\r\n\r\n")
-    assert headers == [("Connection", "close")]
+        b"Status: 404 Not Found\r\nContent-Type: text/event-stream\r\n"
+        b"X-Accel-Buffering: no\r\n\r\n")
+    assert headers == [("Connection", "close"), ("Content-Type", "text/event-stream")]
 
 
+# Only server-sent events are unbuffered by default: downloads and exports stay
+# buffered by nginx, so a slow client cannot pin a backend slot (issue 20, item 3).
 STREAMING = [
     (False, [("Content-Type", "text/plain")],
      b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
     (True, [("Content-Type", "text/plain")],
-     b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Accel-Buffering: no\r\n\r\n"),
-    (True, [("X-Accel-Buffering", "yes")], b"Status: 200 OK\r\nX-Accel-Buffering: yes\r\n\r\n"),
+     b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
+    (True, [("Content-Type", "application/octet-stream")],
+     b"Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"),
+    (True, [("Content-Type", "Text/Event-Stream; charset=utf-8")],
+     b"Status: 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\n"
+     b"X-Accel-Buffering: no\r\n\r\n"),
+    (False, [("Content-Type", "text/event-stream")],
+     b"Status: 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"),
+    (True, [("X-Accel-Buffering", "yes"), ("Content-Type", "text/event-stream")],
+     b"Status: 200 OK\r\nX-Accel-Buffering: yes\r\nContent-Type: text/event-stream\r\n\r\n"),
     (True, [("x-accel-buffering", "no")], b"Status: 200 OK\r\nx-accel-buffering: no\r\n\r\n"),
 ]
+
+
+@pytest.mark.parametrize("name", ["Status", "status", "STATUS"])
+def test_response_head_drops_an_application_status_header(name):
+    # Apache and lighttpd would answer with it instead of the status returned.
+    head = response_head("200 OK", [(name, "302 Found"), ("Location", "/x")])
+    assert head == b"Status: 200 OK\r\nLocation: /x\r\n\r\n"
 
 
 @pytest.mark.parametrize(("streaming", "headers", "head"), STREAMING)

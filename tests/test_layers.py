@@ -119,7 +119,7 @@ ALLOWED_INTERNAL = {
     "database": set(),
     "dbpool": set(),
     "systemd": set(),
-    "offload": set(),
+    "offload": {"environ"},  # the front-ends' quirks about X-Sendfile names
     "client": {"protocol", "response_head"},
     "response_head": {"protocol"},
     "server": {"protocol", "environ", "gemini", "conf", "connection"},
