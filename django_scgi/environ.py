@@ -471,8 +471,9 @@ def response_head(status: str, headers: Iterable[tuple[str, str]], *,
     headers (Set-Cookie) stay separate lines. A ``Status`` header set by the
     application is dropped too (there, with them): the status is the one the
     application returned, and Apache and lighttpd would otherwise answer with the
-    header's (CGI lets a script choose its status that way). For a streaming ``text/event-stream`` response
-    ``X-Accel-Buffering: no`` is added unless the application set the header itself:
+    header's (CGI lets a script choose its status that way). For a streaming
+    ``text/event-stream`` response ``X-Accel-Buffering: no`` is added unless the
+    application set the header itself:
     nginx would otherwise hold the events back. Every other response stays buffered by
     nginx, which takes it as fast as runscgi sends it, so a slow client cannot pin a
     backend slot (and its database connection) for the length of its download; a view
