@@ -1,7 +1,8 @@
 """Issue 20, items 3 and 5, through the real front-ends with the shipped deploy/ files.
 
-- Item 3: nginx keeps buffering downloads and exports, so slow clients cannot pin the
-  backend's slots; server-sent events still stream.
+- Item 3: nginx (and lighttpd with ``stream-response-body = 1``) keep buffering
+  downloads and exports, so slow clients cannot pin the backend's slots; server-sent
+  events still stream.
 - Item 5: offload is confined to ``SCGI_OFFLOAD_ROOTS`` (no path outside, no symlink out
   of it), names reach each front-end in the encoding it reads, and an application-set
   ``Status:`` header cannot replace the status.
@@ -77,12 +78,13 @@ def slow_client(port: int, target: str) -> socket.socket:
 
 @pytest.mark.parametrize("target", ["/file/?name=big.bin", "/db-big/?mb=32"],
                          ids=["FileResponse", "streamed-export"])
-def test_slow_readers_behind_nginx_do_not_hold_backend_slots(deploy, target):
+@pytest.mark.parametrize("kind", ["nginx", "lighttpd"])
+def test_slow_readers_do_not_hold_backend_slots(deploy, kind, target):
     # Three slots, six clients that never read 32 MiB: nginx must take each response
     # whole from runscgi (into its buffers and temp file), so the backend is free again
     # at once and a good request is answered. Unbuffered, the six would hold every slot
     # until the 60 s write timeout.
-    frontend, _ = deploy("nginx", "--max-connections", "3")
+    frontend, _ = deploy(kind, "--max-connections", "3")
     slow = [slow_client(frontend.port, target) for _ in range(6)]
     try:
         time.sleep(2)  # every slow request has reached runscgi by now
@@ -96,13 +98,14 @@ def test_slow_readers_behind_nginx_do_not_hold_backend_slots(deploy, target):
             sock.close()
 
 
-def test_server_sent_events_still_stream_through_nginx(deploy):
-    frontend, _ = deploy("nginx")
+@pytest.mark.parametrize("kind", ["nginx", "lighttpd"])
+def test_server_sent_events_still_stream(deploy, kind):
+    frontend, _ = deploy(kind)
     first_at, body, reply = frontends.timed_chunks(frontend.port, "/events/?n=3&delay=1")
     assert reply.status == 200, reply.describe()
     stamps = [float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines() if line]
     assert len(stamps) == 3, body
-    assert first_at < stamps[-1] - 0.5, "nginx held the events back"
+    assert first_at < stamps[-1] - 0.5, f"{kind} held the events back"
 
 
 # --- item 5: offload confined ------------------------------------------------------------
