@@ -3,7 +3,8 @@ before the server starts. Ids are stable: never renumber, never reuse one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,8 @@ SETTING_CHECK_IDS: dict[str, str] = {
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"
 BLOCKING_DATABASE_DRIVER = "django_scgi.W003"
+LOCAL_PEER_CAN_BE_FRONT_END = "django_scgi.W004"
+OFFLOAD_ROOTS_INVALID = "django_scgi.E100"
 
 
 @checks.register()
@@ -139,3 +142,102 @@ def blocking_driver_warnings(connections: Any) -> list[checks.CheckMessage]:
                 hint=f"Use {alternative}.", id=BLOCKING_DATABASE_DRIVER,
             ))
     return warnings
+
+
+# --- a local peer posing as the front-end ---------------------------------------------
+
+# Settings under which Django believes what the front-end says about the client: who
+# it is, and whether it came over HTTPS. (runscgi always takes HTTPS and REMOTE_ADDR
+# from the front-end: SCGI has no other way to say them.)
+TRUSTING_SETTINGS = ("SECURE_PROXY_SSL_HEADER", "USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT")
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@checks.register(deploy=True)
+def check_local_front_end(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """W004: a TCP listener that local users may reach while Django trusts the front-end."""
+    try:
+        addresses = conf.addresses(
+            getattr(settings, "SCGI_BIND", None) or conf.OPTIONS_BY_NAME["bind"].default)
+        allowed = conf.networks(getattr(settings, "SCGI_ALLOW_FROM", None)
+                                or conf.OPTIONS_BY_NAME["allow_from"].default)
+    except conf.ConfigError:
+        return []  # reported by check_settings
+    hosts = [a.host for a in addresses if isinstance(a, conf.TCPAddress)]
+    message = local_front_end_risk(hosts, allowed, settings)
+    if message is None:
+        return []
+    return [checks.Warning(message, hint=LOCAL_FRONT_END_HINT, id=LOCAL_PEER_CAN_BE_FRONT_END)]
+
+
+LOCAL_FRONT_END_HINT = (
+    "Listen on a unix socket in a directory of the web server's group (SCGI_BIND = "
+    "'unix:/run/myapp/scgi.sock', SCGI_SOCKET_MODE 660): only the front-end can connect. "
+    "Or narrow SCGI_ALLOW_FROM to front-ends on other machines."
+)
+
+
+def local_front_end_risk(tcp_hosts: Iterable[str], allowed: Iterable[Any],
+                         settings_: Any) -> str | None:
+    """The warning sentence when any local user could pose as the front-end, else None.
+
+    ``tcp_hosts``: the hosts of the TCP listeners. A local user's connection comes from
+    a loopback address, or from the address it connects to: if the allow-list admits
+    either, the user can send its own SCGI variables (REMOTE_USER, HTTPS,
+    REMOTE_ADDR), which matters when Django trusts them.
+    """
+    trusting = trusting_settings(settings_)
+    allowed = list(allowed)
+    exposed = [host for host in tcp_hosts if _local_users_admitted(host, allowed)]
+    if not (trusting and exposed):
+        return None
+    return (f"SCGI listens on TCP ({', '.join(exposed)}) and admits local peers, while "
+            f"{', '.join(trusting)} trusts what the front-end says: any local user can "
+            "connect, pose as the front-end and claim any user, HTTPS or client address.")
+
+
+def trusting_settings(settings_: Any) -> list[str]:
+    """The settings (and middleware) that make Django trust the front-end's word."""
+    found = [path for path in getattr(settings_, "MIDDLEWARE", None) or ()
+             if _is_remote_user_middleware(path)]
+    return found + [name for name in TRUSTING_SETTINGS if getattr(settings_, name, None)]
+
+
+def _is_remote_user_middleware(path: str) -> bool:
+    from django.contrib.auth.middleware import RemoteUserMiddleware
+    from django.utils.module_loading import import_string
+
+    try:
+        middleware = import_string(path)
+    except ImportError:
+        return "RemoteUser" in path
+    return isinstance(middleware, type) and issubclass(middleware, RemoteUserMiddleware)
+
+
+def _local_users_admitted(host: str, allowed: list[Any]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None  # a host name: only the loopback rule can tell
+    for network in allowed:
+        if any(network.version == loop.version and network.overlaps(loop) for loop in _LOOPBACK):
+            return True
+        if address is not None and address.version == network.version and address in network:
+            return True
+    return False
+
+
+# --- offload ------------------------------------------------------------------------------
+
+
+@checks.register()
+def check_offload_roots(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E100: SCGI_OFFLOAD_ROOTS, when set, must be a list of absolute directories."""
+    from .offload import ROOTS_SETTING, roots_problem
+
+    roots = getattr(settings, ROOTS_SETTING, None)
+    problem = None if roots is None else roots_problem(roots)
+    if problem is None:
+        return []
+    return [checks.Error(problem, hint="e.g. SCGI_OFFLOAD_ROOTS = ['/srv/myapp/protected']",
+                         id=OFFLOAD_ROOTS_INVALID)]

@@ -51,7 +51,10 @@ FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME") or None
 if os.environ.get("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE"):
     _limit = os.environ["DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE"]
     DATA_UPLOAD_MAX_MEMORY_SIZE = None if _limit == "none" else int(_limit)
-# Front-ends that terminate TLS send HTTPS=on; nothing to set for that.
+# Front-ends that terminate TLS send HTTPS=on; nothing to set for that. Set here only to
+# test check W003 (a TCP listener that local users reach while Django trusts the proxy).
+if os.environ.get("DJANGO_TRUST_PROXY_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Directory the file-offload views may hand to the front-end.
 PROTECTED_FILES_DIR = os.environ.get("PROTECTED_FILES_DIR", str(BASE_DIR / "testproject" / "files"))

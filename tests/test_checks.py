@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.test import override_settings
@@ -187,3 +188,93 @@ def test_cooperative_database_drivers_are_quiet():
     assert checks.check_database_drivers in __import__(
         "django.core.checks.registry", fromlist=["registry"]).registry.get_checks()
     assert checks.blocking_driver_warnings(connections) == []
+
+
+# --- W004: a local peer posing as the front-end (issue 20, item 4) ------------------------
+
+REMOTE_USER_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.RemoteUserMiddleware",
+]
+
+
+def front_end_warnings() -> list:
+    return checks.check_local_front_end()
+
+
+def test_local_front_end_check_is_registered_for_deploy_only():
+    from django.core.checks.registry import registry
+
+    assert checks.check_local_front_end in registry.get_checks(include_deployment_checks=True)
+    assert checks.check_local_front_end not in registry.get_checks()
+
+
+@pytest.mark.parametrize("trust", [
+    {"MIDDLEWARE": REMOTE_USER_MIDDLEWARE},
+    {"MIDDLEWARE": ["django.contrib.auth.middleware.PersistentRemoteUserMiddleware"]},
+    {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")},
+    {"USE_X_FORWARDED_HOST": True},
+], ids=["RemoteUserMiddleware", "PersistentRemoteUserMiddleware", "SECURE_PROXY_SSL_HEADER",
+        "USE_X_FORWARDED_HOST"])
+@pytest.mark.parametrize("listen", [
+    {},  # the default: 127.0.0.1:4000, loopback peers allowed
+    {"SCGI_BIND": "0.0.0.0:4000", "SCGI_ALLOW_FROM": "127.0.0.1 10.0.0.5"},
+    {"SCGI_BIND": "10.0.0.1:4000", "SCGI_ALLOW_FROM": "10.0.0.0/24"},  # its own address
+    {"SCGI_BIND": "0.0.0.0:4000", "SCGI_ALLOW_FROM": "*"},
+], ids=["default", "loopback-listed", "own-address-listed", "anyone"])
+def test_tcp_listener_local_peers_and_trust_warn_w004(trust, listen):
+    with override_settings(**trust, **listen):
+        warnings = front_end_warnings()
+    assert [w.id for w in warnings] == [checks.LOCAL_PEER_CAN_BE_FRONT_END]
+    assert "unix socket" in warnings[0].hint
+
+
+@pytest.mark.parametrize("listen", [
+    {"SCGI_BIND": "unix:/run/app/scgi.sock"},
+    {"SCGI_BIND": "10.0.0.1:4000", "SCGI_ALLOW_FROM": "10.0.0.5"},  # a remote front-end only
+], ids=["unix-socket", "remote-front-end-only"])
+def test_no_w004_when_local_peers_cannot_connect(listen):
+    with override_settings(MIDDLEWARE=REMOTE_USER_MIDDLEWARE, **listen):
+        assert front_end_warnings() == []
+
+
+def test_no_w004_when_nothing_trusts_the_front_end():
+    with override_settings(SCGI_BIND="127.0.0.1:4000"):
+        assert front_end_warnings() == []
+
+
+def test_runscgi_warns_w004_at_start_up_for_the_listeners_it_opened(start_server, short_tmp):
+    trusting = {"DJANGO_TRUST_PROXY_HEADER": "1"}
+    tcp = start_server("127.0.0.1:0", env=trusting)
+    assert tcp.wait_for_output(checks.LOCAL_PEER_CAN_BE_FRONT_END), tcp.output
+    assert "SECURE_PROXY_SSL_HEADER" in tcp.output
+    unix = start_server(f"unix:{short_tmp}/s.sock", env=trusting)
+    plain = start_server("127.0.0.1:0")
+    time.sleep(0.5)
+    assert checks.LOCAL_PEER_CAN_BE_FRONT_END not in unix.output + plain.output
+
+
+# --- E100: SCGI_OFFLOAD_ROOTS -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("roots", ["/srv/files", ["relative/dir"], ["/"], [3]],
+                         ids=["a-string", "relative", "root", "not-a-path"])
+def test_bad_offload_roots_give_e100(roots):
+    with override_settings(SCGI_OFFLOAD_ROOTS=roots):
+        errors = checks.check_offload_roots()
+    assert [error.id for error in errors] == [checks.OFFLOAD_ROOTS_INVALID]
+
+
+def test_good_or_unset_offload_roots_are_quiet():
+    with override_settings(SCGI_OFFLOAD_ROOTS=["/srv/files", "/var/lib/app/media"]):
+        assert checks.check_offload_roots() == []
+    with override_settings(SCGI_OFFLOAD_ROOTS=None):
+        assert checks.check_offload_roots() == []
+
+
+def test_every_check_id_in_the_module_is_unique():
+    ids = [value for name, value in vars(checks).items()
+           if name.isupper() and isinstance(value, str) and value.startswith("django_scgi.")]
+    ids += list(checks.SETTING_CHECK_IDS.values())
+    assert len(ids) == len(set(ids)), ids

@@ -124,10 +124,10 @@ ALLOWED_INTERNAL = {
     "response_head": {"protocol"},
     "server": {"protocol", "environ", "gemini", "conf", "connection"},
     "workers": {"conf", "server"},
-    "checks": {"conf", "database"},
+    "checks": {"conf", "database", "offload"},
     "apps": {"checks"},
     "management": {"conf", "server", "workers", "launch", "systemd", "client", "offload",
-                   "dbpool"},
+                   "dbpool", "checks"},
 }
 PACKAGE = Path(REPO) / "django_scgi"
 

@@ -21,7 +21,7 @@ import django
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import get_internal_wsgi_application
 
-from django_scgi import __version__, conf, launch, systemd
+from django_scgi import __version__, checks, conf, launch, systemd
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -116,6 +116,7 @@ class Command(BaseCommand):
             return
         self.check(display_num_errors=False)
         listeners = self.open_listeners(config)
+        self.warn_if_local_peers_can_pose_as_front_end(config, listeners)
         if config.workers > 1:
             self.run_supervisor(config, listeners)
         else:
@@ -283,6 +284,22 @@ class Command(BaseCommand):
                         ", ".join(f"fd:{fd} ({name})" for fd, name in activated))
             return [f"fd:{fd}" for fd, _ in activated]
         return None
+
+    @staticmethod
+    def warn_if_local_peers_can_pose_as_front_end(config: conf.ServerConfig,
+                                                  listeners: list[Listener]) -> None:
+        """The start-up form of check W004, over the listeners really opened (addresses
+        from the command line and systemd included)."""
+        import socket
+
+        from django.conf import settings
+
+        hosts = [listener.socket.getsockname()[0] for listener in listeners
+                 if listener.socket.family in (socket.AF_INET, socket.AF_INET6)]
+        message = checks.local_front_end_risk(hosts, config.allow_from, settings)
+        if message:
+            logger.warning("%s %s (%s)", message, checks.LOCAL_FRONT_END_HINT,
+                           checks.LOCAL_PEER_CAN_BE_FRONT_END)
 
     def open_listeners(self, config: conf.ServerConfig) -> list[Listener]:
         from django_scgi.server import ListenerError, open_listener
