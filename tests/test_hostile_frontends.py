@@ -12,7 +12,9 @@ Each test starts its own ``runscgi`` (port 0) and front-end, stopped by PID.
 
 from __future__ import annotations
 
+import http.client
 import shutil
+import signal
 import socket
 import time
 from urllib.parse import quote
@@ -152,3 +154,27 @@ def test_application_status_header_does_not_override_the_status(deploy, kind):
         reply = frontends.request(frontend.port, "GET", f"/status-header/?claim={quote(claim)}")
         assert reply.status == 200, (claim, reply.describe())
         assert reply.body == b"the real status is 200\n"
+
+
+# --- item 6: a stream cut at the graceful timeout ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_stream_cut_at_the_graceful_timeout_is_an_error_for_the_client(deploy, kind):
+    # The stream would take 10 s; SIGTERM gives it 1 s. The client must see that its
+    # response was cut (no terminating chunk), not a complete, shorter 200.
+    frontend, server = deploy(kind, "--graceful-timeout", "1")
+    conn = http.client.HTTPConnection(frontends.HOST, frontend.port, timeout=30)
+    try:
+        conn.request("GET", "/stream/?n=40&delay=0.25")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read1(65536).startswith(b"chunk 0")
+        server.signal(signal.SIGTERM)
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            while response.read1(65536):
+                pass
+            response.read()  # the end of the chunks
+    finally:
+        conn.close()
+    server.wait(30)

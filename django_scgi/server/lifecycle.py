@@ -108,6 +108,13 @@ class SCGIServer:
                     exchange.drain()
         except Exception:
             logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+        except BaseException:
+            # Killed mid-request (the graceful timeout ran out, a second signal): a
+            # normal close would end a cut response like a complete one, and nginx
+            # would give the client a clean end of its chunks. A reset is a failed
+            # upstream to every front-end, so the client sees the truncation.
+            exchange.abort = exchange.abort or exchange.head_sent
+            raise
         finally:
             closing.finish(exchange, sock, self.workers)
         if self.config.access_log:
