@@ -234,6 +234,15 @@ def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
         ) from None
 
 
+def words(value: Any) -> tuple[str, ...]:
+    """Words (letters, digits, ``_``), as a list or one string separated by spaces/commas."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item.replace("_", "").isalnum():
+            raise ConfigError(f"{item!r} is not a word (letters, digits and _ only).")
+    return tuple(item.upper() for item in items)
+
+
 # --- the table -----------------------------------------------------------------------
 
 
@@ -395,6 +404,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NETWORKS",
     ),
     Option(
+        "mask_words", words, (),
+        "More words that make a request header or query parameter secret in logs, "
+        "besides AUTH COOKIE CREDENTIAL CSRF KEY OTP PASS SECRET SESSION SIG TOKEN: a name "
+        "containing one (any case) has its value logged as ********.",
+        metavar="WORDS",
+    ),
+    Option(
         "workers", positive_int, 1,
         "Serving processes. Above 1, a supervisor opens the listeners once and starts "
         "this many gevent worker processes that share them (one core each), restarts "
@@ -465,6 +481,7 @@ class ServerConfig:
     close_batch: int
     access_log: bool
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    mask_words: tuple[str, ...]
     workers: int
     max_requests: int
     max_requests_jitter: int

@@ -31,6 +31,7 @@ BAD_AND_GOOD = {
     "min_body_rate": (-1, 0),
     "min_write_rate": (1.5, 1000),
     "max_connections_per_peer": (-3, 50),
+    "mask_words": ("x-otp", "OTP, pin"),
     "access_log": ("maybe", False),
     "allow_from": ("10.0.0.300/8", "10.0.0.0/8 192.168.1.7"),
     "workers": (0, 4),

@@ -649,6 +649,8 @@ SECRET = [
     "HTTP_X_CSRFTOKEN", "HTTP_X_AUTH_TOKEN", "HTTP_X_CLIENT_SECRET", "HTTP_X_PASSWORD",
     "HTTP_X_SESSION_ID", "HTTP_X_SIGNING_KEY", "http_x_token", "Http_X_Secret",
     "REDIRECT_HTTP_COOKIE", "REDIRECT_REDIRECT_HTTP_AUTHORIZATION",  # Apache redirects
+    "HTTP_X_AUTH", "HTTP_X_OTP", "HTTP_X_SIGNATURE", "HTTP_X_HUB_SIGNATURE_256",
+    "HTTP_X_CREDENTIALS", "HTTP_X_PASSCODE",
 ]
 NOT_SECRET = ["HTTP_HOST", "HTTP_USER_AGENT", "QUERY_STRING", "PATH_INFO", "SSL_SESSION_ID",
               "SECRET_KEY_NAME", "REDIRECT_URL"]
@@ -739,3 +741,39 @@ def test_script_name_that_django_cannot_decode_is_percent_encoded(script_name, s
     environ = environ_for(cgi)
     assert environ["SCRIPT_NAME"] == seen
     environ["SCRIPT_NAME"].encode("latin-1").decode("utf-8")  # what Django does
+
+
+QUERIES = [
+    ("a=1&b=2", "a=1&b=2"),
+    ("access_token=abc&page=2", "access_token=********&page=2"),
+    ("page=2&Signature=x%2By&X-Amz-Credential=k",
+     "page=2&Signature=********&X-Amz-Credential=********"),
+    ("sig=1;otp=2;q=3", "sig=********;otp=********;q=3"),
+    ("token", "token"),  # no value: nothing to hide
+    ("password=&q=1", "password=********&q=1"),
+]
+
+
+@pytest.mark.parametrize(("query", "masked"), QUERIES)
+def test_query_parameters_named_like_secrets_are_masked(query, masked):
+    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": f"/p?{query}", "QUERY_STRING": query,
+               "SERVER_PROTOCOL": "HTTP/1.1"}
+    assert mask_environ(environ)["QUERY_STRING"] == masked
+    assert mask_environ(environ)["REQUEST_URI"] == f"/p?{masked}"
+    assert request_line(environ) == f'"GET /p?{masked} HTTP/1.1"'
+    del environ["REQUEST_URI"]
+    environ.update(SCRIPT_NAME="", PATH_INFO="/p")
+    assert request_line(environ) == f'"GET /p?{masked} HTTP/1.1"'
+
+
+def test_secret_words_are_extensible():
+    from django_scgi.environ import set_secret_words
+
+    assert mask_environ({"HTTP_X_PIN": "1234"}) == {"HTTP_X_PIN": "1234"}
+    try:
+        set_secret_words(["pin"])
+        assert mask_environ({"HTTP_X_PIN": "1234", "QUERY_STRING": "pin=1"}) == {
+            "HTTP_X_PIN": "********", "QUERY_STRING": "pin=********"}
+        assert mask_environ({"HTTP_X_OTP": "1"}) == {"HTTP_X_OTP": "********"}  # still
+    finally:
+        set_secret_words([])

@@ -21,7 +21,7 @@ from gevent.event import Event
 
 from ..conf import ServerConfig
 from ..connection import Connection, peer_address, peer_host
-from ..environ import make_base_environ
+from ..environ import make_base_environ, set_secret_words
 from . import closing
 from .accesslog import log_access
 from .allowlist import PeerFilter, PeerShares
@@ -58,6 +58,7 @@ class SCGIServer:
         self.config = config
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
+        set_secret_words(config.mask_words)  # for every log line about a request
         # Only a server that has a limit pays for counting.
         handle = self._counting(self.handle) if max_requests else self.handle
         self.workers = Workers(config.max_connections, handle, config.close_batch)
