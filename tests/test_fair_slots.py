@@ -209,3 +209,29 @@ def test_failed_uploads_log_one_line_each_and_no_traceback(start_server):
     # The filter is narrow: a view that fails on its own still logs its traceback.
     client.request(server.address, "/error/", timeout=10)
     assert server.wait_for_output("Traceback")
+
+
+def test_idle_peers_are_shed_when_every_slot_is_taken(start_server):
+    # No per-peer cap here (one address, as a local front-end and a local attacker
+    # share 127.0.0.1): when every slot holds a connection that sent no request head,
+    # those waiting over a second are closed to make room, so a good request waits
+    # about that long instead of the 30 s header timeout.
+    server = start_server("127.0.0.1:0", "--max-connections", "4", "--header-timeout", "30")
+    mark = len(server.lines)
+    idle = [client.connect(server.address, 10) for _ in range(4)]
+    half = client.connect(server.address, 10)
+    half.sendall(request("/")[:5])  # a head that never completes
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        response = client.request(server.address, "/", timeout=15)
+        waited = time.monotonic() - started
+        assert response.status == 200
+        assert waited < 5, waited
+        assert sum(closed_by_server(sock, 0.5) for sock in idle) >= 3
+    finally:
+        for sock in [*idle, half]:
+            sock.close()
+    assert lines_with(server, "had not sent their request head", mark)
+    assert_healthy(server.address)
+    assert "Traceback" not in server.output

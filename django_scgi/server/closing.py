@@ -41,7 +41,11 @@ def finish(exchange: Exchange, sock: Connection, workers: Workers) -> None:
     - at once when nothing of the request is left unread, or held for a batch;
     - else lingering, so unread request bytes cannot turn the FIN into a reset.
     """
-    if exchange.abort:
+    if sock.fd < 0:
+        # Closed under the exchange already: shed while waiting for its head, or by
+        # shutdown as idle. Nothing left to send or to linger for.
+        exchange.close_result()
+    elif exchange.abort:
         close_abortive(sock)
         exchange.close_result()
     elif exchange.can_close_at_once():

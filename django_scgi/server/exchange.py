@@ -91,6 +91,7 @@ class Exchange:
         "gemini",
         "head_sent",
         "headers",
+        "heads_waiting",
         "idle_sockets",
         "is_head",
         "nodelay",
@@ -104,11 +105,15 @@ class Exchange:
     )
 
     def __init__(self, sock: Any, raw_peer: Any, config: ServerConfig,
-                 base_environ: dict[str, Any], idle_sockets: set[Any]) -> None:
+                 base_environ: dict[str, Any], idle_sockets: set[Any],
+                 heads_waiting: dict[Any, float] | None = None) -> None:
         self.config = config
         self.base_environ = base_environ
         # Sockets still waiting for their first byte, which shutdown may close.
         self.idle_sockets = idle_sockets
+        # Sockets waiting for the rest of their head, and since when: when every slot
+        # is taken, the server closes those that have waited too long (shedding).
+        self.heads_waiting = {} if heads_waiting is None else heads_waiting
         self.sock = sock
         # As accept() gives it; decoded only when something needs it (peer).
         self.raw_peer = raw_peer
@@ -215,6 +220,7 @@ class Exchange:
         idle = self.idle_sockets
         if not received:
             idle.add(sock)  # until its first bytes arrive, shutdown may close it
+        self.heads_waiting[sock] = self.started
         try:
             while True:
                 remaining_time = deadline - time.monotonic()
@@ -234,6 +240,7 @@ class Exchange:
                     return event
         finally:
             idle.discard(sock)
+            self.heads_waiting.pop(sock, None)
 
     def can_close_at_once(self) -> bool:
         """True when nothing of the request is left unread, so close() cannot reset.

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__package__)
 
+# Seconds a connection may wait for its request head while holding a slot that a
+# waiting connection needs: a front-end writes a whole request head at once, right
+# after it connects, so one that takes this long is idle or trickling on purpose. Only
+# when every slot is taken (Acceptor.on_full); otherwise header_timeout applies.
+SHED_AFTER = 1.0
+
 # Seconds a connection that has not sent a byte yet may still take once shutdown has
 # begun: long enough for a front-end that just connected, short enough that an idle
 # peer (a TCP health check) does not hold up the exit for header_timeout.
@@ -64,7 +70,8 @@ class SCGIServer:
         self.workers = Workers(config.max_connections, handle, config.close_batch)
         for listener in listeners:
             listener.socket.setblocking(False)
-        self.acceptors = [Acceptor(listener, self.workers) for listener in listeners]
+        self.acceptors = [Acceptor(listener, self.workers, self._shed_idle)
+                          for listener in listeners]
         self._stopping = False
         self._stopped = Event()
         self.allowed = PeerFilter(config.allow_from)
@@ -72,6 +79,8 @@ class SCGIServer:
                        if config.max_connections_per_peer else None)
         # Sockets accepted but still waiting for their first byte.
         self.idle_sockets: set[Any] = set()
+        # Sockets still waiting for their whole head, and since when (_shed_idle).
+        self.heads_waiting: dict[Any, float] = {}
 
     def handle(self, fd: int, raw_peer: Any, family: int) -> None:
         """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
@@ -99,7 +108,8 @@ class SCGIServer:
             self.shares.release(host)
 
     def _serve(self, sock: Connection, raw_peer: Any) -> None:
-        exchange = Exchange(sock, raw_peer, self.config, self.base_environ, self.idle_sockets)
+        exchange = Exchange(sock, raw_peer, self.config, self.base_environ, self.idle_sockets,
+                            self.heads_waiting)
         try:
             if exchange.read_request():
                 exchange.run_application(self.app)
@@ -249,6 +259,19 @@ class SCGIServer:
                     _close_unserved(fd)
                 return
             self.workers.dispatch(connection)
+
+    def _shed_idle(self) -> None:
+        """Every slot is taken and a connection waits: close the connections that have
+        waited over SHED_AFTER for their request head, so idle or trickling peers
+        cannot keep a good request waiting for header_timeout."""
+        cutoff = time.monotonic() - SHED_AFTER
+        stale = [sock for sock, since in self.heads_waiting.items() if since < cutoff]
+        for sock in stale:
+            sock.close()  # its greenlet wakes with EBADF and ends quietly
+        if stale:
+            peer_warnings.warn("All %d slots were taken: closed %d connection(s) that had "
+                               "not sent their request head within %ss.",
+                               self.workers.size, len(stale), SHED_AFTER)
 
     def _close_idle(self) -> None:
         for sock in list(self.idle_sockets):

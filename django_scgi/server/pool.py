@@ -44,6 +44,11 @@ CLOSE_HOLD = 0.001
 # the attempt: one connection at a time, each attempt would be a wasted accept4().
 FOLLOW_UP_COOLDOWN = 7
 
+# While every slot is taken and connections wait, how often the acceptor asks the
+# server to shed connections that hold a slot without sending their request
+# (Acceptor.on_full).
+SHED_INTERVAL = 0.5
+
 # A connection as the acceptor hands it over: (fd, raw peer address, address family,
 # the Acceptor to follow up on, or None: no follow-up after this one). Two tuple types,
 # so that checking the last item for None tells a type checker which one it has.
@@ -233,9 +238,13 @@ class Acceptor:
     Under load the workers take the backlog themselves instead (``follow_up``).
     """
 
-    def __init__(self, listener: Listener, workers: Workers) -> None:
+    def __init__(self, listener: Listener, workers: Workers,
+                 on_full: Callable[[], None] | None = None) -> None:
         self.listener = listener
         self.workers = workers
+        # Called when a connection waits and every slot is taken, then every
+        # SHED_INTERVAL while that lasts: the server may free slots held by idle peers.
+        self.on_full = on_full
         self.family = listener.socket.family
         self._fd = listener.socket.fileno()
         self._accept = accept_function()
@@ -309,9 +318,13 @@ class Acceptor:
         return self._queue_length() if self._queue_length is not None else 0
 
     def _resume_when_room(self) -> None:
+        on_full = self.on_full
         try:
-            while not self.workers.wait_available(3600):
-                pass
+            if on_full is not None:
+                on_full()
+            while not self.workers.wait_available(3600 if on_full is None else SHED_INTERVAL):
+                if on_full is not None:
+                    on_full()
         finally:
             self._waiting_for_room = False
         if self._watcher is not None:
