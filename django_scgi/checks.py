@@ -155,7 +155,7 @@ _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"
 
 
 @checks.register(deploy=True)
-def check_local_front_end(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_local_front_end(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W004: a TCP listener that local users may reach while Django trusts the front-end."""
     try:
         addresses = conf.addresses(
@@ -232,7 +232,7 @@ def _local_users_admitted(host: str, allowed: list[Any]) -> bool:
 
 
 @checks.register()
-def check_offload_roots(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_offload_roots(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E100: SCGI_OFFLOAD_ROOTS, when set, must be a list of absolute directories."""
     from .offload import ROOTS_SETTING, roots_problem
 

@@ -58,7 +58,7 @@ def offload_response(
     response = HttpResponse(content_type=content_type)
     if header == "X-Sendfile":
         response[header] = _sendfile_value(real, request)
-    else:
+    elif uri is not None:  # checked above: X-Accel-Redirect comes with its URI
         # nginx percent-decodes the URI (and would take "?" as the start of a query).
         response[header] = quote(uri, safe="/")
     if filename:
@@ -68,7 +68,7 @@ def offload_response(
 
 def offload_roots() -> tuple[str, ...]:
     """``SCGI_OFFLOAD_ROOTS`` resolved (symlinks included); ImproperlyConfigured if unset."""
-    roots = getattr(settings, ROOTS_SETTING, None)
+    roots: Any = getattr(settings, ROOTS_SETTING, None)
     problem = roots_problem(roots)
     if problem:
         raise ImproperlyConfigured(problem)

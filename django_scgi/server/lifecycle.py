@@ -89,23 +89,25 @@ class SCGIServer:
         if host is not None and not self.allowed.admits(host, raw_peer):
             sock.close()
             return
-        if host is not None and self.shares is not None:
-            self._handle_counted(sock, host, raw_peer)
+        shares = self.shares
+        if host is not None and shares is not None:
+            self._handle_counted(sock, host, raw_peer, shares)
         else:
             self._serve(sock, raw_peer)
 
-    def _handle_counted(self, sock: Connection, host: Any, raw_peer: Any) -> None:
+    def _handle_counted(self, sock: Connection, host: Any, raw_peer: Any,
+                        shares: PeerShares) -> None:
         """``_serve`` within the peer's share of the slots (``max_connections_per_peer``)."""
-        if not self.shares.take(host):
+        if not shares.take(host):
             closing.close_abortive(sock)  # a reset: nothing it sent is worth a lingering close
             peer_warnings.warn("Closed a connection from %s: it already holds %d (max "
                                "connections per peer).", peer_address(raw_peer)[0],
-                               self.shares.limit)
+                               shares.limit)
             return
         try:
             self._serve(sock, raw_peer)
         finally:
-            self.shares.release(host)
+            shares.release(host)
 
     def _serve(self, sock: Connection, raw_peer: Any) -> None:
         exchange = Exchange(sock, raw_peer, self.config, self.base_environ, self.idle_sockets,
