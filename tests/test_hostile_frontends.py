@@ -22,6 +22,7 @@ from urllib.parse import quote
 import frontends
 import pytest
 from frontends import Backend
+from peers import PeakRSS, rss
 
 pytestmark = [pytest.mark.frontend, pytest.mark.timeout(120)]
 
@@ -50,9 +51,10 @@ def deploy(start_server, files):
     """``deploy(kind, *runscgi_args)`` → a started front-end before a fresh runscgi."""
     started = []
 
-    def start(kind: str, *args: str):
+    def start(kind: str, *args: str, env: dict[str, str] | None = None):
         frontends.require(kind)
-        server = start_server("127.0.0.1:0", *args, env={"PROTECTED_FILES_DIR": str(files)})
+        server = start_server("127.0.0.1:0", *args,
+                              env={"PROTECTED_FILES_DIR": str(files), **(env or {})})
         run_dir = frontends.make_run_dir(f"fe-hostile-{kind}-")
         frontend = frontends.FRONT_ENDS[kind](run_dir, mount="", backend=Backend(server.address),
                                               offload_dir=files)
@@ -64,6 +66,26 @@ def deploy(start_server, files):
     for frontend, run_dir in started:
         frontend.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# --- item 1: memory follows the bytes received ----------------------------------------------
+
+
+def test_claimed_gigabyte_through_apache_costs_the_backend_almost_nothing(deploy):
+    # Apache streams the body to runscgi as it arrives: an HTTP client's claim of 1 GiB
+    # reaches the view, whose request.body used to reserve all of it at once.
+    frontend, server = deploy("apache", env={"DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE": "none"})
+    frontends.request(frontend.port, "POST", "/echo/", body=b"w" * (2 * MiB))  # warm-up
+    before = rss(server.pid)
+    with PeakRSS(server.pid, interval=0.01) as peak, socket.create_connection(
+            (frontends.HOST, frontend.port), timeout=30) as sock:
+        sock.sendall(b"POST /echo/ HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/octet-stream\r\n"
+                     b"Content-Length: 1073741824\r\n\r\nabc")
+        time.sleep(2)  # the body has reached the view, which is reading
+    growth = peak.peak - before
+    assert peak.samples > 10
+    assert growth < 10 * MiB, f"backend RSS grew by {growth / MiB:.1f} MiB"
 
 
 # --- item 3: buffering that protects the backend -------------------------------------------

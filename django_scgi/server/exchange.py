@@ -400,8 +400,11 @@ class Exchange:
         # send() in a loop, not sendall(): gevent's sendall() applies the timeout to the
         # whole call, which cuts off a peer that takes a large chunk slowly but steadily.
         # Each send() waits at most write_timeout for the peer to accept more bytes.
+        # Only time spent waiting for the peer counts towards min_write_rate. The first
+        # send of a response finds the socket buffer empty, so it cannot wait: the
+        # usual one-send response reads no clock.
         sock, sent = self.sock, 0
-        started = time.monotonic()
+        started = time.monotonic() if self.bytes_sent else 0.0
         try:
             sock.timeout = self._write_budget()  # sock.settimeout(), inlined
             if last:
@@ -410,6 +413,7 @@ class Exchange:
             else:
                 sent = sock.send(data)
             if sent < len(data):  # the socket buffer filled: go on from where it stopped
+                started = started or time.monotonic()
                 view = memoryview(data)
                 while sent < len(view):
                     sock.timeout = self._write_budget(time.monotonic() - started, sent)
@@ -422,7 +426,8 @@ class Exchange:
             raise
         finally:
             self.bytes_sent += sent
-            self.write_waited += time.monotonic() - started
+            if started:
+                self.write_waited += time.monotonic() - started
 
     def _write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
         """Seconds the next send may wait for the peer: ``write_timeout``, less when the
