@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from peers import (
+from helpers import (
     MiB,
     assert_healthy,
     claiming_head,

@@ -12,7 +12,7 @@ import socket
 import time
 
 import pytest
-from peers import MiB, PeakRSS, assert_healthy, claiming_head, read_until_close, rss
+from helpers import MiB, PeakRSS, assert_healthy, claiming_head, read_until_close, rss
 
 from django_scgi import client
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import frontends
 import pytest
 from frontends import Backend
-from peers import PeakRSS, rss
+from helpers import PeakRSS, rss
 
 pytestmark = [pytest.mark.frontend, pytest.mark.timeout(120)]
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 
 import pytest
-from peers import PeakRSS, rss
+from helpers import PeakRSS, rss
 
 from django_scgi import client
 from django_scgi.protocol import encode_request

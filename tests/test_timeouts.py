@@ -12,8 +12,7 @@ import threading
 import time
 
 import pytest
-from helpers import assert_healthy
-from peers import lines_with, local_port, read_until_close, request
+from helpers import assert_healthy, lines_with, local_port, read_until_close, request
 
 from django_scgi import client
 
