@@ -205,6 +205,7 @@ def test_failed_uploads_log_one_line_each_and_no_traceback(start_server):
     time.sleep(0.3)
     lines = [line for line in server.lines[mark:] if "request body ended" in line]
     assert len(lines) == 5, server.lines[mark:]
+    assert all("after 1000 of 100000 bytes" in line for line in lines), lines
     assert "Traceback" not in server.output
     # The filter is narrow: a view that fails on its own still logs its traceback.
     client.request(server.address, "/error/", timeout=10)

@@ -223,11 +223,13 @@ class BodyInput:
     # run once per chunk; an assert would be stripped by ``python -O`` anyway).
 
     def _next_event(self) -> protocol.Event | protocol._NeedData:
+        parser = cast("protocol.RequestParser", self.parser)
+        remaining = parser.remaining  # the parser forgets it on an error
         try:
-            return cast("protocol.RequestParser", self.parser).next_event()
+            return parser.next_event()
         except protocol.IncompleteRequest:
             self._eof = True
-            self.failure = (f"the request body ended after {self.length - self.remaining}"
+            self.failure = (f"the request body ended after {self.length - remaining}"
                             f" of {self.length} bytes")
             raise IncompleteBody(errno.EPIPE, self.failure) from None
 
@@ -245,6 +247,11 @@ class BodyInput:
             return receive(argument)
         except (TimeoutError, socket.timeout):
             self._give_up(limit)
+        except ConnectionError as error:  # reset: a failed upload like any other
+            self._eof = True
+            self.failure = (f"the connection was reset after {self.length - self.remaining} "
+                            f"of {self.length} request body bytes")
+            raise IncompleteBody(error.errno, self.failure) from None
         finally:
             self._waited += time.monotonic() - started
 
