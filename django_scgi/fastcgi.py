@@ -1,0 +1,449 @@
+"""Sans-I/O FastCGI 1.0: the records of one connection turned into events, and back.
+
+Boundary: like ``protocol`` for SCGI, this module turns bytes into events and events
+into bytes. It never touches a socket, a clock, gevent or Django and imports only the
+standard library and ``protocol`` (whose error hierarchy and limits it shares), so it
+can be fed from any event loop and tested one byte at a time.
+
+Server side (the caller owns the socket)::
+
+    conn = ServerConnection(max_body_size=limit, max_conns=1000)
+    while True:
+        event = conn.next_event()            # may raise a ProtocolError subclass
+        if event is NEED_DATA:
+            conn.receive_data(sock.recv(65536))   # b"" at EOF
+        elif isinstance(event, Reply):       # answered by the protocol itself
+            sock.sendall(event.data)
+        elif isinstance(event, RequestHead): # PARAMS complete: start the application
+            ...                              # then Stdin* and StdinEnd for its body
+        ...
+    sock.sendall(encode_stdout(request_id, chunk))   # as the application yields
+    sock.sendall(conn.end_request(request_id))       # frees the id
+
+Events carry the request id they belong to. A connection serves at most
+``max_requests`` requests at once (default 1, and ``FCGI_MPXS_CONNS`` says 0): a
+``BEGIN_REQUEST`` beyond it is answered at once with ``END_REQUEST``/``CANT_MPX_CONN``
+(a :class:`Reply`), never left waiting. No front-end multiplexes (nginx, Apache,
+lighttpd and Caddy all send one request at a time per connection), and serving two
+interleaved bodies lazily would mean buffering one while the other's application
+reads.
+
+Policies the spec leaves open:
+
+* Records for a request id that is not in progress are ignored (spec 3.3), including
+  the rest of a body the application answered without reading, and everything sent
+  for a request refused with ``CANT_MPX_CONN``.
+* Repeated PARAMS names: ``HTTP_COOKIE`` copies are joined with ``"; "`` and other
+  ``HTTP_*`` copies with ``", "`` (nginx before 1.23 sends repeated client headers
+  this way); for ``HTTP_HOST`` and every CGI variable the later value wins (a user's
+  ``fastcgi_param`` after ``include fastcgi_params`` arrives as a second copy).
+* The body is what the STDIN stream carries; ``CONTENT_LENGTH`` does not frame it.
+* EOF between records is :class:`protocol.ConnectionClosed`; inside a record it is
+  :class:`IncompleteRecord`. After an error every call raises it again.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from dataclasses import dataclass
+
+from .fcgi_records import (
+    BEGIN_BODY,
+    END_BODY,
+    HEADER_SIZE,
+    KEEP_CONN,
+    MAX_CONTENT,
+    UNKNOWN_TYPE_BODY,
+    VERSION,
+    BadParams,
+    BadRecord,
+    BadVersion,
+    DuplicateRequestId,
+    FastCGIError,
+    HTTPOnFastCGIPort,
+    IncompleteRecord,
+    PairReader,
+    ParamsTooLarge,
+    ProtocolStatus,
+    RecordReader,
+    RecordType,
+    Role,
+    SCGIOnFastCGIPort,
+    StdinTooLarge,
+    TLSOnFastCGIPort,
+    TooManyParams,
+    UnexpectedRecord,
+    decode_pairs,
+    encode_begin_request,
+    encode_end_request,
+    encode_get_values,
+    encode_pairs,
+    encode_params,
+    encode_record,
+    encode_stderr,
+    encode_stdin,
+    encode_stdout,
+    params_environ,
+)
+from .protocol import (
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_HEADERS,
+    NEED_DATA,
+    ConnectionClosed,
+    ProtocolError,
+    _NeedData,
+)
+
+__all__ = [  # noqa: RUF022 -- grouped by module, not sorted
+    # the wire (fcgi_records), re-exported so that callers need this module only
+    "HEADER_SIZE", "KEEP_CONN", "MAX_CONTENT", "VERSION", "BadParams", "BadRecord",
+    "BadVersion", "DuplicateRequestId", "FastCGIError", "HTTPOnFastCGIPort",
+    "IncompleteRecord", "ParamsTooLarge", "ProtocolStatus", "RecordType", "Role",
+    "SCGIOnFastCGIPort", "StdinTooLarge", "TLSOnFastCGIPort", "TooManyParams",
+    "UnexpectedRecord", "decode_pairs", "encode_begin_request", "encode_end_request",
+    "encode_get_values", "encode_pairs", "encode_params", "encode_record", "encode_stderr",
+    "encode_stdin", "encode_stdout", "params_environ",
+    # this module
+    "NEED_DATA", "Abort", "ClientEvent", "ConnectionClosed", "EndRequest", "Reply",
+    "RequestHead", "ResponseParser", "ServerConnection", "ServerEvent", "Stderr", "Stdin",
+    "StdinEnd", "Stdout", "UnknownTypeReply", "ValuesResult",
+]
+
+_SERVED_ROLES = frozenset({Role.RESPONDER, Role.AUTHORIZER})
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """BEGIN_REQUEST and the whole PARAMS stream arrived: start the application.
+    ``environ`` holds latin-1-decoded names and values as sent."""
+
+    request_id: int
+    role: Role
+    keep_conn: bool
+    environ: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Stdin:
+    """Body bytes of a request (never empty)."""
+
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StdinEnd:
+    """The request's body is complete."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """The front-end gave up on a request whose RequestHead was delivered: close the
+    application's iterable, then send ``end_request()``."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Bytes the protocol answers by itself (GET_VALUES_RESULT, UNKNOWN_TYPE, an
+    END_REQUEST refusing a request): write them as they are; close the connection
+    afterwards when ``close`` is true."""
+
+    data: bytes
+    close: bool = False
+
+
+ServerEvent = RequestHead | Stdin | StdinEnd | Abort | Reply | ConnectionClosed
+
+
+# --------------------------------------------------------------------- the server side
+
+
+class _Phase(enum.Enum):
+    PARAMS = "PARAMS"  # reading the PARAMS stream
+    STDIN = "STDIN"  # RequestHead delivered; reading the body
+    DONE = "DONE"  # StdinEnd or Abort delivered; waiting for end_request()
+
+
+class _Request:
+    __slots__ = ("aborted", "keep_conn", "pairs", "phase", "received", "role")
+
+    def __init__(self, role: Role, keep_conn: bool, pairs: PairReader) -> None:
+        self.role, self.keep_conn, self.pairs = role, keep_conn, pairs
+        self.phase = _Phase.PARAMS
+        self.aborted = False
+        self.received = 0  # STDIN bytes so far
+
+
+# Sniffing the first bytes of a connection that is not FastCGI, for a useful error.
+_HTTP_START = re.compile(rb"[A-Z][A-Z-]{2,7}(?: |$)")
+_SCGI_START = re.compile(rb"[1-9][0-9]{0,6}(?::|$)")
+_TLS_START = re.compile(rb"\x16\x03[\x00-\x04]")
+
+
+def _foreign_protocol(start: bytes) -> ProtocolError | None:
+    if _HTTP_START.match(start):
+        return HTTPOnFastCGIPort()
+    if _SCGI_START.match(start):
+        return SCGIOnFastCGIPort()
+    if _TLS_START.match(start):
+        return TLSOnFastCGIPort()
+    return None
+
+
+class ServerConnection:
+    """The application's side of one FastCGI connection: records in, events out."""
+
+    def __init__(
+        self, *, max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_headers: int = DEFAULT_MAX_HEADERS, max_body_size: int | None = None,
+        max_conns: int = 1, max_requests: int = 1,
+    ) -> None:
+        if max_requests < 1 or max_conns < 1:
+            raise ValueError("max_requests and max_conns must be at least 1")
+        self._max_header_size, self._max_headers = max_header_size, max_headers
+        self._max_body_size = max_body_size
+        self._max_conns, self._max_requests = max_conns, max_requests
+        self._reader = RecordReader()
+        self._requests: dict[int, _Request] = {}
+        self._first = True  # no record read yet: a foreign protocol is still detectable
+        self._error: ProtocolError | None = None
+
+    @property
+    def active(self) -> frozenset[int]:
+        """Ids of the requests in progress (begun, not yet ended)."""
+        return frozenset(self._requests)
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes as they arrive; ``b""`` means EOF."""
+        if self._error is None:
+            self._reader.feed(data)
+
+    def next_event(self) -> ServerEvent | _NeedData:
+        """The next event or NEED_DATA; raises a ProtocolError subclass."""
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        try:
+            return self._next_event()
+        except ProtocolError as error:
+            self._error = error
+            self._reader.clear()
+            self._requests.clear()
+            raise
+
+    def _next_event(self) -> ServerEvent | _NeedData:
+        while True:
+            record = self._next_record()
+            if record is None:
+                return self._at_end()
+            self._first = False
+            event = self._dispatch(*record)
+            if event is not None:
+                return event
+
+    def _next_record(self) -> tuple[int, int, bytes] | None:
+        try:
+            return self._reader.next_record()
+        except BadVersion:
+            raise self._foreign() or BadVersion() from None
+
+    def _at_end(self) -> ServerEvent | _NeedData:
+        if not self._reader.eof:
+            return NEED_DATA
+        if self._reader.at_boundary():
+            return ConnectionClosed()
+        raise self._foreign() or IncompleteRecord()
+
+    def _foreign(self) -> ProtocolError | None:
+        """The error naming the protocol a peer speaks instead, judged on the first
+        bytes of the connection only."""
+        return _foreign_protocol(self._reader.pending()) if self._first else None
+
+    def _dispatch(self, rtype: int, request_id: int, content: bytes) -> ServerEvent | None:
+        if request_id == 0:
+            return self._management(rtype, content)
+        if rtype == RecordType.BEGIN_REQUEST:
+            return self._begin(request_id, content)
+        request = self._requests.get(request_id)
+        if request is None:
+            return None  # not a request in progress: ignored (spec 3.3)
+        if rtype == RecordType.PARAMS:
+            return self._params(request_id, request, content)
+        if rtype == RecordType.STDIN:
+            return self._stdin(request_id, request, content)
+        if rtype == RecordType.ABORT_REQUEST:
+            return self._abort(request_id, request)
+        raise UnexpectedRecord()
+
+    # ---- management records (request id 0)
+
+    def _management(self, rtype: int, content: bytes) -> Reply:
+        if rtype != RecordType.GET_VALUES:
+            return Reply(encode_record(RecordType.UNKNOWN_TYPE, 0,
+                                       UNKNOWN_TYPE_BODY.pack(rtype)))
+        try:
+            names = [name for name, _ in decode_pairs(content, MAX_CONTENT,
+                                                      self._max_headers)]
+        except ProtocolError:
+            raise BadRecord() from None
+        known = self.values()
+        answer = [(name, known[name]) for name in dict.fromkeys(names) if name in known]
+        return Reply(encode_record(RecordType.GET_VALUES_RESULT, 0, encode_pairs(answer)))
+
+    def values(self) -> dict[str, str]:
+        """What FCGI_GET_VALUES is answered with."""
+        # Without multiplexing every connection carries one request at a time, so the
+        # requests served at once are bounded by the connections.
+        return {
+            "FCGI_MAX_CONNS": str(self._max_conns),
+            "FCGI_MAX_REQS": str(self._max_conns * self._max_requests),
+            "FCGI_MPXS_CONNS": "1" if self._max_requests > 1 else "0",
+        }
+
+    # ---- application records
+
+    def _begin(self, request_id: int, content: bytes) -> Reply | None:
+        if len(content) != BEGIN_BODY.size:
+            raise BadRecord()
+        if request_id in self._requests:
+            raise DuplicateRequestId()
+        role, flags = BEGIN_BODY.unpack(content)
+        keep_conn = bool(flags & KEEP_CONN)
+        if role not in _SERVED_ROLES:
+            return self._refuse(request_id, ProtocolStatus.UNKNOWN_ROLE, keep_conn)
+        if len(self._requests) >= self._max_requests:
+            return self._refuse(request_id, ProtocolStatus.CANT_MPX_CONN, keep_conn)
+        pairs = PairReader(self._max_header_size, self._max_headers)
+        self._requests[request_id] = _Request(Role(role), keep_conn, pairs)
+        return None
+
+    def _refuse(self, request_id: int, status: ProtocolStatus, keep_conn: bool) -> Reply:
+        # Without KEEP_CONN the front-end expects the close, unless another request
+        # of this connection is still being served.
+        close = not keep_conn and not self._requests
+        return Reply(encode_end_request(request_id, 0, status), close)
+
+    def _params(self, request_id: int, request: _Request, content: bytes) -> RequestHead | None:
+        if request.phase is not _Phase.PARAMS:
+            raise UnexpectedRecord()
+        if content:
+            request.pairs.feed(content)
+            return None
+        environ = params_environ(request.pairs.finish())
+        request.phase = _Phase.STDIN
+        request.pairs = _NO_PAIRS  # let the parsed strings go with the event
+        return RequestHead(request_id, request.role, request.keep_conn, environ)
+
+    def _stdin(self, request_id: int, request: _Request, content: bytes) -> Stdin | StdinEnd:
+        if request.phase is not _Phase.STDIN:
+            raise UnexpectedRecord()
+        if not content:
+            request.phase = _Phase.DONE
+            return StdinEnd(request_id)
+        request.received += len(content)
+        if self._max_body_size is not None and request.received > self._max_body_size:
+            raise StdinTooLarge()
+        return Stdin(request_id, content)
+
+    def _abort(self, request_id: int, request: _Request) -> Abort | Reply | None:
+        if request.phase is _Phase.PARAMS:  # the caller never saw it: end it here
+            del self._requests[request_id]
+            return self._refuse(request_id, ProtocolStatus.REQUEST_COMPLETE, request.keep_conn)
+        if request.aborted:
+            return None  # reported once
+        request.phase = _Phase.DONE
+        request.aborted = True
+        return Abort(request_id)
+
+    def end_request(self, request_id: int, app_status: int = 0,
+                    protocol_status: int = ProtocolStatus.REQUEST_COMPLETE) -> bytes:
+        """The bytes that end a request (its empty STDOUT record, then END_REQUEST);
+        the id is free again. Close the connection afterwards unless the request's
+        ``keep_conn`` was set."""
+        if self._requests.pop(request_id, None) is None:
+            raise ValueError(f"request {request_id} is not in progress")
+        return (encode_record(RecordType.STDOUT, request_id)
+                + encode_end_request(request_id, app_status, protocol_status))
+
+
+_NO_PAIRS = PairReader(0, 0)
+
+
+# --------------------------------------------------------------------- the client side
+
+
+@dataclass(frozen=True, slots=True)
+class Stdout:
+    request_id: int
+    data: bytes  # b"": the stream's end
+
+
+@dataclass(frozen=True, slots=True)
+class Stderr:
+    request_id: int
+    data: bytes  # b"": the stream's end
+
+
+@dataclass(frozen=True, slots=True)
+class EndRequest:
+    request_id: int
+    app_status: int
+    protocol_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValuesResult:
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownTypeReply:
+    record_type: int
+
+
+ClientEvent = Stdout | Stderr | EndRequest | ValuesResult | UnknownTypeReply | ConnectionClosed
+
+
+class ResponseParser:
+    """The web server's side: the application's records as events (for clients)."""
+
+    def __init__(self) -> None:
+        self._reader = RecordReader()
+
+    def receive_data(self, data: bytes) -> None:
+        self._reader.feed(data)
+
+    def next_event(self) -> ClientEvent | _NeedData:
+        record = self._reader.next_record()
+        if record is None:
+            if not self._reader.eof:
+                return NEED_DATA
+            if not self._reader.at_boundary():
+                raise IncompleteRecord()
+            return ConnectionClosed()
+        rtype, request_id, content = record
+        return _client_event(rtype, request_id, content)
+
+
+def _client_event(rtype: int, request_id: int, content: bytes) -> ClientEvent:
+    if rtype == RecordType.STDOUT:
+        return Stdout(request_id, content)
+    if rtype == RecordType.STDERR:
+        return Stderr(request_id, content)
+    try:
+        if rtype == RecordType.END_REQUEST:
+            return EndRequest(request_id, *END_BODY.unpack(content))
+        if rtype == RecordType.GET_VALUES_RESULT:
+            return ValuesResult(dict(decode_pairs(content, MAX_CONTENT)))
+        if rtype == RecordType.UNKNOWN_TYPE:
+            return UnknownTypeReply(UNKNOWN_TYPE_BODY.unpack(content)[0])
+    except (struct.error, ProtocolError):
+        raise BadRecord() from None
+    raise UnexpectedRecord()
