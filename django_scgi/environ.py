@@ -1,7 +1,9 @@
 """SCGI CGI variables -> PEP 3333 WSGI environ, and WSGI status/headers -> CGI response head.
 
-Boundary: this module knows what Apache ``mod_proxy_scgi``, nginx ``scgi_pass`` and
-lighttpd ``mod_scgi`` actually send (``docs/frontend-variables.rst``), and every quirk of
+Boundary: this module knows what Apache ``mod_proxy_scgi``/``mod_proxy_fcgi``, nginx
+``scgi_pass``/``fastcgi_pass``, lighttpd ``mod_scgi``/``mod_fastcgi`` and Caddy's
+``transport fastcgi`` actually send (``docs/frontend-variables.rst``; FastCGI:
+``docs/fastcgi.rst``), and every quirk of
 theirs is corrected here and nowhere else. It does no I/O and reads no settings: the
 server passes in the header dict from ``protocol``, the body object, the constant part of
 the environ and the configured mount prefix. Imports: the standard library and
@@ -14,16 +16,22 @@ How the request path is found -- the "full path" is the decoded, normalised requ
 it is then cut into ``SCRIPT_NAME`` + ``PATH_INFO`` on a path-segment boundary:
 
 1. ``PATH_INFO`` sent (lighttpd; an nginx regex location; Apache's
-   ``proxy-scgi-pathinfo`` when it works): full = SCRIPT_NAME + PATH_INFO, and the
-   front-end's SCRIPT_NAME is its split. Exception: Apache's ``proxy-scgi-pathinfo``
+   ``proxy-scgi-pathinfo`` when it works; Caddy's ``transport fastcgi``, with
+   ``SCRIPT_NAME ""``): full = SCRIPT_NAME + PATH_INFO, and the front-end's
+   SCRIPT_NAME is its split. Exception: Apache's ``proxy-scgi-pathinfo``
    sends a *percent-encoded* PATH_INFO next to the whole *decoded* path in SCRIPT_NAME
    for non-ASCII paths; that PATH_INFO is ignored and rule 3 applies.
 2. ``DOCUMENT_URI`` sent (nginx's stock ``scgi_params``): full = DOCUMENT_URI; a
    ``SCRIPT_NAME`` sent alongside (``scgi_param SCRIPT_NAME /app;``) is the split.
+   FastCGI only: nginx's stock ``fastcgi_params`` send ``SCRIPT_NAME`` = the whole
+   path (``$fastcgi_script_name``); equal to ``DOCUMENT_URI`` it implies no split. A
+   ``fastcgi_param SCRIPT_NAME /app;`` after the include arrives as a later copy,
+   which wins, and is the split, as is the shorter one ``fastcgi_split_path_info`` makes.
 3. ``SCRIPT_NAME`` alone from Apache (known by ``SCRIPT_FILENAME=proxy:...``): it is
    the whole path. ``SCRIPT_FILENAME`` is ``proxy:scgi://<authority>/<rest>`` with
-   ``<rest>`` percent-encoded; when the decoded ``/<rest>`` is a tail of the full path,
-   the part before it is the split, else there is none. From anything else (lighttpd's
+   ``<rest>`` percent-encoded (``proxy:fcgi://...`` from ``mod_proxy_fcgi`` alike);
+   when the decoded ``/<rest>`` is a tail of the full path, the part before it is the
+   split, else there is none. From anything else (lighttpd's
    ``GET /app``), a missing PATH_INFO is an empty one, as in CGI: rule 1 with "".
 4. Only ``REQUEST_URI`` (a bare SCGI client): full = its path part, percent-decoded to
    bytes, then latin-1; absolute-form ``http://host/path`` gives ``/path``. Nothing: "/".
@@ -154,6 +162,7 @@ def build_environ(
     *,
     mount_prefix: str | None = None,
     peer: Peer | Callable[[], Peer] = None,
+    fastcgi: bool = False,
 ) -> dict[str, object]:
     """The WSGI environ for one request, made of ``cgi`` in place and returned.
 
@@ -167,7 +176,9 @@ def build_environ(
     ``mount_prefix`` is the configured mount point as text, like ``FORCE_SCRIPT_NAME``
     ("/app"; "" or None: find it from what the front-end sent). ``peer`` is the socket
     peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR;
-    it may be a function returning it, called only then (decoding costs).
+    it may be a function returning it, called only then (decoding costs). ``fastcgi``:
+    the variables came in a FastCGI PARAMS stream, whose front-ends fill SCRIPT_NAME
+    differently (see the module docstring).
     """
     environ: dict[str, object] = cgi  # type: ignore[assignment]
     # keys().isdisjoint() looks the four names up in the dict; the frozenset's
@@ -195,7 +206,7 @@ def build_environ(
     if gemini:
         script_name, path_info = _split_gemini_path(cgi, mount_prefix)
     else:
-        script_name, path_info = _split_path(cgi, mount_prefix)
+        script_name, path_info = _split_path(cgi, mount_prefix, fastcgi)
     environ["PATH_INFO"] = path_info
     environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
     if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
@@ -366,15 +377,17 @@ def _gemini_mount(cgi: Mapping[str, str]) -> tuple[str, str]:
 # --- path ---------------------------------------------------------------------------------
 
 
-def _split_path(cgi: Mapping[str, str], mount_prefix: str | None) -> tuple[str, str]:
+def _split_path(cgi: Mapping[str, str], mount_prefix: str | None,
+                fastcgi: bool = False) -> tuple[str, str]:
     prefix = _prefix_from_config(mount_prefix) if mount_prefix else ""
-    full, split = _locate(cgi, not prefix)
+    full, split = _locate(cgi, not prefix, fastcgi)
     if not prefix and split:
         prefix = split.rstrip("/")
     return _under(full or "/", prefix)
 
 
-def _locate(cgi: Mapping[str, str], want_split: bool) -> tuple[str, str | None]:
+def _locate(cgi: Mapping[str, str], want_split: bool,
+            fastcgi: bool = False) -> tuple[str, str | None]:
     """(full decoded path, the SCRIPT_NAME the front-end implies or None).
 
     Without ``want_split`` (a configured mount prefix decides) Apache's split, the
@@ -386,6 +399,9 @@ def _locate(cgi: Mapping[str, str], want_split: bool) -> tuple[str, str | None]:
         return script_name + path_info, script_name
     document_uri = cgi.get("DOCUMENT_URI")
     if document_uri:
+        if fastcgi and script_name == document_uri:
+            # nginx's fastcgi_params: SCRIPT_NAME $fastcgi_script_name, the whole path.
+            return document_uri, None
         return document_uri, script_name
     if _from_apache(cgi):
         if not want_split:

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.timeout(60)
 TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
+    "django_scgi.fastcgi": (False, False),
+    "django_scgi.fcgi_records": (False, False),
+    "django_scgi.fastcgi_client": (False, False),
     "django_scgi.environ": (False, False),
     "django_scgi.gemini": (False, False),
     "django_scgi.capsule": (True, False),
