@@ -181,8 +181,8 @@ def test_front_end_request(name, split):
 
 
 def test_repeated_names_policy():
-    environ = fastcgi.params_environ(NGINX_GET + [("HTTP_HOST", "override:8080"),
-                                                  ("SCRIPT_NAME", "/app")])
+    environ = fastcgi.params_environ([*NGINX_GET, ("HTTP_HOST", "override:8080"),
+                                      ("SCRIPT_NAME", "/app")])
     assert environ["HTTP_COOKIE"] == "a=1; b=2"
     assert environ["HTTP_X_DUP"] == "one, two"
     assert environ["HTTP_HOST"] == "override:8080"  # later wins, never "a, b"
