@@ -221,6 +221,17 @@ def boolean(value: Any) -> bool:
     raise ConfigError(f"{value!r} is not true or false.")
 
 
+PROTOCOLS = ("scgi", "fastcgi")
+
+
+def protocol_name(value: Any) -> str:
+    """``scgi`` or ``fastcgi`` (any case)."""
+    text = str(value).strip().lower()
+    if text not in PROTOCOLS:
+        raise ConfigError(f"{value!r} is not a protocol: use scgi or fastcgi.")
+    return text
+
+
 def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Addresses or CIDR networks, as a list or one string; ``*`` means any peer."""
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
@@ -284,8 +295,18 @@ OPTIONS: tuple[Option, ...] = (
         "fd:N (an inherited listening socket; --fd N is the same). The command takes them "
         "as positional arguments; the setting takes a list, or one string of addresses "
         "separated by spaces. Sockets passed by systemd socket activation (LISTEN_FDS) "
-        "replace the setting and the default; addresses on the command line replace them.",
+        "replace the setting and the default; addresses on the command line replace them. "
+        "Without either, a listening socket on file descriptor 0 (how mod_fcgid and "
+        "spawn-fcgi start FastCGI applications) replaces them too.",
         metavar="ADDRESS", positional=True,
+    ),
+    Option(
+        "protocol", protocol_name, "scgi",
+        "What the front-end speaks on every listener: scgi (Apache mod_proxy_scgi, nginx "
+        "scgi_pass, lighttpd mod_scgi) or fastcgi (Apache mod_proxy_fcgi, nginx "
+        "fastcgi_pass, lighttpd mod_fastcgi, Caddy's transport fastcgi). manage.py "
+        "runfcgi is runscgi with fastcgi chosen.",
+        metavar="NAME",
     ),
     Option(
         "socket_mode", file_mode, 0o660,
@@ -308,7 +329,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_header_size", positive_int, 64 * 1024,
-        "Largest SCGI header block accepted, in bytes; larger requests get 431.",
+        "Largest SCGI header block (FastCGI: PARAMS stream) accepted, in bytes; larger "
+        "requests get 431 (FastCGI: the connection is closed).",
         metavar="BYTES",
     ),
     Option(
@@ -391,6 +413,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "keepalive_timeout", seconds, 120.0,
+        "FastCGI only: seconds a connection the front-end keeps open between requests "
+        "(FCGI_KEEP_CONN) may wait for its next request before it is closed.",
+        metavar="SECONDS",
+    ),
+    Option(
         "access_log", boolean, True,
         "Write an access line per request to the django.server logger.",
         flag_is_boolean=True,
@@ -463,6 +491,7 @@ class ServerConfig:
     """Resolved options; field names are the ``OPTIONS`` names (a test holds them equal)."""
 
     bind: tuple[Address, ...]
+    protocol: str
     socket_mode: int
     max_connections: int
     backlog: int
@@ -479,6 +508,7 @@ class ServerConfig:
     min_write_rate: int
     max_connections_per_peer: int
     close_batch: int
+    keepalive_timeout: float
     access_log: bool
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     mask_words: tuple[str, ...]

@@ -217,6 +217,11 @@ class ServerConnection:
         self._error: ProtocolError | None = None
 
     @property
+    def buffered(self) -> bool:
+        """Whether received bytes wait that are not a whole record yet."""
+        return not self._reader.at_boundary()
+
+    @property
     def active(self) -> frozenset[int]:
         """Ids of the requests in progress (begun, not yet ended)."""
         return frozenset(self._requests)

@@ -22,6 +22,7 @@ from django_scgi.protocol import encode_request
 
 REPO = Path(__file__).resolve().parent.parent
 BANNER_PREFIX = "Serving SCGI on "
+BANNER_PREFIXES = (BANNER_PREFIX, "Serving FastCGI on ")  # runscgi --protocol fastcgi
 
 
 class ServerProcess:
@@ -48,9 +49,10 @@ class ServerProcess:
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.lines.append(line)
-            if line.startswith(BANNER_PREFIX):
-                self.addresses = line[len(BANNER_PREFIX):].split(", ")
-                self._banner.set()
+            for prefix in BANNER_PREFIXES:
+                if line.startswith(prefix):
+                    self.addresses = line[len(prefix):].split(", ")
+                    self._banner.set()
         self._banner.set()
 
     def wait_started(self, timeout: float = 30.0) -> ServerProcess:

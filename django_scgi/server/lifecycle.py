@@ -27,6 +27,7 @@ from .accesslog import log_access
 from .allowlist import PeerFilter, PeerShares
 from .body import RECV_SIZE
 from .exchange import Exchange, FileWrapper
+from .fcgi_exchange import serve_connection
 from .listeners import Listener
 from .peerlog import peer_warnings
 from .pool import Accepted, Acceptor, Workers
@@ -62,6 +63,9 @@ class SCGIServer:
         self.app = app
         self.listeners = listeners
         self.config = config
+        if config.protocol == "fastcgi":
+            # Before _init_hooks(), which may wrap it for counting.
+            self.handle = self.handle_fastcgi  # type: ignore[method-assign]
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         set_secret_words(config.mask_words)  # for every log line about a request
@@ -81,6 +85,9 @@ class SCGIServer:
         self.idle_sockets: set[Any] = set()
         # Sockets still waiting for their whole head, and since when (_shed_idle).
         self.heads_waiting: dict[Any, float] = {}
+        # FastCGI connections the front-end keeps open (FCGI_KEEP_CONN) while they wait
+        # for their next request: closed at once on shutdown.
+        self.keepalive_sockets: set[Any] = set()
 
     def handle(self, fd: int, raw_peer: Any, family: int) -> None:
         """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
@@ -135,6 +142,14 @@ class SCGIServer:
                 log_access(exchange)
             except Exception:
                 logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
+
+    def handle_fastcgi(self, fd: int, raw_peer: Any, family: int) -> None:
+        """Serve one accepted FastCGI connection, all the requests it carries."""
+        serve_connection(self, fd, raw_peer, family)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def start(self) -> None:
         for acceptor in self.acceptors:
@@ -220,6 +235,8 @@ class SCGIServer:
             self._stopped.wait()
             return
         self._stopping = True
+        for sock in list(self.keepalive_sockets):
+            sock.close()  # wakes its greenlet, which ends the connection
         self._stop_listening()
         gevent.spawn_later(IDLE_GRACE_ON_STOP, self._close_idle)
         graceful = self.config.graceful_timeout if timeout is None else timeout

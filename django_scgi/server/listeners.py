@@ -145,3 +145,29 @@ def _adopt_fd(address: FDAddress) -> Listener:
     if sock.type != stdlib_socket.SOCK_STREAM:
         raise ListenerError(errno.ENOTSOCK, f"File descriptor {address.fd} is not a stream socket.")
     return Listener(sock, address)
+
+
+def listening_on_stdin() -> bool:
+    """Whether file descriptor 0 is a listening stream socket.
+
+    The FastCGI launch convention (FCGI_LISTENSOCK_FILENO, used by mod_fcgid and
+    spawn-fcgi): the process manager binds the socket and starts the application with
+    it as standard input.
+    """
+    try:
+        fd = os.dup(0)
+    except OSError:  # no fd 0
+        return False
+    try:
+        probe = stdlib_socket.socket(fileno=fd)
+    except OSError:  # not a socket (a terminal, /dev/null, a pipe)
+        os.close(fd)
+        return False
+    try:
+        return bool(probe.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ACCEPTCONN)
+                    and probe.type == stdlib_socket.SOCK_STREAM)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+

@@ -50,7 +50,8 @@ BIND_ERRORS: dict[int | None, str] = {
 
 
 class Command(BaseCommand):
-    help = "Serve this Django project over SCGI (for Apache, nginx or lighttpd in front)."
+    help = ("Serve this Django project over SCGI (for Apache, nginx or lighttpd in front), "
+            "or over FastCGI with --protocol fastcgi.")
 
     default_addr = conf.DEFAULT_HOST
     default_port = conf.DEFAULT_PORT
@@ -269,7 +270,8 @@ class Command(BaseCommand):
         """Addresses from the command line, else systemd's sockets, else None (setting).
 
         Precedence: positional addresses and ``--fd`` > sockets passed by systemd socket
-        activation > ``SCGI_BIND`` > the default.
+        activation > a listening socket as fd 0 (FastCGI's launch convention) >
+        ``SCGI_BIND`` > the default.
         """
         explicit = [*(options.get("bind") or []), *(f"fd:{n}" for n in options.get("fd") or [])]
         activated = systemd.listen_fds()
@@ -283,6 +285,11 @@ class Command(BaseCommand):
             logger.info("Using the socket(s) passed by systemd: %s.",
                         ", ".join(f"fd:{fd} ({name})" for fd, name in activated))
             return [f"fd:{fd}" for fd, _ in activated]
+        from django_scgi.server.listeners import listening_on_stdin
+
+        if listening_on_stdin():
+            logger.info("Using the listening socket passed as file descriptor 0.")
+            return ["fd:0"]
         return None
 
     @staticmethod
@@ -330,7 +337,9 @@ class Command(BaseCommand):
             f"{gevent.__version__}, Python {sys.version.split()[0]}), "
             f"settings {settings.SETTINGS_MODULE!r}"
         )
-        self.stdout.write("Serving SCGI on " + ", ".join(server.addresses))
+        config = getattr(server, "config", None)
+        protocol = "FastCGI" if getattr(config, "protocol", "scgi") == "fastcgi" else "SCGI"
+        self.stdout.write(f"Serving {protocol} on " + ", ".join(server.addresses))
         if slots := getattr(server, "slots", None):  # a Supervisor
             self.stdout.write(f"{len(slots)} worker processes; SIGHUP replaces them "
                               "one at a time.")

@@ -1,0 +1,342 @@
+"""One FastCGI connection's records: reading requests and bodies, watching for aborts.
+
+A :class:`Channel` owns the socket and the sans-I/O ``fastcgi.ServerConnection`` of one
+connection. The connection's greenlet reads through it: the next request's head
+(``next_request``), then that request's body (``FastCGIBody``, lazily, as the
+application asks). Replies the protocol gives by itself (GET_VALUES_RESULT,
+UNKNOWN_TYPE, END_REQUEST refusing a second request) are written as they come.
+
+While the application runs with its body complete, nothing else would read the socket,
+so a watcher greenlet does: an ABORT_REQUEST, the front-end's close or garbage
+interrupts the application at once (``RequestInterrupted`` thrown into its greenlet),
+which closes its iterable and frees the slot.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import gevent
+from gevent import socket
+from gevent.hub import get_hub, getcurrent
+
+from .. import fastcgi
+from ..conf import ServerConfig
+from ..protocol import ProtocolError
+from .body import RECV_SIZE, BodyInput, IncompleteBody
+from .peerlog import peer_warnings
+
+logger = logging.getLogger(__name__)
+
+_READ = 1
+# CONTENT_LENGTH absent or not a number: the body is whatever STDIN carries.
+UNKNOWN_LENGTH = sys.maxsize
+
+
+class RequestInterrupted(BaseException):
+    """Thrown into a request's greenlet: the front-end aborted it or went away.
+
+    A BaseException, so that neither Django's exception handling nor the exchange's
+    500 path takes it for an application error.
+    """
+
+
+class Channel:
+    """The socket and protocol state of one FastCGI connection."""
+
+    def __init__(self, sock: Any, config: ServerConfig, peer_text: str) -> None:
+        self.sock = sock
+        self.config = config
+        self.peer_text = peer_text
+        self.conn = fastcgi.ServerConnection(
+            max_header_size=config.max_header_size, max_body_size=config.max_body_size or None,
+            max_conns=config.max_connections,
+        )
+        self.request_id = 0  # the request in progress, 0 between requests
+        self.stdin_done = True
+        self.aborted = False  # ABORT_REQUEST for the current request
+        self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
+        self.writing = False  # a write is under way (still set: it was cut short)
+        self._pending_replies: list[bytes] = []
+        self._watcher: gevent.Greenlet | None = None
+        self._handler: Any = None  # the greenlet running the application, while it does
+
+    # -- between requests --
+
+    def next_request(self, idle_timeout: float, idle_set: set[Any]) -> fastcgi.RequestHead | None:
+        """The next request's head, or None: closed, timed out, or not FastCGI.
+
+        Waits ``idle_timeout`` for its first byte (the socket is in ``idle_set`` while
+        it does, for shutdown to close), then ``header_timeout`` for the rest.
+        """
+        self.request_id, self.stdin_done, self.aborted = 0, True, False
+        deadline, started = time.monotonic() + idle_timeout, False
+        try:
+            while True:
+                event = self.conn.next_event()
+                if event is fastcgi.NEED_DATA:
+                    if not started and (self.conn.active or self.conn.buffered):
+                        started = True
+                        deadline = time.monotonic() + self.config.header_timeout
+                    data = self._recv_until(deadline, idle_set if not started else None)
+                    if data is None:
+                        return None
+                    self.conn.receive_data(data)
+                elif isinstance(event, fastcgi.RequestHead):
+                    self._start(event)
+                    return event
+                elif isinstance(event, fastcgi.Reply):
+                    if not self._reply(event):
+                        return None
+                else:  # ConnectionClosed; no request is in progress for anything else
+                    return None
+        except ProtocolError as error:
+            self._refuse(error)
+            return None
+
+    def _recv_until(self, deadline: float, idle_set: set[Any] | None) -> bytes | None:
+        """One read within the deadline; None (logged when it matters) when it fails."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            self._timed_out(idle_set)
+            return None
+        if idle_set is not None:
+            idle_set.add(self.sock)
+        try:
+            self.sock.settimeout(remaining)
+            data: bytes = self.sock.recv(RECV_SIZE)
+            return data
+        except (TimeoutError, socket.timeout):
+            self._timed_out(idle_set)
+            return None
+        except OSError:  # reset, or closed by shutdown while idle
+            return None
+        finally:
+            if idle_set is not None:
+                idle_set.discard(self.sock)
+
+    def _timed_out(self, idle_set: set[Any] | None) -> None:
+        if idle_set is None:  # idle connections time out quietly; a partial head does not
+            peer_warnings.warn("Closing %s: no complete FastCGI request head in %ss.",
+                               self.peer_text, self.config.header_timeout)
+
+    def _start(self, head: fastcgi.RequestHead) -> None:
+        self.request_id = head.request_id
+        self.stdin_done = False
+
+    def _reply(self, reply: fastcgi.Reply) -> bool:
+        """Write a reply of the protocol; False when the connection is to close."""
+        try:
+            self.sock.settimeout(self.config.write_timeout)
+            self.sock.sendall(reply.data)
+        except OSError:
+            return False
+        return not reply.close
+
+    def _refuse(self, error: ProtocolError) -> None:
+        self.broken = True
+        peer_warnings.warn("Refused a malformed FastCGI connection from %s: %s",
+                           self.peer_text, error)
+        if isinstance(error, fastcgi.HTTPOnFastCGIPort):
+            # Whoever sent HTTP reads HTTP: say what is wrong in a way curl shows.
+            body = error.message.encode("ascii") + b"\n"
+            self._reply(fastcgi.Reply(
+                b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body, True))
+
+    # -- the body of the current request --
+
+    def read_stdin(self, receive: bool, timeout: float) -> bytes | None:
+        """Body bytes of the current request; b"" at its end, None when none has arrived
+        yet and ``receive`` is false. Raises IncompleteBody when it cannot be had."""
+        while not self.stdin_done:
+            try:
+                event = self.conn.next_event()
+            except ProtocolError as error:
+                self.broken = self.stdin_done = True
+                peer_warnings.warn("Closing %s: %s", self.peer_text, error)
+                raise IncompleteBody(errno.EPROTO, str(error)) from None
+            if event is fastcgi.NEED_DATA:
+                if not receive:
+                    return None
+                self._receive_body(timeout)
+            elif isinstance(event, fastcgi.Stdin):
+                return event.data
+            elif isinstance(event, fastcgi.StdinEnd):
+                self.stdin_done = True
+                self.watch()
+            elif isinstance(event, fastcgi.Abort):
+                self.aborted = self.stdin_done = True
+                raise IncompleteBody(errno.ECONNABORTED, "the front-end aborted the request")
+            elif isinstance(event, fastcgi.Reply):
+                self._queue_reply(event)
+            elif isinstance(event, fastcgi.ConnectionClosed):
+                self.broken = self.stdin_done = True
+                raise IncompleteBody(errno.EPIPE, "the connection closed inside the body")
+        return b""
+
+    def _receive_body(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (TimeoutError, socket.timeout):
+            self.broken = self.stdin_done = True
+            raise IncompleteBody(errno.ETIMEDOUT, f"no request body bytes for {timeout}s") from None
+        self.conn.receive_data(data)
+
+    def _queue_reply(self, reply: fastcgi.Reply) -> None:
+        # Written by the request's greenlet before its next write: never in the middle
+        # of a record it is writing.
+        self._pending_replies.append(reply.data)
+
+    def take_replies(self) -> bytes:
+        data = b"".join(self._pending_replies)
+        self._pending_replies.clear()
+        return data
+
+    # -- while the application runs --
+
+    def enter_application(self) -> None:
+        self._handler = getcurrent()
+        self.watch()
+
+    def leave_application(self) -> None:
+        self._handler = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.kill(block=True)
+
+    def watch(self) -> None:
+        """Start the watcher once the body is complete and the application runs."""
+        if self.stdin_done and self._handler is not None and self._watcher is None:
+            self._watcher = gevent.spawn(self._watch)
+
+    def _watch(self) -> None:
+        sock = self.sock
+        try:
+            while True:
+                try:
+                    data = os.read(sock.fd, RECV_SIZE)
+                except BlockingIOError:
+                    try:
+                        sock.wait(_READ)
+                    except (TimeoutError, socket.timeout):
+                        pass  # the timeout of the request's own last write: wait on
+                    continue
+                self.conn.receive_data(data)
+                if not self._take_watched_events():
+                    return
+        except OSError:  # closed under us (shutdown, or the request ended)
+            return
+
+    def _take_watched_events(self) -> bool:
+        """Handle what arrived while the application runs; False once it is interrupted."""
+        try:
+            while (event := self.conn.next_event()) is not fastcgi.NEED_DATA:
+                if isinstance(event, fastcgi.Reply):
+                    self._queue_reply(event)
+                elif isinstance(event, fastcgi.Abort):
+                    self.aborted = True
+                    return self._interrupt()
+                elif isinstance(event, fastcgi.ConnectionClosed):
+                    self.broken = True
+                    return self._interrupt()
+        except ProtocolError as error:
+            self.broken = True
+            peer_warnings.warn("Closing %s: %s", self.peer_text, error)
+            return self._interrupt()
+        return True
+
+    def _interrupt(self) -> bool:
+        handler = self._handler
+        if handler is not None:
+            # From the loop, so the throw happens only if the application still runs.
+            get_hub().loop.run_callback(self._throw, handler)
+        return False
+
+    def _throw(self, handler: Any) -> None:
+        if self._handler is handler and not handler.dead:
+            handler.throw(RequestInterrupted())
+
+    # -- the end --
+
+    def close(self) -> None:
+        """Close the socket; lingering when unread bytes could turn the FIN into a reset."""
+        from .closing import close_lingering
+
+        try:
+            unread = not self.stdin_done or self.sock.has_unread_bytes()
+        except OSError:
+            unread = False
+        if unread and not self.broken:
+            close_lingering(self.sock)
+        else:
+            self.sock.close()
+
+
+class FastCGIBody(BodyInput):
+    """``wsgi.input`` of a FastCGI request: STDIN records, read as the application asks.
+
+    Never past CONTENT_LENGTH when one was sent; else until the STDIN stream ends.
+    """
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: Channel, timeout: float, length: int) -> None:
+        super().__init__(None, None, timeout, length)
+        self.channel = channel
+        self._eof = channel.stdin_done
+
+    @property
+    def remaining(self) -> int:
+        """1 while the STDIN stream has not ended (its length is not known), else 0."""
+        return 0 if self.channel.stdin_done else 1
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.length == UNKNOWN_LENGTH and (size is None or size < 0):
+            chunks = []
+            while chunk := self._next_chunk(RECV_SIZE):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        return super().read(size)
+
+    def _from_parser(self, receive: bool = True) -> bytes:
+        if self._eof:
+            return b""
+        try:
+            data = self.channel.read_stdin(receive, self._timeout)
+        except IncompleteBody as error:
+            self._eof = True
+            self.timed_out = error.errno == errno.ETIMEDOUT
+            raise
+        if data is None:
+            return b""
+        if not data:
+            self._eof = True
+        return data
+
+    def _receive_into(self, view: memoryview, got: int, size: int) -> int:
+        while got < size and (chunk := self._next_chunk(size - got)):
+            view[got : got + len(chunk)] = chunk
+            got += len(chunk)
+        return got
+
+    def discard(self, limit: int) -> bool:
+        """Read and drop up to ``limit`` unread body bytes; True when the body is over."""
+        if self.timed_out:
+            return False
+        dropped = 0
+        try:
+            while dropped <= limit:
+                chunk = self._next_chunk(RECV_SIZE)
+                if not chunk:
+                    return True
+                dropped += len(chunk)
+        except OSError:
+            return False
+        return False

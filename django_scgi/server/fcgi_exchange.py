@@ -1,0 +1,221 @@
+"""FastCGI requests on one connection, served with the SCGI exchange's machinery.
+
+``serve_connection`` is the FastCGI counterpart of ``SCGIServer.handle``: it reads
+request heads through a ``Channel`` and serves each with a :class:`FastCGIExchange`,
+which is the SCGI ``Exchange`` (start_response, streaming, HEAD, 500s, write timeouts,
+the access line) with three differences: the response goes out in STDOUT records
+(the CGI head inside them, as FastCGI responders do), the body comes from STDIN
+records, and the end is an END_REQUEST record rather than the connection's close.
+With FCGI_KEEP_CONN the connection then waits for the next request (up to
+``keepalive_timeout``; closed at once on shutdown); without it, it is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import fastcgi
+from ..connection import Connection, peer_address, peer_host
+from ..environ import build_environ, request_line
+from ..protocol import encode_response_head
+from .accesslog import log_access
+from .closing import close_abortive
+from .exchange import Exchange, PeerGone
+from .fcgi_channel import UNKNOWN_LENGTH, Channel, FastCGIBody, RequestInterrupted
+
+if TYPE_CHECKING:
+    from .lifecycle import SCGIServer
+
+logger = logging.getLogger(__name__)
+
+# Bytes of a file (wsgi.file_wrapper) read per STDOUT write: four full records.
+FILE_CHUNK = 4 * fastcgi.MAX_CONTENT
+
+
+def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) -> None:
+    """Serve the requests of one accepted FastCGI connection, one after another."""
+    sock = Connection(fd, family)
+    host = peer_host(raw_peer, family)
+    if host is not None and not server.allowed.admits(host, raw_peer):
+        sock.close()
+        return
+    channel = Channel(sock, server.config, _peer_text(raw_peer))
+    # The first request is waited for like an SCGI one; later ones up to keepalive_timeout.
+    idle_set, idle_timeout = server.idle_sockets, server.config.header_timeout
+    try:
+        while not server.stopping:
+            head = channel.next_request(idle_timeout, idle_set)
+            if head is None:
+                break
+            exchange = FastCGIExchange(channel, head, raw_peer, server)
+            reusable = exchange.serve(server.app)
+            if server.config.access_log:
+                log_access(exchange)
+            if not reusable:
+                break
+            idle_set, idle_timeout = server.keepalive_sockets, server.config.keepalive_timeout
+    except Exception:
+        logger.exception("Unexpected error on a FastCGI connection from %s", channel.peer_text)
+    finally:
+        channel.close()
+
+
+def _peer_text(raw_peer: Any) -> str:
+    peer = peer_address(raw_peer)
+    if isinstance(peer, tuple) and peer:
+        return f"{peer[0]}:{peer[1]}"
+    return "a unix socket peer"
+
+
+def _content_length(value: str | None) -> int:
+    # nginx sends "" on a GET and Apache nothing: the body is what STDIN carries.
+    if value and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return UNKNOWN_LENGTH
+
+
+class ErrorStream:
+    """``wsgi.errors`` of a FastCGI request: STDERR records (the front-end logs them)
+    and this module's logger."""
+
+    def __init__(self, exchange: FastCGIExchange) -> None:
+        self._exchange = exchange
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            environ = self._exchange.environ or {}
+            logger.warning("wsgi.errors during %s: %s", request_line(environ), text.rstrip("\n"))
+        self._exchange.send_stderr(text.encode("utf-8", "backslashreplace"))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+class FastCGIExchange(Exchange):
+    """One FastCGI request and its response (see the module docstring)."""
+
+    __slots__ = ("channel", "keep_conn", "request_id")
+
+    def __init__(self, channel: Channel, head: fastcgi.RequestHead, raw_peer: Any,
+                 server: SCGIServer) -> None:
+        super().__init__(channel.sock, raw_peer, server.config, server.base_environ,
+                         server.idle_sockets)
+        self.channel = channel
+        self.request_id = head.request_id
+        self.keep_conn = head.keep_conn
+        self.overread = False
+        cgi = head.environ
+        cgi["FCGI_ROLE"] = head.role.name
+        self.body = body = FastCGIBody(channel, self.config.body_timeout,
+                                       _content_length(cgi.get("CONTENT_LENGTH")))
+        self.environ = environ = build_environ(
+            cgi, body, self.base_environ, mount_prefix=self.config.mount_prefix,
+            peer=self._get_peer, fastcgi=True,
+        )
+        environ["wsgi.errors"] = ErrorStream(self)
+        self.is_head = environ["REQUEST_METHOD"] == "HEAD"
+
+    # -- the request's life --
+
+    def serve(self, app: Callable[..., Any]) -> bool:
+        """Run the application and end the request; whether the connection may serve
+        another one."""
+        if self._body_too_large():
+            self._refuse_body()
+        else:
+            self._run(app)
+        channel = self.channel
+        if self.abort or channel.broken or channel.writing:
+            # Half a record, a reset or a protocol error: the connection cannot carry
+            # another request, and END_REQUEST would claim a complete response.
+            close_abortive(self.sock) if self.abort else channel.close()
+            self.close_result()
+            return False
+        ended = self._end()
+        self.close_result()
+        return ended and self.keep_conn
+
+    def _run(self, app: Callable[..., Any]) -> None:
+        channel = self.channel
+        channel.enter_application()
+        try:
+            self.run_application(app)
+        except RequestInterrupted:
+            logger.debug("%s %s during %s", self.peer_text,
+                         "aborted the request" if channel.aborted else "went away",
+                         request_line(self.environ))
+        finally:
+            channel.leave_application()
+
+    def _end(self) -> bool:
+        """END_REQUEST (after the replies the protocol owes); False when it failed."""
+        channel = self.channel
+        try:
+            data = channel.take_replies() + channel.conn.end_request(self.request_id)
+            self._write(data)
+        except (PeerGone, OSError):
+            channel.broken = True
+            return False
+        return True
+
+    def _body_too_large(self) -> bool:
+        limit = self.config.max_body_size
+        length = self.body.length if self.body is not None else 0
+        return bool(limit) and length != UNKNOWN_LENGTH and length > limit
+
+    def _refuse_body(self) -> None:
+        message = b"The request body is larger than the configured limit."
+        self.status = "413 Content Too Large"
+        head = encode_response_head(self.status, [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(message))),
+        ])
+        try:
+            self._send(head + message)
+            self.head_sent = True
+        except (PeerGone, OSError):
+            self.channel.broken = True
+
+    # -- writing: records instead of bytes --
+
+    def _send(self, data: bytes, last: bool = False) -> None:
+        if self.channel.aborted or self.channel.broken:
+            raise PeerGone("the front-end aborted the request")
+        self._write(self.channel.take_replies() + fastcgi.encode_stdout(self.request_id, data))
+
+    def _write(self, data: bytes) -> None:
+        channel = self.channel
+        channel.writing = True  # stays set when a write is cut short: the stream is broken
+        try:
+            super()._send(data)
+        except PeerGone:
+            channel.broken = True
+            raise
+        channel.writing = False
+
+    def send_stderr(self, data: bytes) -> None:
+        if not data or self.channel.aborted or self.channel.broken:
+            return
+        try:
+            self._write(fastcgi.encode_stderr(self.request_id, data))
+        except (PeerGone, OSError):
+            pass  # the response's own writes will tell
+
+    def _send_file(self, fd: int) -> None:
+        # No sendfile(): the file's bytes must go inside STDOUT records.
+        self.send_chunk(b"")
+        while chunk := os.read(fd, FILE_CHUNK):
+            self._send(chunk)
+
+    def _head(self, streaming: bool) -> bytes:
+        head = super()._head(streaming)
+        self._discard_unread_body()
+        return head
