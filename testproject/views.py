@@ -136,6 +136,12 @@ def _class_name(value):
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
+def wsgi_errors(request):
+    """Writes a line to wsgi.errors (FastCGI: a STDERR record the front-end logs)."""
+    request.META["wsgi.errors"].write("testproject: a line for wsgi.errors\n")
+    return HttpResponse("logged\n", content_type="text/plain")
+
+
 def sleep(request):
     time.sleep(_number(request, "s", 0.5))
     return HttpResponse("slept\n", content_type="text/plain")

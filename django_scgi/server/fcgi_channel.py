@@ -180,6 +180,30 @@ class Channel:
                 raise IncompleteBody(errno.EPIPE, "the connection closed inside the body")
         return b""
 
+    def prefetch_stdin(self, limit: int, timeout: float, receive: bool) -> tuple[bytes, bool]:
+        """Body bytes read ahead (at most about ``limit``) and whether that is the body.
+
+        Without ``receive``, only what has already arrived: a GET's empty STDIN record
+        usually comes with its head, and once it is seen the watcher can run while the
+        application does. With it, a body the front-end did not measure (no
+        CONTENT_LENGTH) is measured when it is small: Django reads CONTENT_LENGTH bytes
+        and no more. On a failure the bytes so far are returned and the channel is broken.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while size <= limit:
+                chunk = self.read_stdin(receive, timeout)
+                if chunk is None:
+                    break
+                if not chunk:
+                    return b"".join(chunks), True
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError:
+            self.broken = True
+        return b"".join(chunks), False
+
     def _receive_body(self, timeout: float) -> None:
         self.sock.settimeout(timeout)
         try:
@@ -287,10 +311,12 @@ class FastCGIBody(BodyInput):
 
     __slots__ = ("channel",)
 
-    def __init__(self, channel: Channel, timeout: float, length: int) -> None:
+    def __init__(self, channel: Channel, timeout: float, length: int,
+                 prefetched: bytes = b"") -> None:
         super().__init__(None, None, timeout, length)
         self.channel = channel
         self._eof = channel.stdin_done
+        self._pending = prefetched  # read ahead by Channel.prefetch_stdin
 
     @property
     def remaining(self) -> int:

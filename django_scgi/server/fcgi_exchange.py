@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 # Bytes of a file (wsgi.file_wrapper) read per STDOUT write: four full records.
 FILE_CHUNK = 4 * fastcgi.MAX_CONTENT
+# A body sent without CONTENT_LENGTH is read ahead up to this many bytes to measure it
+# (Django reads no body without CONTENT_LENGTH). The front-ends measure every body they
+# buffer (nginx and Apache by default), so this is for the rare unbuffered one.
+PREFETCH_LIMIT = 1024 * 1024
 
 
 def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) -> None:
@@ -102,7 +106,7 @@ class ErrorStream:
 class FastCGIExchange(Exchange):
     """One FastCGI request and its response (see the module docstring)."""
 
-    __slots__ = ("channel", "keep_conn", "request_id")
+    __slots__ = ("channel", "keep_conn", "request_id", "too_large")
 
     def __init__(self, channel: Channel, head: fastcgi.RequestHead, raw_peer: Any,
                  server: SCGIServer) -> None:
@@ -114,8 +118,19 @@ class FastCGIExchange(Exchange):
         self.overread = False
         cgi = head.environ
         cgi["FCGI_ROLE"] = head.role.name
-        self.body = body = FastCGIBody(channel, self.config.body_timeout,
-                                       _content_length(cgi.get("CONTENT_LENGTH")))
+        timeout = self.config.body_timeout
+        length = _content_length(cgi.get("CONTENT_LENGTH"))
+        unknown = length == UNKNOWN_LENGTH
+        limit = self.config.max_body_size
+        self.too_large = bool(limit) and not unknown and length > limit
+        prefetched, complete = b"", False
+        if not self.too_large:  # else its STDIN records are never read, only skipped
+            prefetched, complete = channel.prefetch_stdin(PREFETCH_LIMIT, timeout, unknown)
+        if unknown and complete:
+            length = len(prefetched)
+            if length:
+                cgi["CONTENT_LENGTH"] = str(length)
+        self.body = body = FastCGIBody(channel, timeout, length, prefetched)
         self.environ = environ = build_environ(
             cgi, body, self.base_environ, mount_prefix=self.config.mount_prefix,
             peer=self._get_peer, fastcgi=True,
@@ -128,9 +143,9 @@ class FastCGIExchange(Exchange):
     def serve(self, app: Callable[..., Any]) -> bool:
         """Run the application and end the request; whether the connection may serve
         another one."""
-        if self._body_too_large():
+        if self.too_large:
             self._refuse_body()
-        else:
+        elif not self.channel.broken:
             self._run(app)
         channel = self.channel
         if self.abort or channel.broken or channel.writing:
@@ -165,11 +180,6 @@ class FastCGIExchange(Exchange):
             channel.broken = True
             return False
         return True
-
-    def _body_too_large(self) -> bool:
-        limit = self.config.max_body_size
-        length = self.body.length if self.body is not None else 0
-        return bool(limit) and length != UNKNOWN_LENGTH and length > limit
 
     def _refuse_body(self) -> None:
         message = b"The request body is larger than the configured limit."

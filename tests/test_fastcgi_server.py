@@ -1,0 +1,378 @@
+"""``runscgi --protocol fastcgi`` as a real process, driven by django_scgi.fastcgi_client.
+
+What a front-end relies on (responses, bodies, streaming, KEEP_CONN, GET_VALUES, the
+protocol's refusals) and what a hostile or broken peer must not be able to do (wedge
+a slot, grow memory, stop the server from serving others), plus shutdown with idle
+and busy kept-alive connections. Every wait is bounded; no timing is asserted beyond
+generous bounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO
+
+from django_scgi import fastcgi
+from django_scgi.client import build_environ
+from django_scgi.fastcgi_client import Connection, request
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def fcgi_server(start_server, *args: str):
+    return start_server("--protocol", "fastcgi", *args)
+
+
+@pytest.fixture
+def server(start_server):
+    return fcgi_server(start_server, "127.0.0.1:0")
+
+
+def environ(path: str, method: str = "GET", body: bytes = b"") -> dict[str, str]:
+    cgi = build_environ(path, method)
+    cgi["CONTENT_LENGTH"] = str(len(body))
+    return cgi
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def served(address: str) -> bool:
+    """The server still answers a fresh connection."""
+    return request(address, "/").body == b"Hello from django-scgi\n"
+
+
+# --- what front-ends rely on ------------------------------------------------------------
+
+
+def test_get_post_head_and_errors(server):
+    with Connection(server.address) as conn:
+        hello = conn.request("/")
+        assert (hello.status, hello.body) == (200, b"Hello from django-scgi\n")
+        assert hello.header("Content-Type") == "text/plain"
+        echo = conn.request("/echo/", method="POST", body=b"hello world",
+                            headers={"Content-Type": "text/plain"})
+        assert echo.body == b"hello world"
+        head = conn.request("/", method="HEAD")
+        assert (head.status, head.body) == (200, b"")
+        assert conn.request("/error/").status == 500
+        assert conn.request("/nowhere/").status == 404
+    assert "Serving FastCGI on" in server.output
+
+
+def test_keep_conn_serves_many_requests_on_one_connection_and_closes_without_it(server):
+    with Connection(server.address) as conn:
+        for index in range(20):
+            reply = conn.request(f"/info/{index}")
+            assert json.loads(reply.body)["path"] == f"/info/{index}"
+        assert not conn.closed_by_server
+        conn.request("/", keep_conn=False)
+        assert read_until_closed(conn.sock) == b""  # closed after END_REQUEST
+
+
+def test_large_upload_is_read_lazily_and_whole(server):
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    with Connection(server.address, timeout=60) as conn:
+        reply = conn.request("/upload/", method="POST", body=body)
+        assert json.loads(reply.body) == {"bytes": len(body),
+                                          "sha256": hashlib.sha256(body).hexdigest()}
+        assert conn.request("/").status == 200  # the connection is still in step
+
+
+def test_body_without_content_length_is_what_stdin_carries(server):
+    cgi = environ("/upload/", "POST")
+    del cgi["CONTENT_LENGTH"]
+    with Connection(server.address) as conn:
+        conn.begin(1, cgi)
+        conn.send_body(1, b"a" * 1000)
+        conn.send_body(1, b"b" * 500, end=True)
+        exchange = conn.read_exchange(1)
+    assert json.loads(exchange.stdout.split(b"\r\n\r\n", 1)[1])["bytes"] == 1500
+
+
+def test_large_response_in_records_of_at_most_65535_bytes(server):
+    with Connection(server.address, timeout=60) as conn:
+        conn.begin(1, environ("/big/?mb=2"))
+        conn.send_body(1, b"", end=True)
+        sizes = []
+        while True:
+            event = conn._wait_for(lambda e: getattr(e, "request_id", None) == 1)
+            if isinstance(event, fastcgi.EndRequest):
+                break
+            sizes.append(len(event.data))
+    assert max(sizes) <= 65535
+    assert sum(sizes) > 2 * 1024 * 1024
+
+
+def test_streaming_chunks_arrive_as_produced(server):
+    with Connection(server.address) as conn:
+        conn.begin(1, environ("/stream/?n=2&delay=3"))
+        conn.send_body(1, b"", end=True)
+        first = conn.read_first_stdout(1)
+        received_at = time.time()
+        assert b"Status: 200" in first and b"chunk 0 at" in first
+        made_at = float(first.rsplit(b" at ", 1)[1])
+        # The first chunk came before the view slept 3 s for the second one.
+        assert received_at - made_at < 2.5
+        rest = conn.read_exchange(1)
+    assert b"chunk 1 at" in rest.stdout
+
+
+def test_wsgi_errors_go_to_stderr_records_and_the_log(server):
+    reply = request(server.address, "/wsgi-errors/")
+    assert reply.body == b"logged\n"
+    assert reply.stderr == b"testproject: a line for wsgi.errors\n"
+    assert server.wait_for_output("a line for wsgi.errors")
+
+
+def test_get_values_and_unknown_management_records(server):
+    with Connection(server.address) as conn:
+        assert conn.get_values(["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS",
+                                "NOT_A_VALUE"]) == {
+            "FCGI_MAX_CONNS": "1000", "FCGI_MAX_REQS": "1000", "FCGI_MPXS_CONNS": "0"}
+        conn.send(fastcgi.encode_record(42, 0, b"x"))
+        event = conn._wait_for(lambda e: isinstance(e, fastcgi.UnknownTypeReply))
+        assert event == fastcgi.UnknownTypeReply(42)
+        assert conn.request("/").status == 200
+
+
+def test_unknown_role_is_refused_and_the_connection_closed(server):
+    with Connection(server.address) as conn:
+        conn.begin(1, environ("/"), keep_conn=False, role=fastcgi.Role.FILTER)
+        exchange = conn.read_exchange(1)
+        assert exchange.end.protocol_status == fastcgi.ProtocolStatus.UNKNOWN_ROLE
+        assert read_until_closed(conn.sock) == b""
+
+
+def test_authorizer_role_reaches_the_view(server):
+    with Connection(server.address) as conn:
+        reply = conn.request("/info/", role=fastcgi.Role.AUTHORIZER)
+    assert reply.status == 200
+
+
+def test_second_request_at_once_gets_cant_mpx_conn_and_the_first_completes(server):
+    with Connection(server.address) as conn:
+        conn.begin(1, environ("/sleep/?s=2"))
+        conn.send_body(1, b"", end=True)
+        time.sleep(0.5)  # the view runs
+        conn.begin(2, environ("/"))
+        conn.send_body(2, b"", end=True)
+        second = conn.read_exchange(2)
+        assert second.end.protocol_status == fastcgi.ProtocolStatus.CANT_MPX_CONN
+        first = conn.read_exchange(1)
+        assert first.end.protocol_status == fastcgi.ProtocolStatus.REQUEST_COMPLETE
+        assert first.stdout.endswith(b"slept\n")
+
+
+def test_body_over_the_limit_is_413_and_the_connection_stays_usable(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0", "--max-body-size", "1000")
+    with Connection(server.address) as conn:
+        assert conn.request("/upload/", method="POST", body=b"x" * 5000).status == 413
+        assert conn.request("/upload/", method="POST", body=b"x" * 10).status == 200
+
+
+def test_unix_socket(start_server, short_tmp):
+    server = fcgi_server(start_server, f"unix:{short_tmp}/fcgi.sock")
+    with Connection(server.address) as conn:
+        assert conn.request("/").status == 200
+        assert conn.request("/").status == 200
+
+
+def test_runfcgi_is_runscgi_with_fastcgi(start_server):
+    server = start_server("127.0.0.1:0", command=[sys.executable, "manage.py", "runfcgi"])
+    assert "Serving FastCGI on" in server.output
+    assert served(server.address)
+
+
+def test_listening_socket_on_fd_0_is_used(server_env):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runfcgi"], cwd=REPO, env=server_env,
+            stdin=listener.fileno(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "Serving FastCGI on" not in (line := proc.stdout.readline()):
+            assert line and time.monotonic() < deadline, "no banner"
+        assert line.strip() == "Serving FastCGI on fd:0"
+        assert served(f"127.0.0.1:{port}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+# --- aborts and peers that go away free the slot ------------------------------------------
+
+
+def stats(address: str) -> dict:
+    return json.loads(request(address, "/stats/").body)
+
+
+def test_abort_request_interrupts_the_view_and_keeps_the_connection(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0")
+    before = stats(server.address)
+    with Connection(server.address) as conn:
+        conn.begin(1, environ("/sleep/?s=60"))
+        conn.send_body(1, b"", end=True)
+        time.sleep(0.5)  # the view is sleeping
+        started = time.monotonic()
+        conn.abort(1)
+        exchange = conn.read_exchange(1)
+        assert time.monotonic() - started < 10  # not the 60 s of the view
+        assert exchange.end.protocol_status == fastcgi.ProtocolStatus.REQUEST_COMPLETE
+        assert conn.request("/").status == 200  # KEEP_CONN: the same connection serves on
+    after = stats(server.address)
+    # The aborted request's close() ran (request_finished) and the stats request counts
+    # itself as started only.
+    assert after["request_finished"] - before["request_finished"] >= 2
+
+
+@pytest.mark.parametrize("how", ["close", "abort-without-keep-conn"])
+def test_the_slot_of_an_abandoned_request_is_freed_at_once(start_server, how):
+    server = fcgi_server(start_server, "127.0.0.1:0", "--max-connections", "1")
+    conn = Connection(server.address)
+    conn.begin(1, environ("/sleep/?s=60"), keep_conn=False)
+    conn.send_body(1, b"", end=True)
+    time.sleep(0.5)
+    if how == "close":
+        conn.close()
+    else:
+        conn.abort(1)
+    # With one slot, this is served only once the sleeping request has let go of it.
+    assert request(server.address, "/", timeout=15).status == 200
+    conn.close()
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+BEGIN = fastcgi.encode_begin_request(1)
+HOSTILE = {
+    "bad-version": b"\x02" + BEGIN[1:],
+    "garbage": os.urandom(64) + b"\xff" * 8,
+    "truncated-record": BEGIN + fastcgi.encode_params(1, {"A": "b"})[:11],
+    "2gib-name": BEGIN + fastcgi.encode_record(
+        fastcgi.RecordType.PARAMS, 1, struct.pack("!I", 0xFFFFFFFF) + b"\x01abc"),
+    "2gib-value": BEGIN + fastcgi.encode_record(
+        fastcgi.RecordType.PARAMS, 1, b"\x01" + struct.pack("!I", 0xFFFFFFFF) + b"a"),
+    "too-many-params": BEGIN + fastcgi.encode_params(1, [(f"N{i}", "") for i in range(1200)]),
+    "scgi": b"70:CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00,",
+    "stdout-from-peer": BEGIN + fastcgi.encode_record(fastcgi.RecordType.STDOUT, 1, b"x"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_input_closes_that_connection_and_the_server_serves_on(server, name):
+    host, port = server.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(HOSTILE[name])
+        if name == "truncated-record":
+            sock.shutdown(socket.SHUT_WR)
+        assert b"Status:" not in read_until_closed(sock)
+    assert served(server.address)
+
+
+def test_http_on_the_port_gets_an_http_answer_that_says_why(server):
+    host, port = server.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+    assert b"An HTTP request arrived on the FastCGI port" in answer
+    assert server.wait_for_output("An HTTP request arrived on the FastCGI port")
+    assert served(server.address)
+
+
+def test_slowloris_and_idle_keep_alive_connections_are_closed(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0", "--header-timeout", "1",
+                         "--keepalive-timeout", "1")
+    host, port = server.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as slow:
+        started = time.monotonic()
+        data = BEGIN + fastcgi.encode_params(1, environ("/"))
+        try:
+            for byte in data:  # one byte every 0.3 s: never a whole head within 1 s
+                slow.sendall(bytes([byte]))
+                time.sleep(0.3)
+        except OSError:
+            pass
+        assert read_until_closed(slow) == b""
+        assert time.monotonic() - started < 10
+    with Connection(server.address) as conn:
+        assert conn.request("/").status == 200
+        assert read_until_closed(conn.sock, timeout=15) == b""  # idle for over 1 s
+    assert served(server.address)
+
+
+def test_hostile_connections_do_not_grow_memory(server):
+    psutil = pytest.importorskip("psutil")
+    host, port = server.address.rsplit(":", 1)
+    process = psutil.Process(server.pid)
+
+    def assault(rounds: int) -> None:
+        for index in range(rounds):
+            payload = list(HOSTILE.values())[index % len(HOSTILE)]
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                try:
+                    sock.sendall(payload)
+                    sock.shutdown(socket.SHUT_WR)
+                    read_until_closed(sock)
+                except OSError:
+                    pass
+
+    assault(100)  # warm up caches and allocators
+    before = process.memory_info().rss
+    assault(400)
+    grown = process.memory_info().rss - before
+    assert grown < 8 * 1024 * 1024, f"RSS grew by {grown} bytes"
+    assert served(server.address)
+
+
+# --- shutdown -------------------------------------------------------------------------------
+
+
+def test_sigterm_closes_idle_keep_alive_connections_at_once(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0", "--graceful-timeout", "30")
+    connections = [Connection(server.address) for _ in range(3)]
+    for conn in connections:
+        assert conn.request("/").status == 200  # now idle, kept alive
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait(20) == 0
+    assert time.monotonic() - started < 10  # not the 30 s graceful timeout
+    for conn in connections:
+        assert read_until_closed(conn.sock) == b""
+        conn.close()
+
+
+def test_sigterm_finishes_a_request_in_flight_then_closes_its_connection(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0")
+    with Connection(server.address, timeout=30) as conn:
+        conn.begin(1, environ("/sleep/?s=2"))
+        conn.send_body(1, b"", end=True)
+        time.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        exchange = conn.read_exchange(1)
+        assert exchange.end is not None and exchange.stdout.endswith(b"slept\n")
+        assert read_until_closed(conn.sock) == b""  # KEEP_CONN, but the server stops
+    assert server.wait(20) == 0
