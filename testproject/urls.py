@@ -15,6 +15,7 @@ urlpatterns = [
     path("db/", views.db, name="db"),
     path("sleep/", views.sleep, name="sleep"),
     path("wsgi-errors/", views.wsgi_errors, name="wsgi-errors"),
+    path("connection-requests/", views.connection_requests, name="connection-requests"),
     path("slow-cleanup/", views.slow_cleanup, name="slow-cleanup"),
     path("info/", views.info, name="info"),
     path("info/<path:rest>", views.info, name="info-rest"),

@@ -136,6 +136,13 @@ def _class_name(value):
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
+def connection_requests(request):
+    """How many requests the server has taken on this request's connection, this one
+    included (FastCGI keeps connections open; SCGI: always absent)."""
+    count = request.META.get("django_scgi.requests_on_connection")
+    return JsonResponse({"requests_on_connection": count})
+
+
 def wsgi_errors(request):
     """Writes a line to wsgi.errors (FastCGI: a STDERR record the front-end logs)."""
     request.META["wsgi.errors"].write("testproject: a line for wsgi.errors\n")

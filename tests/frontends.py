@@ -56,7 +56,7 @@ INSTALL_HINT = "run ./dev test as root to install it"
 HOST = "127.0.0.1"
 
 BINARIES = {"apache": "apache2", "nginx": "nginx", "lighttpd": "lighttpd",
-            "molly-brown": "molly-brown"}
+            "molly-brown": "molly-brown", "caddy": "caddy"}
 # Debian's path first; the others are where other distributions put httpd's modules.
 APACHE_MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules",
                       "/usr/lib/httpd/modules", "/usr/local/apache2/modules")
@@ -411,6 +411,7 @@ class Apache(FrontEnd):
 
     kind = "apache"
     modules = APACHE_MODULES
+    deploy_file = DEPLOY / "apache.conf"
 
     def deploy_values(self) -> dict[str, str]:
         return {"SCGI_MOUNT": self.mount_with_slash, "SCGI_BACKEND": self.backend_url(),
@@ -418,7 +419,7 @@ class Apache(FrontEnd):
 
     def app_lines(self) -> list[str]:
         """Variables, Listen and the deploy file included in one vhost per port."""
-        include = f"    Include {apache_quote(str(DEPLOY / 'apache.conf'))}"
+        include = f"    Include {apache_quote(str(self.deploy_file))}"
         lines = [f"Define {name} {apache_quote(value)}"
                  for name, value in self.deploy_values().items()]
         lines += [f"Listen {HOST}:{self.port}",
@@ -594,6 +595,9 @@ class Nginx(FrontEnd):
     """``nginx -p <dir> -c <conf> -e <log> -g 'daemon off;'`` with deploy/nginx.conf rendered."""
 
     kind = "nginx"
+    deploy_file = DEPLOY / "nginx.conf"
+    # Stock files the deploy file may include, copied next to the config as /etc/nginx has them.
+    stock_files = ("scgi_params", "mime.types")
 
     def deploy_values(self) -> dict[str, str]:
         backend = self.backend.address if self.backend.transport == "unix" else (
@@ -603,7 +607,7 @@ class Nginx(FrontEnd):
 
     def app_config(self) -> str:
         """What goes inside each server block: the deploy file, filled in."""
-        return render((DEPLOY / "nginx.conf").read_text(), self.deploy_values())
+        return render(self.deploy_file.read_text(), self.deploy_values())
 
     def http_config(self) -> str:
         """Extra lines for the ``http { }`` block (none by default)."""
@@ -613,7 +617,7 @@ class Nginx(FrontEnd):
         run = self.run_dir
         # The conf dir mimics /etc/nginx: `include scgi_params;` finds the stock file.
         conf_dir = nginx_conf_dir()
-        for name in ("scgi_params", "mime.types"):
+        for name in self.stock_files:
             if (conf_dir / name).is_file():
                 shutil.copy(conf_dir / name, run / name)
         mime = "include mime.types;" if (run / "mime.types").is_file() else ""
@@ -710,6 +714,7 @@ class Lighttpd(FrontEnd):
     """
 
     kind = "lighttpd"
+    deploy_file = DEPLOY / "lighttpd.conf"
 
     @property
     def serves_secure(self) -> bool:
@@ -752,7 +757,7 @@ class Lighttpd(FrontEnd):
             f"var.scgi_mount = {lighttpd_string(self.mount or '/')}",
             f"var.scgi_backend = {self.backend_array()}",
             f"var.scgi_offload_dir = {lighttpd_string(str(self.offload_dir))}",
-            f"include {lighttpd_string(str(DEPLOY / 'lighttpd.conf'))}",
+            f"include {lighttpd_string(str(self.deploy_file))}",
         ]
         path = run / "lighttpd.conf"
         path.write_text("\n".join(lines) + "\n")

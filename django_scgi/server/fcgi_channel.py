@@ -58,6 +58,7 @@ class Channel:
             max_conns=config.max_connections,
         )
         self.request_id = 0  # the request in progress, 0 between requests
+        self.requests = 0  # requests taken on this connection so far
         self.stdin_done = True
         self.aborted = False  # ABORT_REQUEST for the current request
         self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
@@ -126,6 +127,7 @@ class Channel:
                                self.peer_text, self.config.header_timeout)
 
     def _start(self, head: fastcgi.RequestHead) -> None:
+        self.requests += 1
         self.request_id = head.request_id
         self.stdin_done = False
 

@@ -136,6 +136,8 @@ class FastCGIExchange(Exchange):
             peer=self._get_peer, fastcgi=True,
         )
         environ["wsgi.errors"] = ErrorStream(self)
+        # A server extension key (PEP 3333): which request of its connection this is.
+        environ["django_scgi.requests_on_connection"] = channel.requests
         self.is_head = environ["REQUEST_METHOD"] == "HEAD"
 
     # -- the request's life --

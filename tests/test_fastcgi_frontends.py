@@ -1,0 +1,184 @@
+"""End to end over FastCGI: the demo project behind real nginx, Apache, lighttpd and Caddy.
+
+Each front-end runs the FastCGI file users copy from ``deploy/`` (``fastcgi_frontends``)
+in front of one ``runscgi --protocol fastcgi`` listening on TCP and on a unix socket,
+with the project at ``/app/`` and at ``/``. nginx goes through its upstream block with
+``keepalive`` and ``fastcgi_keep_conn on``, Apache with ``enablereuse=on``: the server
+itself counts the requests each connection carried (``django_scgi.requests_on_connection``)
+to show that connections are reused. Caddy sends no mount point: the project behind it
+at ``/app/`` sets ``FORCE_SCRIPT_NAME``. ``cgi-fcgi`` (libfcgi) is a bare client.
+
+Missing front-ends skip with "FRONT-END MISSING" and are listed in a banner at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import frontends
+import pytest
+from conftest import REPO, ServerProcess
+from fastcgi_frontends import FASTCGI_FRONT_ENDS, cgi_fcgi
+from frontends import Backend, Deployment
+
+from django_scgi.client import parse_response
+
+pytestmark = [pytest.mark.frontend, pytest.mark.timeout(180)]
+
+MOUNTS = {"app": "/app", "root": ""}
+DEPLOYMENTS = [(kind, transport, mount) for kind in ("nginx", "apache", "lighttpd", "caddy")
+               for transport in ("tcp", "unix") for mount in ("app", "root")]
+REUSING = {"nginx", "apache"}  # they ask for FCGI_KEEP_CONN; lighttpd and Caddy do not
+HELLO = b"Hello from django-scgi\n"
+
+
+class FastCGIBackend:
+    """``runscgi --protocol fastcgi`` on a TCP port and a unix socket, stopped by PID."""
+
+    def __init__(self, tmp_dir: Path, **env: str) -> None:
+        self.socket_dir = frontends.make_socket_dir()
+        environ = {key: value for key, value in os.environ.items()
+                   if key not in ("SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME", "SCGI_PROTOCOL")}
+        environ.update({"DJANGO_SETTINGS_MODULE": "testproject.settings",
+                        "DJANGO_DB_PATH": str(tmp_dir / "db.sqlite3"), "PYTHONUNBUFFERED": "1",
+                        **env})
+        args = ["--protocol", "fastcgi", f"{frontends.HOST}:0",
+                f"unix:{self.socket_dir}/fcgi.sock"]
+        self.server = ServerProcess(args, environ, REPO, None)
+        try:
+            self.server.wait_started()
+        except BaseException:
+            self.stop()
+            raise
+        self.by_transport = {Backend(a).transport: Backend(a) for a in self.server.addresses}
+
+    def output_tail(self) -> str:
+        return "\n".join(self.server.lines[-100:])
+
+    def stop(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    """"plain": the project alone; "forced": with FORCE_SCRIPT_NAME=/app (for Caddy)."""
+    started = {}
+    try:
+        started["plain"] = FastCGIBackend(tmp_path_factory.mktemp("fcgi-plain"))
+        started["forced"] = FastCGIBackend(tmp_path_factory.mktemp("fcgi-forced"),
+                                           DJANGO_FORCE_SCRIPT_NAME="/app")
+        yield started
+    finally:
+        for backend in started.values():
+            backend.stop()
+
+
+@pytest.fixture(scope="module")
+def deployments(backends):
+    """Started front-ends, cached by (kind, transport, mount) for the whole module."""
+    started: dict[tuple[str, str, str], Deployment] = {}
+    run_dirs: list[Path] = []
+
+    def get(kind: str, transport: str, mount: str) -> Deployment:
+        key = (kind, transport, mount)
+        if key not in started:
+            frontends.require(kind)
+            which = "forced" if kind == "caddy" and mount == "app" else "plain"
+            backend = backends[which]
+            run_dir = frontends.make_run_dir(f"fcgi-{kind}-")
+            run_dirs.append(run_dir)
+            frontend = FASTCGI_FRONT_ENDS[kind](
+                run_dir, mount=MOUNTS[mount], backend=backend.by_transport[transport],
+                offload_dir=run_dir).start()
+            started[key] = Deployment(frontend, backend.output_tail)
+        return started[key]
+
+    yield get
+    for deployment in started.values():
+        deployment.frontend.stop()
+    for run_dir in run_dirs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=DEPLOYMENTS, ids=["-".join(d) for d in DEPLOYMENTS])
+def deployment(request, deployments):
+    return deployments(*request.param)
+
+
+# --- through every front-end --------------------------------------------------------------
+
+
+def test_hello_and_prefix_routing(deployment):
+    hello = deployment.get("/")
+    assert (hello.status, hello.body) == (200, HELLO), hello.describe()
+    info = deployment.get_json("/info/some/path?q=1")
+    mount = deployment.mount
+    assert info["script_name"] == mount
+    assert info["path"] == f"{mount}/info/some/path"
+    assert info["reverse"] == f"{mount}/info/"
+    assert info["query"] == {"q": ["1"]}
+
+
+def test_encoded_path(deployment):
+    info = deployment.get_json("/info/caf%C3%A9/x%20y")
+    assert info["path"] == f"{deployment.mount}/info/café/x y"
+
+
+def test_upload_and_echo(deployment):
+    body = os.urandom(2 * 1024 * 1024 + 3)
+    reply = deployment.request("POST", "/upload/", body=body,
+                               headers=[("Content-Type", "application/octet-stream")])
+    assert reply.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    echo = deployment.request("POST", "/echo/", body=b"a=1&b=2",
+                              headers=[("Content-Type", "application/x-www-form-urlencoded")])
+    assert echo.body == b"a=1&b=2"
+
+
+def test_streaming_is_passed_on_as_produced(deployment):
+    first_at, body, reply = frontends.timed_chunks(
+        deployment.port, f"{deployment.mount}/stream/?n=2&delay=3")
+    assert reply.status == 200 and body.count(b"chunk") == 2
+    made_at = float(body.split(b"\n")[0].rsplit(b" at ", 1)[1])
+    assert first_at - made_at < 2.5  # before the view slept 3 s for the second chunk
+
+
+def test_errors_and_not_found_come_from_django(deployment):
+    assert deployment.get("/error/").status == 500
+    missing = deployment.get("/no/such/page/")
+    assert missing.status == 404 and missing.from_django
+
+
+def test_connection_reuse_counted_by_the_server(deployment):
+    counts = [deployment.get_json("/connection-requests/")["requests_on_connection"]
+              for _ in range(30)]
+    new_connections = counts.count(1)
+    if deployment.kind in REUSING:
+        # One nginx worker / a few Apache threads: a handful of connections carry all.
+        assert new_connections <= 5, counts
+        assert max(counts) >= 6, counts
+    else:
+        assert counts == [1] * 30  # one connection per request
+
+
+# --- cgi-fcgi (libfcgi) as the client -------------------------------------------------------
+
+
+def test_cgi_fcgi(backends):
+    backend = backends["plain"].by_transport["tcp"]
+    variables = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": "/echo/",
+                 "REQUEST_URI": "/echo/", "QUERY_STRING": "", "SERVER_NAME": "localhost",
+                 "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "localhost",
+                 "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "11"}
+    reply = parse_response(cgi_fcgi(backend.address, variables, b"hello world"))
+    assert (reply.status, reply.body) == (200, b"hello world")
+    get = {**variables, "REQUEST_METHOD": "GET", "PATH_INFO": "/info/x", "REQUEST_URI": "/info/x",
+           "CONTENT_LENGTH": ""}
+    info = json.loads(parse_response(cgi_fcgi(backend.address, get)).body)
+    assert info["path"] == "/info/x"
