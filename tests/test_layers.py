@@ -125,7 +125,12 @@ ALLOWED_INTERNAL = {
     "offload": {"environ"},  # the front-ends' quirks about X-Sendfile names
     "client": {"protocol", "response_head"},
     "response_head": {"protocol"},
-    "server": {"protocol", "environ", "gemini", "conf", "connection"},
+    # FastCGI: the wire codec and the connection state machine beside protocol; the
+    # client beside client.
+    "fcgi_records": {"protocol"},
+    "fastcgi": {"protocol", "fcgi_records"},
+    "fastcgi_client": {"fastcgi", "client", "protocol", "response_head"},
+    "server": {"protocol", "environ", "gemini", "conf", "connection", "fastcgi"},
     "workers": {"conf", "server"},
     "checks": {"conf", "database", "offload"},
     "apps": {"checks"},
