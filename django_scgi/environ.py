@@ -33,6 +33,9 @@ it is then cut into ``SCRIPT_NAME`` + ``PATH_INFO`` on a path-segment boundary:
    when the decoded ``/<rest>`` is a tail of the full path, the part before it is the
    split, else there is none. From anything else (lighttpd's
    ``GET /app``), a missing PATH_INFO is an empty one, as in CGI: rule 1 with "".
+   FastCGI AUTHORIZER requests (Apache ``mod_authnz_fcgi``, ``FCGI_ROLE=AUTHORIZER``):
+   the variables describe the resource Apache guards; SCRIPT_NAME + PATH_INFO is its
+   path and implies no split.
 4. Only ``REQUEST_URI`` (a bare SCGI client): full = its path part, percent-decoded to
    bytes, then latin-1; absolute-form ``http://host/path`` gives ``/path``. Nothing: "/".
 
@@ -395,6 +398,11 @@ def _locate(cgi: Mapping[str, str], want_split: bool,
     """
     script_name = cgi.get("SCRIPT_NAME", "")
     path_info = cgi.get("PATH_INFO")
+    if fastcgi and cgi.get("FCGI_ROLE") == "AUTHORIZER":
+        # Apache's mod_authnz_fcgi asks about a resource it serves itself: its CGI
+        # variables describe that resource (SCRIPT_NAME = its path), not our mount.
+        full = script_name + (path_info or "")
+        return full or _path_from_uri(cgi.get("REQUEST_URI", "")), None
     if path_info is not None and not _is_encoded_copy(cgi, script_name, path_info):
         return script_name + path_info, script_name
     document_uri = cgi.get("DOCUMENT_URI")

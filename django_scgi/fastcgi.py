@@ -37,7 +37,9 @@ Policies the spec leaves open:
   ``HTTP_*`` copies with ``", "`` (nginx before 1.23 sends repeated client headers
   this way); for ``HTTP_HOST`` and every CGI variable the later value wins (a user's
   ``fastcgi_param`` after ``include fastcgi_params`` arrives as a second copy).
-* The body is what the STDIN stream carries; ``CONTENT_LENGTH`` does not frame it.
+* The body is what the STDIN stream carries; ``CONTENT_LENGTH`` does not frame it. An
+  AUTHORIZER request has none: its RequestHead is not followed by Stdin/StdinEnd, and
+  STDIN records for it are ignored (Apache's ``mod_authnz_fcgi`` sends none).
 * EOF between records is :class:`protocol.ConnectionClosed`; inside a record it is
   :class:`IncompleteRecord`. After an error every call raises it again.
 """
@@ -342,11 +344,15 @@ class ServerConnection:
             request.pairs.feed(content)
             return None
         environ = params_environ(request.pairs.finish())
-        request.phase = _Phase.STDIN
+        # An Authorizer gets no body: Apache's mod_authnz_fcgi sends no STDIN at all.
+        request.phase = _Phase.DONE if request.role is Role.AUTHORIZER else _Phase.STDIN
         request.pairs = _NO_PAIRS  # let the parsed strings go with the event
         return RequestHead(request_id, request.role, request.keep_conn, environ)
 
-    def _stdin(self, request_id: int, request: _Request, content: bytes) -> Stdin | StdinEnd:
+    def _stdin(self, request_id: int, request: _Request,
+               content: bytes) -> Stdin | StdinEnd | None:
+        if request.role is Role.AUTHORIZER and request.phase is _Phase.DONE:
+            return None  # a front-end that sends an Authorizer a STDIN anyway
         if request.phase is not _Phase.STDIN:
             raise UnexpectedRecord()
         if not content:

@@ -143,6 +143,27 @@ def connection_requests(request):
     return JsonResponse({"requests_on_connection": count})
 
 
+AUTHZ_COOKIE, AUTHZ_SALT = "files-user", "testproject.authorize"
+
+
+def authz_login(request):
+    """Sets the signed cookie that ``authorize`` accepts (a stand-in for a login)."""
+    response = HttpResponse("logged in\n", content_type="text/plain")
+    response.set_signed_cookie(AUTHZ_COOKIE, request.GET.get("user", "alice"), salt=AUTHZ_SALT)
+    return response
+
+
+def authorize(request, name=""):
+    """A FastCGI AUTHORIZER for Apache mod_authnz_fcgi (docs/fastcgi.rst): 200 lets
+    Apache serve the file it guards, naming the user; 403 refuses it."""
+    user = request.get_signed_cookie(AUTHZ_COOKIE, default=None, salt=AUTHZ_SALT)
+    if user is None or request.META.get("FCGI_ROLE") != "AUTHORIZER":
+        return HttpResponse("Not allowed.\n", status=403, content_type="text/plain")
+    response = HttpResponse(status=200)
+    response["Variable-REMOTE_USER"] = user
+    return response
+
+
 def wsgi_errors(request):
     """Writes a line to wsgi.errors (FastCGI: a STDERR record the front-end logs)."""
     request.META["wsgi.errors"].write("testproject: a line for wsgi.errors\n")

@@ -26,6 +26,7 @@ from frontends import (
     Lighttpd,
     Nginx,
     apache_modules_dir,
+    apache_quote,
     find_binary,
     nginx_conf_dir,
     render,
@@ -84,6 +85,37 @@ class FastCGIApache(Apache):
             return f"unix:{self.backend.path}|fcgi://localhost"
         host, port = self.backend.host_port
         return f"fcgi://{host}:{port}"
+
+
+class FastCGIAuthorizerApache(Apache):
+    """Apache serving ``files_dir`` at /protected-files/ with deploy/apache-fastcgi-authorizer.conf:
+    mod_authnz_fcgi asks runscgi (FCGI_AUTHORIZER) before it serves a file."""
+
+    modules = ("mpm_event", "authz_core", "authn_core", "authz_user", "alias", "authnz_fcgi")
+    deploy_file = DEPLOY / "apache-fastcgi-authorizer.conf"
+    files_url = "/protected-files/"
+
+    def __init__(self, *args, files_dir: Path, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.files_dir = files_dir
+        modules = apache_modules_dir()
+        if modules is None or not os.path.isfile(os.path.join(modules, "mod_authnz_fcgi.so")):
+            pytest.skip(f"{MISSING}: apache2 has no mod_authnz_fcgi.so — {INSTALL_HINT}")
+
+    def deploy_values(self) -> dict[str, str]:
+        host, port = self.backend.host_port
+        return {"SCGI_FILES_URL": self.files_url, "SCGI_FILES_DIR": str(self.files_dir),
+                "SCGI_AUTHORIZER": f"fcgi://{host}:{port}/"}
+
+    @property
+    def serves_secure(self) -> bool:
+        return False
+
+    def app_lines(self) -> list[str]:
+        # At server level, as the file says (its provider may not be in a vhost).
+        return [*(f"Define {name} {apache_quote(value)}"
+                  for name, value in self.deploy_values().items()),
+                f"Listen {HOST}:{self.port}", f"Include {apache_quote(str(self.deploy_file))}"]
 
 
 class FastCGILighttpd(Lighttpd):

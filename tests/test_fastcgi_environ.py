@@ -160,6 +160,21 @@ DUMPS: dict[str, list[tuple[str, str]]] = {
         ("CONTENT_LENGTH", "7"), ("REMOTE_ADDR", "127.0.0.1"), ("REMOTE_USER", ""),
         ("SCRIPT_NAME", ""), ("HTTP_X_FORWARDED_PROTO", "http"),
     ],
+    # Apache mod_authnz_fcgi asking about /protected-files/r.txt (FCGI_ROLE=AUTHORIZER is
+    # the record's role, added by the server): no SCRIPT_NAME, no PATH_INFO.
+    "apache/authorizer": [
+        ("HTTP_HOST", "127.0.0.1:19105"), ("HTTP_USER_AGENT", "curl/7.88.1"),
+        ("HTTP_ACCEPT", "*/*"), ("SERVER_SOFTWARE", "Apache/2.4.71 (Debian)"),
+        ("SERVER_NAME", "127.0.0.1"), ("SERVER_ADDR", "127.0.0.1"), ("SERVER_PORT", "19105"),
+        ("REMOTE_ADDR", "127.0.0.1"), ("DOCUMENT_ROOT", "/var/www/html"),
+        ("REQUEST_SCHEME", "http"), ("CONTEXT_PREFIX", "/protected-files/"),
+        ("CONTEXT_DOCUMENT_ROOT", "/tmp/fcap/az/files/"),
+        ("SCRIPT_FILENAME", "/tmp/fcap/az/files/r.txt"), ("REMOTE_PORT", "56694"),
+        ("GATEWAY_INTERFACE", "CGI/1.1"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_METHOD", "GET"), ("QUERY_STRING", ""),
+        ("REQUEST_URI", "/protected-files/r.txt"), ("FCGI_ROLE", "AUTHORIZER"),
+        ("FCGI_APACHE_ROLE", "AUTHENTICATOR"), ("HTTP_CONNECTION", "close"),
+    ],
 }
 
 
@@ -189,6 +204,9 @@ PATHS = [
     ("caddy/get", None, "", "/app" + CAFE),
     ("caddy/get", "/app", "/app", CAFE),
     ("caddy/post", "/app", "/app", "/post"),
+    # An Authorizer request is about the resource Apache guards: its path, never a split.
+    ("apache/authorizer", None, "", "/protected-files/r.txt"),
+    ("apache/authorizer", "/app", "", "/protected-files/r.txt"),
 ]
 
 
@@ -228,3 +246,13 @@ def test_the_fastcgi_rule_is_what_separates_nginx_fastcgi_from_scgi():
         fcgi, plain = environ_for(case), environ_for(case, fastcgi_=False)
         assert (fcgi["SCRIPT_NAME"], fcgi["PATH_INFO"]) == (
             plain["SCRIPT_NAME"], plain["PATH_INFO"])
+
+
+def test_an_authorizer_scripts_name_is_the_resource_not_a_mount():
+    # Were SCRIPT_NAME sent for the guarded file, it is still the file's path: without
+    # the Authorizer rule it would read as a mount with an empty PATH_INFO.
+    environ = environ_for("apache/authorizer", SCRIPT_NAME="/protected-files/r.txt")
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("", "/protected-files/r.txt")
+    plain = environ_for("apache/authorizer", SCRIPT_NAME="/protected-files/r.txt",
+                        FCGI_ROLE="RESPONDER")
+    assert (plain["SCRIPT_NAME"], plain["PATH_INFO"]) == ("/protected-files/r.txt", "")

@@ -22,9 +22,10 @@ from pathlib import Path
 import frontends
 import pytest
 from conftest import REPO, ServerProcess
-from fastcgi_frontends import FASTCGI_FRONT_ENDS, cgi_fcgi
+from fastcgi_frontends import FASTCGI_FRONT_ENDS, FastCGIAuthorizerApache, cgi_fcgi
 from frontends import Backend, Deployment
 
+from django_scgi import fastcgi_client
 from django_scgi.client import parse_response
 
 pytestmark = [pytest.mark.frontend, pytest.mark.timeout(180)]
@@ -182,3 +183,33 @@ def test_cgi_fcgi(backends):
            "CONTENT_LENGTH": ""}
     info = json.loads(parse_response(cgi_fcgi(backend.address, get)).body)
     assert info["path"] == "/info/x"
+
+
+# --- Apache mod_authnz_fcgi: the project decides whether Apache serves a file ------------
+
+
+def test_authorizer_lets_apache_serve_only_what_the_project_allows(backends):
+    backend = backends["plain"].by_transport["tcp"]
+    run_dir = frontends.make_run_dir("fcgi-authz-")
+    files = run_dir / "files"
+    files.mkdir()
+    (files / "report.txt").write_bytes(b"quarterly figures\n")
+    (files / "report.txt").chmod(0o644)
+    apache = FastCGIAuthorizerApache(run_dir, mount="", backend=backend, offload_dir=run_dir,
+                                     files_dir=files)
+    try:
+        apache.start()
+        url = "/protected-files/report.txt"
+        # The signed cookie a login would set, from the project itself.
+        login = fastcgi_client.request(backend.address, "/authz-login/?user=carol")
+        cookie = login.header("Set-Cookie").split(";", 1)[0]
+        allowed = frontends.request(apache.port, "GET", url, headers=[("Cookie", cookie)])
+        assert (allowed.status, allowed.body) == (200, b"quarterly figures\n"), allowed.describe()
+        refused = frontends.request(apache.port, "GET", url)
+        assert refused.status == 403 and b"Not allowed." in refused.body
+        forged = frontends.request(apache.port, "GET", url,
+                                   headers=[("Cookie", cookie.replace("carol", "mallory"))])
+        assert forged.status == 403
+    finally:
+        apache.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -247,11 +247,17 @@ def test_unknown_role_is_refused(role, keep_conn, close):
     assert conn.active == frozenset()
 
 
-def test_authorizer_role_is_served():
-    events, error, _ = run([request_bytes(1, {"FCGI_APACHE_ROLE": "AUTHORIZER"},
-                                          role=Role.AUTHORIZER)])
-    assert error is None
-    assert events[0].role is Role.AUTHORIZER
+def test_authorizer_role_is_served_without_a_body():
+    # Apache's mod_authnz_fcgi sends BEGIN and PARAMS only; a STDIN sent anyway is ignored.
+    head = encode_begin_request(1, Role.AUTHORIZER) + encode_params(
+        1, {"FCGI_APACHE_ROLE": "AUTHORIZER"})
+    for data in (head, head + encode_stdin(1, b"x") + encode_record(RecordType.STDIN, 1)):
+        conn = ServerConnection()
+        conn.receive_data(data)
+        event = conn.next_event()
+        assert isinstance(event, RequestHead) and event.role is Role.AUTHORIZER
+        assert conn.next_event() is NEED_DATA
+        assert conn.active == frozenset({1})
 
 
 def test_second_request_at_once_is_refused_with_cant_mpx_conn():

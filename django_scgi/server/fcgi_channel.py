@@ -129,7 +129,7 @@ class Channel:
     def _start(self, head: fastcgi.RequestHead) -> None:
         self.requests += 1
         self.request_id = head.request_id
-        self.stdin_done = False
+        self.stdin_done = head.role is fastcgi.Role.AUTHORIZER  # an Authorizer has no body
 
     def _reply(self, reply: fastcgi.Reply) -> bool:
         """Write a reply of the protocol; False when the connection is to close."""
@@ -295,6 +295,8 @@ class Channel:
         """Close the socket; lingering when unread bytes could turn the FIN into a reset."""
         from .closing import close_lingering
 
+        if self.sock.fd < 0:
+            return  # closed already (a broken exchange closes at once)
         try:
             unread = not self.stdin_done or self.sock.has_unread_bytes()
         except OSError:
