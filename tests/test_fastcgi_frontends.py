@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import frontends
@@ -213,3 +214,16 @@ def test_authorizer_lets_apache_serve_only_what_the_project_allows(backends):
     finally:
         apache.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# --- the docs show what the tests run -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["nginx-fastcgi.conf", "nginx-fastcgi-upstream.conf",
+                                  "apache-fastcgi.conf", "lighttpd-fastcgi.conf",
+                                  "caddy-fastcgi.caddy", "apache-fastcgi-authorizer.conf"])
+def test_fastcgi_docs_contain_each_deploy_file_verbatim(name):
+    docs = (REPO / "docs" / "fastcgi.rst").read_text()
+    text = (REPO / "deploy" / name).read_text()
+    assert textwrap.indent(text, "    ") in docs, (
+        f"docs/fastcgi.rst must show deploy/{name} verbatim (indented 4 spaces)")
