@@ -64,7 +64,7 @@ class Channel:
         self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
         self.writing = False  # a write is under way (still set: it was cut short)
         self._pending_replies: list[bytes] = []
-        self._watcher: gevent.Greenlet | None = None
+        self._watcher: gevent.Greenlet[[], None] | None = None
         self._handler: Any = None  # the greenlet running the application, while it does
 
     # -- between requests --

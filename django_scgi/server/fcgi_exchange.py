@@ -168,7 +168,7 @@ class FastCGIExchange(Exchange):
         except RequestInterrupted:
             logger.debug("%s %s during %s", self.peer_text,
                          "aborted the request" if channel.aborted else "went away",
-                         request_line(self.environ))
+                         request_line(self.environ or {}))
         finally:
             channel.leave_application()
 
