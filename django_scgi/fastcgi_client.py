@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,6 +64,10 @@ class Connection:
     def __init__(self, address: str, timeout: float = 10.0) -> None:
         self.address, self.timeout = address, timeout
         self.sock = connect(address, timeout)
+        if self.sock.family != socket.AF_UNIX:
+            # A request goes out in several writes (head, body records): without this,
+            # Nagle's algorithm holds each small one for the previous one's ACK.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._parser = fastcgi.ResponseParser()
         # Events read while waiting for another request id or for values.
         self._backlog: list[fastcgi.ClientEvent] = []

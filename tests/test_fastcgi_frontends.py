@@ -163,7 +163,7 @@ def test_connection_reuse_counted_by_the_server(deployment):
     new_connections = counts.count(1)
     if deployment.kind in REUSING:
         # One nginx worker / a few Apache threads: a handful of connections carry all.
-        assert new_connections <= 5, counts
+        assert new_connections <= 5, (counts, deployment.frontend_diagnostics())
         assert max(counts) >= 6, counts
     else:
         assert counts == [1] * 30  # one connection per request

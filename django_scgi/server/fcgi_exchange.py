@@ -23,7 +23,7 @@ from ..environ import build_environ, request_line
 from ..protocol import encode_response_head
 from .accesslog import log_access
 from .closing import close_abortive
-from .exchange import Exchange, PeerGone
+from .exchange import Exchange, PeerGone, _set_nodelay
 from .fcgi_channel import UNKNOWN_LENGTH, Channel, FastCGIBody, RequestInterrupted
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) ->
     if host is not None and not server.allowed.admits(host, raw_peer):
         sock.close()
         return
+    # Kept-alive connections carry many small writes (a response's records, then
+    # END_REQUEST when it could not go with them): Nagle's algorithm would hold each
+    # one until the previous is acknowledged, 40 ms with delayed ACKs. Once per connection.
+    _set_nodelay(sock)
     channel = Channel(sock, server.config, _peer_text(raw_peer))
     # The first request is waited for like an SCGI one; later ones up to keepalive_timeout.
     idle_set, idle_timeout = server.idle_sockets, server.config.header_timeout
@@ -106,16 +110,18 @@ class ErrorStream:
 class FastCGIExchange(Exchange):
     """One FastCGI request and its response (see the module docstring)."""
 
-    __slots__ = ("channel", "keep_conn", "request_id", "too_large")
+    __slots__ = ("channel", "ended", "keep_conn", "request_id", "too_large")
 
     def __init__(self, channel: Channel, head: fastcgi.RequestHead, raw_peer: Any,
                  server: SCGIServer) -> None:
         super().__init__(channel.sock, raw_peer, server.config, server.base_environ,
                          server.idle_sockets)
         self.channel = channel
+        self.ended = False  # END_REQUEST sent
         self.request_id = head.request_id
         self.keep_conn = head.keep_conn
         self.overread = False
+        self.nodelay = True  # set once for the connection (serve_connection)
         cgi = head.environ
         cgi["FCGI_ROLE"] = head.role.name
         timeout = self.config.body_timeout
@@ -174,6 +180,8 @@ class FastCGIExchange(Exchange):
 
     def _end(self) -> bool:
         """END_REQUEST (after the replies the protocol owes); False when it failed."""
+        if self.ended:
+            return True  # it went out with the last bytes of the response
         channel = self.channel
         try:
             data = channel.take_replies() + channel.conn.end_request(self.request_id)
@@ -191,7 +199,7 @@ class FastCGIExchange(Exchange):
             ("Content-Length", str(len(message))),
         ])
         try:
-            self._send(head + message)
+            self._send(head + message, last=True)
             self.head_sent = True
         except (PeerGone, OSError):
             self.channel.broken = True
@@ -199,9 +207,17 @@ class FastCGIExchange(Exchange):
     # -- writing: records instead of bytes --
 
     def _send(self, data: bytes, last: bool = False) -> None:
-        if self.channel.aborted or self.channel.broken:
+        channel = self.channel
+        if channel.aborted or channel.broken:
             raise PeerGone("the front-end aborted the request")
-        self._write(self.channel.take_replies() + fastcgi.encode_stdout(self.request_id, data))
+        records = channel.take_replies() + fastcgi.encode_stdout(self.request_id, data)
+        if last:
+            # Nothing follows (the exchange knows it for a response sent in one chunk):
+            # END_REQUEST goes in the same write, so the front-end has the end of the
+            # response and of the request at once.
+            records += channel.conn.end_request(self.request_id)
+            self.ended = True
+        self._write(records)
 
     def _write(self, data: bytes) -> None:
         channel = self.channel
