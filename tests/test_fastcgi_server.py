@@ -376,3 +376,25 @@ def test_sigterm_finishes_a_request_in_flight_then_closes_its_connection(start_s
         assert exchange.end is not None and exchange.stdout.endswith(b"slept\n")
         assert read_until_closed(conn.sock) == b""  # KEEP_CONN, but the server stops
     assert server.wait(20) == 0
+
+
+# --- python -m django_scgi.fastcgi_client -------------------------------------------------
+
+
+def run_client(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "django_scgi.fastcgi_client", *args],
+                          cwd=REPO, capture_output=True, timeout=60, check=False)
+
+
+def test_client_command_exit_codes(server):
+    ok = run_client(server.address, "/")
+    assert ok.returncode == 0 and ok.stdout.startswith(b"Status: 200 OK\n")
+    assert ok.stdout.endswith(b"\nHello from django-scgi\n")
+    posted = run_client(server.address, "/echo/", "-d", "a=1")
+    assert posted.returncode == 0 and posted.stdout.endswith(b"\na=1")
+    assert run_client(server.address, "/error/", "-q").returncode == 1
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    unreachable = run_client(f"127.0.0.1:{port}", "/", "--timeout", "5")
+    assert unreachable.returncode == 2 and b"error:" in unreachable.stderr
