@@ -199,6 +199,17 @@ def test_runfcgi_is_runscgi_with_fastcgi(start_server):
     assert served(server.address)
 
 
+def test_worker_processes_serve_fastcgi(start_server):
+    server = fcgi_server(start_server, "127.0.0.1:0", "--workers", "2")
+    pids = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        with Connection(server.address) as conn:  # a new connection may reach either
+            for _ in range(3):
+                pids.add(json.loads(conn.request("/db/?sleep=0").body)["pid"])
+    assert len(pids) == 2
+
+
 def test_listening_socket_on_fd_0_is_used(server_env):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
