@@ -266,18 +266,6 @@ def encode_pairs(pairs: Mapping[str, str] | Iterable[tuple[str, str]]) -> bytes:
     return bytes(out)
 
 
-def _read_length(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
-    """(length, position after it) or None when its bytes have not all arrived."""
-    if pos >= len(buf):
-        return None
-    first = buf[pos]
-    if first < 0x80:
-        return first, pos + 1
-    if pos + 4 > len(buf):
-        return None
-    return _LONG_LENGTH.unpack_from(buf, pos)[0] & _MAX_PAIR_LENGTH, pos + 4
-
-
 class PairReader:
     """Name-value pairs from a stream that arrives in pieces, within the limits.
 
@@ -297,36 +285,67 @@ class PairReader:
     def feed(self, data: bytes) -> None:
         if self._seen + len(self._buf) + len(data) > self._max_size:
             raise ParamsTooLarge()
-        self._buf += data
-        pos = 0
-        while True:
-            pair = self._next_pair(pos)
-            if pair is None:
-                break
-            pos = pair
-        del self._buf[:pos]
+        buf: bytes | bytearray
+        if self._buf:
+            buf = self._buf
+            buf += data  # in place: an unfinished pair is never copied again
+        else:
+            buf = data  # the usual case: the whole stream in one record, not copied
+        pos = self._parse(buf)
+        if pos == len(buf):
+            self._buf = bytearray()
+        elif buf is data:
+            self._buf = bytearray(data[pos:])
+        else:
+            del self._buf[:pos]
         self._seen += pos
 
-    def _next_pair(self, pos: int) -> int | None:
-        buf = self._buf
-        name = _read_length(buf, pos)
-        value = _read_length(buf, name[1]) if name is not None else None
-        if name is None or value is None:
-            return None
-        start = value[1]
-        cut = start + name[0]
-        end = cut + value[0]
-        if self._seen + end > self._max_size:
-            raise ParamsTooLarge()
-        if end > len(buf):
-            return None
-        if name[0] == 0:
-            raise BadParams()
-        self._count += 1
-        if self._count > self._max_pairs:
-            raise TooManyParams()
-        self.pairs.append((buf[start:cut].decode("latin-1"), buf[cut:end].decode("latin-1")))
-        return end
+    def _parse(self, buf: bytes | bytearray) -> int:
+        """Take the whole pairs at the start of ``buf``; the offset after the last one.
+
+        One function, no calls per pair: this is the PARAMS parser's hot loop. The
+        bytes are decoded at most once per call, when a pair is whole: latin-1 maps
+        byte offsets to the same character offsets, so names and values are slices.
+        """
+        size, pos, count = len(buf), 0, self._count
+        limit = self._max_size - self._seen
+        text = ""
+        while pos < size:
+            name = buf[pos]
+            if name < 0x80:
+                at = pos + 1
+            elif pos + 4 <= size:
+                name = int.from_bytes(buf[pos : pos + 4], "big") & _MAX_PAIR_LENGTH
+                at = pos + 4
+            else:
+                break
+            if at >= size:
+                break
+            value = buf[at]
+            if value < 0x80:
+                at += 1
+            elif at + 4 <= size:
+                value = int.from_bytes(buf[at : at + 4], "big") & _MAX_PAIR_LENGTH
+                at += 4
+            else:
+                break
+            cut = at + name
+            end = cut + value
+            if end > limit:  # refused on the lengths alone: nothing of it is stored
+                raise ParamsTooLarge()
+            if end > size:
+                break
+            if not name:
+                raise BadParams()
+            count += 1
+            if count > self._max_pairs:
+                raise TooManyParams()
+            if not text:
+                text = buf.decode("latin-1")
+            self.pairs.append((text[at:cut], text[cut:end]))
+            pos = end
+        self._count = count
+        return pos
 
     def finish(self) -> list[tuple[str, str]]:
         if self._buf:
@@ -344,7 +363,11 @@ def decode_pairs(data: bytes, max_size: int = DEFAULT_MAX_HEADER_SIZE,
 
 def params_environ(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The environ of PARAMS pairs under the module's policy for repeated names."""
-    environ: dict[str, str] = {}
+    pairs = pairs if isinstance(pairs, list) else list(pairs)
+    environ = dict(pairs)  # C-level; right when no name is repeated (the usual case)
+    if len(environ) == len(pairs):
+        return environ
+    environ = {}
     for name, value in pairs:
         if name in environ and name.startswith("HTTP_") and name != "HTTP_HOST":
             separator = "; " if name == "HTTP_COOKIE" else ", "

@@ -7,7 +7,7 @@ application asks). Replies the protocol gives by itself (GET_VALUES_RESULT,
 UNKNOWN_TYPE, END_REQUEST refusing a second request) are written as they come.
 
 While the application runs with its body complete, nothing else would read the socket,
-so a watcher greenlet does: an ABORT_REQUEST, the front-end's close or garbage
+so a libev watcher does: an ABORT_REQUEST, the front-end's close or garbage
 interrupts the application at once (``RequestInterrupted`` thrown into its greenlet),
 which closes its iterable and frees the slot.
 """
@@ -21,7 +21,6 @@ import sys
 import time
 from typing import Any
 
-import gevent
 from gevent import socket
 from gevent.hub import get_hub, getcurrent
 
@@ -64,7 +63,8 @@ class Channel:
         self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
         self.writing = False  # a write is under way (still set: it was cut short)
         self._pending_replies: list[bytes] = []
-        self._watcher: gevent.Greenlet[[], None] | None = None
+        self._io: Any = None  # libev io watcher for the watch (made once per connection)
+        self._watching = False
         self._handler: Any = None  # the greenlet running the application, while it does
 
     # -- between requests --
@@ -110,6 +110,11 @@ class Channel:
             idle_set.add(self.sock)
         try:
             self.sock.settimeout(remaining)
+            if idle_set is not None and self.requests:
+                # Between requests of a kept connection nothing can have arrived yet: the
+                # front-end sends the next request only after our END_REQUEST. Waiting
+                # first spares the read that would fail with EAGAIN.
+                self.sock.wait(_READ)
             data: bytes = self.sock.recv(RECV_SIZE)
             return data
         except (TimeoutError, socket.timeout):
@@ -233,32 +238,38 @@ class Channel:
 
     def leave_application(self) -> None:
         self._handler = None
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.kill(block=True)
+        if self._watching:
+            self._watching = False
+            self._io.stop()
 
     def watch(self) -> None:
-        """Start the watcher once the body is complete and the application runs."""
-        if self.stdin_done and self._handler is not None and self._watcher is None:
-            self._watcher = gevent.spawn(self._watch)
+        """Watch the socket once the body is complete and the application runs.
 
-    def _watch(self) -> None:
-        sock = self.sock
+        A libev watcher with a callback, not a greenlet: started and stopped before the
+        loop runs again (a quick request), it costs neither a spawn nor a system call.
+        """
+        if self.stdin_done and self._handler is not None and not self._watching:
+            if self._io is None:
+                self._io = get_hub().loop.io(self.sock.fd, _READ)
+            self._watching = True
+            self._io.start(self._on_readable)
+
+    def _on_readable(self) -> None:
+        """In the hub: what the front-end sent while the application runs."""
         try:
-            while True:
-                try:
-                    data = os.read(sock.fd, RECV_SIZE)
-                except BlockingIOError:
-                    try:
-                        sock.wait(_READ)
-                    except (TimeoutError, socket.timeout):
-                        pass  # the timeout of the request's own last write: wait on
-                    continue
-                self.conn.receive_data(data)
-                if not self._take_watched_events():
-                    return
-        except OSError:  # closed under us (shutdown, or the request ended)
+            data = os.read(self.sock.fd, RECV_SIZE)
+        except BlockingIOError:
             return
+        except OSError:  # reset
+            data = b""
+        self.conn.receive_data(data)
+        if not self._take_watched_events():
+            self.leave_watching()
+
+    def leave_watching(self) -> None:
+        if self._watching:
+            self._watching = False
+            self._io.stop()
 
     def _take_watched_events(self) -> bool:
         """Handle what arrived while the application runs; False once it is interrupted."""
@@ -295,6 +306,10 @@ class Channel:
         """Close the socket; lingering when unread bytes could turn the FIN into a reset."""
         from .closing import close_lingering
 
+        if self._io is not None:
+            self.leave_watching()
+            self._io.close()
+            self._io = None
         if self.sock.fd < 0:
             return  # closed already (a broken exchange closes at once)
         try:
