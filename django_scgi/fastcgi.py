@@ -47,6 +47,7 @@ Policies the spec leaves open:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ _SERVED_ROLES = frozenset({Role.RESPONDER, Role.AUTHORIZER})
 # --------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestHead:
     """BEGIN_REQUEST and the whole PARAMS stream arrived: start the application.
     ``environ`` holds latin-1-decoded names and values as sent."""
@@ -129,7 +130,7 @@ class RequestHead:
     environ: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stdin:
     """Body bytes of a request (never empty)."""
 
@@ -137,14 +138,14 @@ class Stdin:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StdinEnd:
     """The request's body is complete."""
 
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Abort:
     """The front-end gave up on a request whose RequestHead was delivered: close the
     application's iterable, then send ``end_request()``."""
@@ -152,7 +153,7 @@ class Abort:
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """Bytes the protocol answers by itself (GET_VALUES_RESULT, UNKNOWN_TYPE, an
     END_REQUEST refusing a request): write them as they are; close the connection
@@ -380,8 +381,16 @@ class ServerConnection:
         ``keep_conn`` was set."""
         if self._requests.pop(request_id, None) is None:
             raise ValueError(f"request {request_id} is not in progress")
+        if not app_status and not protocol_status:
+            return _completed(request_id)
         return (encode_record(RecordType.STDOUT, request_id)
                 + encode_end_request(request_id, app_status, protocol_status))
+
+
+@functools.lru_cache(maxsize=64)  # front-ends use a few ids (nginx: always 1)
+def _completed(request_id: int) -> bytes:
+    """The end of a request that completed: empty STDOUT, END_REQUEST (0, COMPLETE)."""
+    return encode_record(RecordType.STDOUT, request_id) + encode_end_request(request_id)
 
 
 _NO_PAIRS = PairReader(0, 0)
@@ -390,31 +399,31 @@ _NO_PAIRS = PairReader(0, 0)
 # --------------------------------------------------------------------- the client side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stdout:
     request_id: int
     data: bytes  # b"": the stream's end
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stderr:
     request_id: int
     data: bytes  # b"": the stream's end
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EndRequest:
     request_id: int
     app_status: int
     protocol_status: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ValuesResult:
     values: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnknownTypeReply:
     record_type: int
 
