@@ -24,7 +24,7 @@ from conftest import REPO
 
 from django_scgi import fastcgi
 from django_scgi.client import build_environ
-from django_scgi.fastcgi_client import Connection, request
+from django_scgi.fastcgi_client import ClientError, Connection, request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -208,6 +208,28 @@ def test_worker_processes_serve_fastcgi(start_server):
             for _ in range(3):
                 pids.add(json.loads(conn.request("/db/?sleep=0").body)["pid"])
     assert len(pids) == 2
+
+
+def test_max_requests_counts_requests_not_kept_alive_connections(start_server):
+    # One kept connection carries every request: counted per connection, the worker
+    # would never reach 5 and never be replaced.
+    server = fcgi_server(start_server, "127.0.0.1:0", "--workers", "2", "--max-requests", "5")
+    conn = Connection(server.address)
+    first_pid = json.loads(conn.request("/db/?sleep=0").body)["pid"]
+    deadline = time.monotonic() + 40
+    try:
+        while time.monotonic() < deadline:
+            try:
+                conn.request("/db/?sleep=0")
+            except ClientError:  # the replaced worker closed our kept connection
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker serving the kept connection was never replaced")
+    finally:
+        conn.close()
+    assert server.wait_for_output("requests: asking for a successor.")
+    assert server.wait_for_output(f"(pid {first_pid}) stopping", timeout=20)
 
 
 def test_listening_socket_on_fd_0_is_used(server_env):

@@ -62,6 +62,8 @@ def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) ->
             reusable = exchange.serve(server.app)
             if server.config.access_log:
                 log_access(exchange)
+            if server.max_requests:
+                server.count_request()
             if not reusable:
                 break
             idle_set, idle_timeout = server.keepalive_sockets, server.config.keepalive_timeout

@@ -69,8 +69,10 @@ class SCGIServer:
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         set_secret_words(config.mask_words)  # for every log line about a request
-        # Only a server that has a limit pays for counting.
-        handle = self._counting(self.handle) if max_requests else self.handle
+        # Only a server that has a limit pays for counting. FastCGI counts requests as
+        # they end (serve_connection): a kept-alive connection carries many.
+        counting = bool(max_requests) and config.protocol != "fastcgi"
+        handle = self._counting(self.handle) if counting else self.handle
         self.workers = Workers(config.max_connections, handle, config.close_batch)
         for listener in listeners:
             listener.socket.setblocking(False)
@@ -177,11 +179,15 @@ class SCGIServer:
             try:
                 handle(fd, raw_peer, family)
             finally:
-                self.requests_handled += 1
-                if self.requests_handled == self.max_requests and self.on_max_requests:
-                    self.on_max_requests(self)
+                self.count_request()
 
         return counted
+
+    def count_request(self) -> None:
+        """One more request served; at ``max_requests``, ``on_max_requests`` (once)."""
+        self.requests_handled += 1
+        if self.requests_handled == self.max_requests and self.on_max_requests:
+            self.on_max_requests(self)
 
     def serve_forever(self, install_signals: bool = True) -> None:
         """Serve until ``stop()`` (or SIGTERM/SIGINT when ``install_signals``) finishes.
