@@ -75,6 +75,14 @@ def test_get_post_head_and_errors(server):
     assert "Serving FastCGI on" in server.output
 
 
+def test_file_response_goes_out_in_stdout_records(server):
+    sample = (REPO / "testproject" / "files" / "sample.txt").read_bytes()
+    with Connection(server.address) as conn:
+        reply = conn.request("/file/")
+        assert (reply.status, reply.body) == (200, sample)
+        assert conn.request("/").status == 200  # still in step after the file
+
+
 def test_keep_conn_serves_many_requests_on_one_connection_and_closes_without_it(server):
     with Connection(server.address) as conn:
         for index in range(20):
