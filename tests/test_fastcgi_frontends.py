@@ -36,6 +36,10 @@ DEPLOYMENTS = [(kind, transport, mount) for kind in ("nginx", "apache", "lighttp
                for transport in ("tcp", "unix") for mount in ("app", "root")]
 REUSING = {"nginx", "apache"}  # they ask for FCGI_KEEP_CONN; lighttpd and Caddy do not
 HELLO = b"Hello from django-scgi\n"
+SAMPLE = REPO / "testproject" / "files" / "sample.txt"
+# How a view hands a file to the front-end (django_scgi.offload); Apache's mod_proxy_fcgi
+# and Caddy have no such header.
+OFFLOAD_VIA = {"nginx": "x-accel-redirect", "lighttpd": "x-sendfile"}
 
 
 class FastCGIBackend:
@@ -69,13 +73,26 @@ class FastCGIBackend:
 
 
 @pytest.fixture(scope="module")
-def backends(tmp_path_factory):
+def offload_dir():
+    """Files the project hands to the front-end: a copy the workers can read."""
+    directory = frontends.make_run_dir("fcgi-files-")
+    shutil.copy(SAMPLE, directory / SAMPLE.name)
+    (directory / SAMPLE.name).chmod(0o644)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory, offload_dir):
     """"plain": the project alone; "forced": with FORCE_SCRIPT_NAME=/app (for Caddy)."""
     started = {}
+    files = str(offload_dir)
     try:
-        started["plain"] = FastCGIBackend(tmp_path_factory.mktemp("fcgi-plain"))
+        started["plain"] = FastCGIBackend(tmp_path_factory.mktemp("fcgi-plain"),
+                                          PROTECTED_FILES_DIR=files)
         started["forced"] = FastCGIBackend(tmp_path_factory.mktemp("fcgi-forced"),
-                                           DJANGO_FORCE_SCRIPT_NAME="/app")
+                                           DJANGO_FORCE_SCRIPT_NAME="/app",
+                                           PROTECTED_FILES_DIR=files)
         yield started
     finally:
         for backend in started.values():
@@ -83,7 +100,7 @@ def backends(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deployments(backends):
+def deployments(backends, offload_dir):
     """Started front-ends, cached by (kind, transport, mount) for the whole module."""
     started: dict[tuple[str, str, str], Deployment] = {}
     run_dirs: list[Path] = []
@@ -98,7 +115,7 @@ def deployments(backends):
             run_dirs.append(run_dir)
             frontend = FASTCGI_FRONT_ENDS[kind](
                 run_dir, mount=MOUNTS[mount], backend=backend.by_transport[transport],
-                offload_dir=run_dir).start()
+                offload_dir=offload_dir).start()
             started[key] = Deployment(frontend, backend.output_tail)
         return started[key]
 
@@ -167,6 +184,18 @@ def test_connection_reuse_counted_by_the_server(deployment):
         assert max(counts) >= 6, counts
     else:
         assert counts == [1] * 30  # one connection per request
+
+
+def test_file_response(deployment):
+    assert deployment.get("/file/").body == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize(("kind", "transport", "mount"),
+                         [d for d in DEPLOYMENTS if d[0] in OFFLOAD_VIA])
+def test_offload_to_the_front_end(deployments, kind, transport, mount):
+    deployment = deployments(kind, transport, mount)
+    offloaded = deployment.get(f"/offload/?via={OFFLOAD_VIA[kind]}")
+    assert (offloaded.status, offloaded.body) == (200, SAMPLE.read_bytes()), offloaded.describe()
 
 
 # --- cgi-fcgi (libfcgi) as the client -------------------------------------------------------
