@@ -247,6 +247,10 @@ class ServerConnection:
             raise
 
     def _next_event(self) -> ServerEvent | _NeedData:
+        if not self._requests:
+            head = self._whole_head()
+            if head is not None:
+                return head
         while True:
             record = self._next_record()
             if record is None:
@@ -255,6 +259,28 @@ class ServerConnection:
             event = self._dispatch(*record)
             if event is not None:
                 return event
+
+    def _whole_head(self) -> RequestHead | None:
+        """The usual case in one step: BEGIN_REQUEST and the whole PARAMS stream of a
+        request arrived together, with no request in progress. The same checks and
+        errors as record by record (which handles everything else), fewer calls."""
+        found = self._reader.whole_head()
+        if found is None:
+            return None
+        request_id, begin, chunks, end = found
+        role, flags = BEGIN_BODY.unpack(begin)
+        if role not in _SERVED_ROLES:
+            return None  # refused record by record
+        pairs = PairReader(self._max_header_size, self._max_headers)
+        for chunk in chunks:
+            pairs.feed(chunk)
+        environ = params_environ(pairs.finish())
+        self._reader.skip_to(end)
+        self._first = False
+        request = _Request(Role(role), bool(flags & KEEP_CONN), _NO_PAIRS)
+        request.phase = _Phase.DONE if role == Role.AUTHORIZER else _Phase.STDIN
+        self._requests[request_id] = request
+        return RequestHead(request_id, request.role, request.keep_conn, environ)
 
     def _next_record(self) -> tuple[int, int, bytes] | None:
         try:

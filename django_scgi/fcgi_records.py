@@ -180,6 +180,37 @@ class RecordReader:
         self._pos = end + padding
         return rtype, request_id, bytes(buf[pos + HEADER_SIZE : end])
 
+    def whole_head(self) -> tuple[int, bytes, list[bytes], int] | None:
+        """(request id, BEGIN_REQUEST content, PARAMS contents, end offset) when the
+        unread bytes start with a BEGIN_REQUEST and its whole PARAMS stream, as
+        front-ends write them, else None. Nothing is consumed (``skip_to`` does that);
+        anything unusual is None, for the record-by-record path to judge."""
+        buf, pos = self._buf, self._pos
+        size = len(buf)
+        if size - pos < 2 * HEADER_SIZE or buf[pos + 1] != RecordType.BEGIN_REQUEST:
+            return None
+        version, _, request_id, length, padding = HEADER.unpack_from(buf, pos)
+        if version != VERSION or length != 8 or not request_id:
+            return None
+        begin = bytes(buf[pos + HEADER_SIZE : pos + HEADER_SIZE + 8])
+        pos += HEADER_SIZE + 8 + padding
+        chunks: list[bytes] = []
+        while pos + HEADER_SIZE <= size:
+            version, rtype, rid, length, padding = HEADER.unpack_from(buf, pos)
+            if version != VERSION or rtype != RecordType.PARAMS or rid != request_id:
+                return None
+            start = pos + HEADER_SIZE
+            pos = start + length + padding
+            if pos > size:
+                return None
+            if not length:
+                return request_id, begin, chunks, pos
+            chunks.append(bytes(buf[start : start + length]))
+        return None
+
+    def skip_to(self, pos: int) -> None:
+        self._pos = pos
+
     def at_boundary(self) -> bool:
         return self._pos == len(self._buf)
 
