@@ -17,6 +17,11 @@
  * cost in Python (a str per field, a hash per name). Here common names are interned
  * once, so most names cost neither an allocation nor a hash.
  *
+ * fcgi_params(data, max_size, max_pairs) does the same for a whole FastCGI PARAMS
+ * stream (fcgi_records.PairReader in Python): name-value pairs with one- or four-byte
+ * lengths, into a dict -- only when every pair is whole, no name is empty or repeated,
+ * there are at most max_pairs and the stream is at most max_size bytes. Else None.
+ *
  * Optional: when it is not built (no compiler at install time), protocol.py runs
  * the same parse in Python.
  */
@@ -443,6 +448,85 @@ declared_length(PyObject *Py_UNUSED(module), PyObject *headers)
     return PyLong_FromLongLong(found);
 }
 
+/* A FastCGI name-value length at data[*at]: one byte below 128, else four with the top
+ * bit set. -1 when its bytes run past size. */
+static Py_ssize_t
+fcgi_length(const unsigned char *data, Py_ssize_t size, Py_ssize_t *at)
+{
+    Py_ssize_t i = *at;
+    if (i >= size) {
+        return -1;
+    }
+    if (data[i] < 0x80) {
+        *at = i + 1;
+        return data[i];
+    }
+    if (size - i < 4) {
+        return -1;
+    }
+    *at = i + 4;
+    return ((Py_ssize_t)(data[i] & 0x7f) << 24) | ((Py_ssize_t)data[i + 1] << 16)
+           | ((Py_ssize_t)data[i + 2] << 8) | (Py_ssize_t)data[i + 3];
+}
+
+static PyObject *
+fcgi_params(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "fcgi_params(data, max_size, max_pairs) takes 3 arguments");
+        return NULL;
+    }
+    Py_ssize_t max_size = PyLong_AsSsize_t(args[1]);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_pairs = PyLong_AsSsize_t(args[2]);
+    if (max_pairs == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0])) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (size > max_size) {
+        Py_RETURN_NONE;
+    }
+    PyObject *environ = new_variables_dict();
+    if (environ == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = 0, pairs = 0;
+    while (at < size) {
+        Py_ssize_t name_length = fcgi_length(data, size, &at);
+        if (name_length < 0) {
+            goto let_python_decide;
+        }
+        Py_ssize_t value_length = fcgi_length(data, size, &at);
+        /* Compared with what is left, never added first: a claimed 2 GiB cannot overflow. */
+        if (value_length < 0 || name_length == 0 || name_length > size - at
+            || value_length > size - at - name_length || ++pairs > max_pairs) {
+            goto let_python_decide;
+        }
+        const char *name = (const char *)data + at;
+        int added = add_pair(environ, name, name_length, name + name_length, value_length);
+        if (added < 0) {
+            Py_DECREF(environ);
+            return NULL;
+        }
+        if (added == 0) {
+            goto let_python_decide; /* repeated: Python applies its policy */
+        }
+        at += name_length + value_length;
+    }
+    return environ;
+
+let_python_decide:
+    Py_DECREF(environ);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
      "encode_head(status_line, headers) -> the response head, hop-by-hop headers "
@@ -454,6 +538,9 @@ static PyMethodDef methods[] = {
     {"parse_head", (PyCFunction)(void (*)(void))parse_head, METH_FASTCALL,
      "parse_head(data, max_header_size, max_headers) -> (variables, content_length, "
      "body_start) for a complete, plainly valid head; None: let the Python parser decide."},
+    {"fcgi_params", (PyCFunction)(void (*)(void))fcgi_params, METH_FASTCALL,
+     "fcgi_params(data, max_size, max_pairs) -> the variables of a whole, plainly valid "
+     "FastCGI PARAMS stream without repeated names; None: let the Python parser decide."},
     {NULL, NULL, 0, NULL},
 };
 

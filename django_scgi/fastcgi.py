@@ -48,8 +48,10 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .fcgi_records import (
@@ -115,6 +117,17 @@ __all__ = [  # noqa: RUF022 -- grouped by module, not sorted
 ]
 
 _SERVED_ROLES = frozenset({Role.RESPONDER, Role.AUTHORIZER})
+
+# The optional C parser of a whole PARAMS stream without repeated names (_speedups.c,
+# as for SCGI's head): None for anything else, which the Python parser then judges.
+# DJANGO_SCGI_PURE_PYTHON=1 or no compiler at install time: Python does it all.
+_c_fcgi_params: Callable[[bytes, int, int], dict[str, str] | None] | None
+_c_fcgi_params = None
+if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+    try:
+        from ._speedups import fcgi_params as _c_fcgi_params
+    except ImportError:
+        pass
 
 # --------------------------------------------------------------------- events
 
@@ -271,10 +284,14 @@ class ServerConnection:
         role, flags = BEGIN_BODY.unpack(begin)
         if role not in _SERVED_ROLES:
             return None  # refused record by record
-        pairs = PairReader(self._max_header_size, self._max_headers)
-        for chunk in chunks:
-            pairs.feed(chunk)
-        environ = params_environ(pairs.finish())
+        environ = None
+        if _c_fcgi_params is not None and len(chunks) == 1:
+            environ = _c_fcgi_params(chunks[0], self._max_header_size, self._max_headers)
+        if environ is None:
+            pairs = PairReader(self._max_header_size, self._max_headers)
+            for chunk in chunks:
+                pairs.feed(chunk)
+            environ = params_environ(pairs.finish())
         self._reader.skip_to(end)
         self._first = False
         request = _Request(Role(role), bool(flags & KEEP_CONN), _NO_PAIRS)

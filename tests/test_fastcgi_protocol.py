@@ -563,3 +563,42 @@ def test_hostile_input_gives_events_or_one_typed_error_whatever_the_cut(data, po
             assert sum(len(k) + len(v) for k, v in event.environ.items()) <= 4096
         if isinstance(event, Stdin):
             assert 0 < len(event.data) <= 30
+
+
+# ---------------------------------------------------------------- the C accelerator
+
+try:
+    from django_scgi._speedups import fcgi_params as c_fcgi_params
+except ImportError:  # not built (no compiler at install time): Python does it all
+    c_fcgi_params = None
+
+needs_c = pytest.mark.skipif(c_fcgi_params is None, reason="django_scgi._speedups not built")
+PARAMS_SIZES = st.sampled_from([16, 300, 65536])
+
+
+@needs_c
+@FUZZ
+@given(st.lists(st.tuples(st.text(st.characters(max_codepoint=255), max_size=140), LATIN1),
+                max_size=12).map(fastcgi.encode_pairs) | st.binary(max_size=300),
+       PARAMS_SIZES, st.integers(1, 12))
+def test_c_params_parser_agrees_with_python(data, max_size, max_pairs):
+    answer = c_fcgi_params(data, max_size, max_pairs)
+    try:
+        expected = fastcgi.params_environ(fastcgi.decode_pairs(data, max_size, max_pairs))
+    except ProtocolError:
+        assert answer is None  # every refusal is Python's
+        return
+    if answer is not None:
+        assert answer == expected and list(answer) == list(expected)
+    else:  # declined: only for repeated names
+        assert len(expected) < len(fastcgi.decode_pairs(data, max_size, max_pairs))
+
+
+@needs_c
+def test_c_params_parser_takes_the_usual_stream_and_declines_the_rest():
+    usual = [(n, v) for n, v in NGINX_GET if n not in ("HTTP_COOKIE", "HTTP_X_DUP")]
+    assert c_fcgi_params(fastcgi.encode_pairs(usual), 65536, 1000) == dict(usual)
+    assert c_fcgi_params(fastcgi.encode_pairs(NGINX_GET), 65536, 1000) is None  # repeats
+    assert c_fcgi_params(LONG + b"\x01abc", 65536, 1000) is None  # 2 GiB: Python refuses
+    assert c_fcgi_params(b"\x05\x01ab", 65536, 1000) is None  # truncated
+    assert c_fcgi_params(bytearray(b"\x01\x01ab"), 65536, 1000) is None  # not bytes

@@ -128,7 +128,7 @@ ALLOWED_INTERNAL = {
     # FastCGI: the wire codec and the connection state machine beside protocol; the
     # client beside client.
     "fcgi_records": {"protocol"},
-    "fastcgi": {"protocol", "fcgi_records"},
+    "fastcgi": {"protocol", "fcgi_records", "_speedups"},  # and its C accelerator
     "fastcgi_client": {"fastcgi", "client", "protocol", "response_head"},
     "server": {"protocol", "environ", "gemini", "conf", "connection", "fastcgi"},
     "workers": {"conf", "server"},
