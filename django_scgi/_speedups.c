@@ -19,7 +19,8 @@
  *
  * fcgi_params(data, max_size, max_pairs) does the same for a whole FastCGI PARAMS
  * stream (fcgi_records.PairReader in Python): name-value pairs with one- or four-byte
- * lengths, into a dict -- only when every pair is whole, no name is empty or repeated,
+ * lengths, into a dict -- only when every pair is whole, no name is empty, no HTTP_*
+ * name but HTTP_HOST is repeated (a later copy of any other name wins, as in Python),
  * there are at most max_pairs and the stream is at most max_size bytes. Else None.
  *
  * Optional: when it is not built (no compiler at install time), protocol.py runs
@@ -515,9 +516,13 @@ fcgi_params(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             Py_DECREF(environ);
             return NULL;
         }
-        if (added == 0) {
-            goto let_python_decide; /* repeated: Python applies its policy */
+        if (added == 0 && name_length > 5 && memcmp(name, "HTTP_", 5) == 0
+            && !(name_length == 9 && memcmp(name, "HTTP_HOST", 9) == 0)) {
+            goto let_python_decide; /* a repeated client header: Python joins the copies */
         }
+        /* Any other repeated name: the later value has replaced the earlier one, in its
+         * place, as fcgi_records.params_environ does (nginx: a fastcgi_param after
+         * `include fastcgi_params` arrives as a second copy, and wins). */
         at += name_length + value_length;
     }
     return environ;
