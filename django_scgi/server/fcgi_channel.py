@@ -69,11 +69,15 @@ class Channel:
 
     # -- between requests --
 
-    def next_request(self, idle_timeout: float, idle_set: set[Any]) -> fastcgi.RequestHead | None:
+    def next_request(self, idle_timeout: float, idle: set[Any] | dict[Any, float]
+                     ) -> fastcgi.RequestHead | None:
         """The next request's head, or None: closed, timed out, or not FastCGI.
 
-        Waits ``idle_timeout`` for its first byte (the socket is in ``idle_set`` while
-        it does, for shutdown to close), then ``header_timeout`` for the rest.
+        Waits ``idle_timeout`` for its first byte, then ``header_timeout`` for the
+        rest. While it waits the socket is in ``idle``, for shutdown to close: a set for
+        a new connection (the wait is timed here), or, between the requests of a kept
+        connection, the server's dict of deadlines, which its sweeper enforces (a timer
+        per wait would cost more than the rest of the wait).
         """
         self.request_id, self.stdin_done, self.aborted = 0, True, False
         deadline, started = time.monotonic() + idle_timeout, False
@@ -84,7 +88,12 @@ class Channel:
                     if not started and (self.conn.active or self.conn.buffered):
                         started = True
                         deadline = time.monotonic() + self.config.header_timeout
-                    data = self._recv_until(deadline, idle_set if not started else None)
+                    if started:
+                        data = self._recv_until(deadline, None)
+                    elif isinstance(idle, dict):
+                        data = self._recv_kept(deadline, idle)
+                    else:
+                        data = self._recv_until(deadline, idle)
                     if data is None:
                         return None
                     self.conn.receive_data(data)
@@ -110,11 +119,6 @@ class Channel:
             idle_set.add(self.sock)
         try:
             self.sock.settimeout(remaining)
-            if idle_set is not None and self.requests:
-                # Between requests of a kept connection nothing can have arrived yet: the
-                # front-end sends the next request only after our END_REQUEST. Waiting
-                # first spares the read that would fail with EAGAIN.
-                self.sock.wait(_READ)
             data: bytes = self.sock.recv(RECV_SIZE)
             return data
         except (TimeoutError, socket.timeout):
@@ -125,6 +129,24 @@ class Channel:
         finally:
             if idle_set is not None:
                 idle_set.discard(self.sock)
+
+    def _recv_kept(self, deadline: float, kept: dict[Any, float]) -> bytes | None:
+        """The first read of the next request on a kept connection. No timer: the
+        server's sweeper closes the socket once ``deadline`` has passed, and so does
+        shutdown; either wakes this wait with an error."""
+        sock = self.sock
+        kept[sock] = deadline
+        try:
+            sock.settimeout(None)
+            # Nothing can have arrived yet: the front-end sends the next request only
+            # after our END_REQUEST. Waiting first spares a read that would fail (EAGAIN).
+            sock.wait(_READ)
+            data: bytes = sock.recv(RECV_SIZE)
+            return data
+        except OSError:  # closed by the sweeper or shutdown, or reset
+            return None
+        finally:
+            kept.pop(sock, None)
 
     def _timed_out(self, idle_set: set[Any] | None) -> None:
         if idle_set is None:  # idle connections time out quietly; a partial head does not

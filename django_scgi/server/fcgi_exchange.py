@@ -52,10 +52,11 @@ def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) ->
     _set_nodelay(sock)
     channel = Channel(sock, server.config, _peer_text(raw_peer))
     # The first request is waited for like an SCGI one; later ones up to keepalive_timeout.
-    idle_set, idle_timeout = server.idle_sockets, server.config.header_timeout
+    idle: set[Any] | dict[Any, float] = server.idle_sockets
+    idle_timeout = server.config.header_timeout
     try:
         while not server.stopping:
-            head = channel.next_request(idle_timeout, idle_set)
+            head = channel.next_request(idle_timeout, idle)
             if head is None:
                 break
             exchange = FastCGIExchange(channel, head, raw_peer, server)
@@ -66,7 +67,7 @@ def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) ->
                 server.count_request()
             if not reusable:
                 break
-            idle_set, idle_timeout = server.keepalive_sockets, server.config.keepalive_timeout
+            idle, idle_timeout = server.keepalive_sockets, server.config.keepalive_timeout
     except Exception:
         logger.exception("Unexpected error on a FastCGI connection from %s", channel.peer_text)
     finally:

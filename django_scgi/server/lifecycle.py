@@ -47,6 +47,9 @@ SHED_AFTER = 1.0
 # begun: long enough for a front-end that just connected, short enough that an idle
 # peer (a TCP health check) does not hold up the exit for header_timeout.
 IDLE_GRACE_ON_STOP = 1.0
+# How often idle kept FastCGI connections are looked at: one timer for all of them, so
+# they are closed up to this long after --keepalive-timeout.
+KEEPALIVE_SWEEP_INTERVAL = 1.0
 
 
 class SCGIServer:
@@ -88,8 +91,9 @@ class SCGIServer:
         # Sockets still waiting for their whole head, and since when (_shed_idle).
         self.heads_waiting: dict[Any, float] = {}
         # FastCGI connections the front-end keeps open (FCGI_KEEP_CONN) while they wait
-        # for their next request: closed at once on shutdown.
-        self.keepalive_sockets: set[Any] = set()
+        # for their next request, with the time they may wait until: closed by
+        # _sweep_keepalive once it has passed, and at once on shutdown.
+        self.keepalive_sockets: dict[Any, float] = {}
 
     def handle(self, fd: int, raw_peer: Any, family: int) -> None:
         """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
@@ -153,7 +157,18 @@ class SCGIServer:
     def stopping(self) -> bool:
         return self._stopping
 
+    def _sweep_keepalive(self) -> None:
+        """Close kept FastCGI connections idle past --keepalive-timeout, once a second."""
+        while not self._stopping:
+            gevent.sleep(KEEPALIVE_SWEEP_INTERVAL)
+            now = time.monotonic()
+            for sock, deadline in list(self.keepalive_sockets.items()):
+                if deadline <= now:
+                    sock.close()  # wakes the connection's wait, which ends it
+
     def start(self) -> None:
+        if self.config.protocol == "fastcgi":
+            gevent.spawn(self._sweep_keepalive)
         for acceptor in self.acceptors:
             acceptor.start()
 
