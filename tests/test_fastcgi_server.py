@@ -102,6 +102,15 @@ def test_large_upload_is_read_lazily_and_whole(server):
         assert conn.request("/").status == 200  # the connection is still in step
 
 
+def test_request_body_of_megabytes_in_one_read(server):
+    # Django's request.body reads it all at once (one buffer, filled as records come).
+    body = os.urandom(2 * 1024 * 1024 + 5)
+    with Connection(server.address, timeout=60) as conn:
+        reply = conn.request("/echo/", method="POST", body=body,
+                             headers={"Content-Type": "application/octet-stream"})
+    assert reply.body == body
+
+
 def test_body_without_content_length_is_what_stdin_carries(server):
     cgi = environ("/upload/", "POST")
     del cgi["CONTENT_LENGTH"]

@@ -27,7 +27,7 @@ from gevent.hub import get_hub, getcurrent
 from .. import fastcgi
 from ..conf import ServerConfig
 from ..protocol import ProtocolError
-from .body import RECV_SIZE, BodyInput, IncompleteBody
+from .body import RECV_SIZE, BodyInput, BodyLimits, IncompleteBody
 from .peerlog import peer_warnings
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,13 @@ class RequestInterrupted(BaseException):
 class Channel:
     """The socket and protocol state of one FastCGI connection."""
 
-    def __init__(self, sock: Any, config: ServerConfig, peer_text: str) -> None:
+    def __init__(self, sock: Any, config: ServerConfig, peer_text: str,
+                 heads_waiting: dict[Any, float] | None = None) -> None:
         self.sock = sock
+        # The server's connections waiting for a request head, and since when: when
+        # every slot is taken the server closes those that have waited too long
+        # (SCGIServer._shed_idle), kept connections idle between requests included.
+        self.heads_waiting = {} if heads_waiting is None else heads_waiting
         self.config = config
         self.peer_text = peer_text
         self.conn = fastcgi.ServerConnection(
@@ -80,7 +85,9 @@ class Channel:
         per wait would cost more than the rest of the wait).
         """
         self.request_id, self.stdin_done, self.aborted = 0, True, False
-        deadline, started = time.monotonic() + idle_timeout, False
+        now = time.monotonic()
+        deadline, started = now + idle_timeout, False
+        self.heads_waiting[self.sock] = now
         try:
             while True:
                 event = self.conn.next_event()
@@ -108,6 +115,8 @@ class Channel:
         except ProtocolError as error:
             self._refuse(error)
             return None
+        finally:
+            self.heads_waiting.pop(self.sock, None)
 
     def _recv_until(self, deadline: float, idle_set: set[Any] | None) -> bytes | None:
         """One read within the deadline; None (logged when it matters) when it fails."""
@@ -350,19 +359,23 @@ class FastCGIBody(BodyInput):
     Never past CONTENT_LENGTH when one was sent; else until the STDIN stream ends.
     """
 
-    __slots__ = ("channel",)
+    __slots__ = ("channel", "timeout")
 
     def __init__(self, channel: Channel, timeout: float, length: int,
                  prefetched: bytes = b"") -> None:
-        super().__init__(None, None, timeout, length)
+        # body_timeout bounds each wait for STDIN records; min_body_rate and
+        # request_timeout are SCGI's (BodyLimits) and not applied to them.
+        super().__init__(None, None, BodyLimits(timeout), length)
         self.channel = channel
+        self.timeout = timeout
         self._eof = channel.stdin_done
         self._pending = prefetched  # read ahead by Channel.prefetch_stdin
 
     @property
     def remaining(self) -> int:
-        """1 while the STDIN stream has not ended (its length is not known), else 0."""
-        return 0 if self.channel.stdin_done else 1
+        """Unknown (as large as can be) while the STDIN stream has not ended, else 0:
+        what is left is whatever the front-end still sends."""
+        return 0 if self.channel.stdin_done else UNKNOWN_LENGTH
 
     def read(self, size: int | None = -1) -> bytes:
         if self.length == UNKNOWN_LENGTH and (size is None or size < 0):
@@ -376,7 +389,7 @@ class FastCGIBody(BodyInput):
         if self._eof:
             return b""
         try:
-            data = self.channel.read_stdin(receive, self._timeout)
+            data = self.channel.read_stdin(receive, self.timeout)
         except IncompleteBody as error:
             self._eof = True
             self.timed_out = error.errno == errno.ETIMEDOUT
@@ -393,8 +406,9 @@ class FastCGIBody(BodyInput):
             got += len(chunk)
         return got
 
-    def discard(self, limit: int) -> bool:
-        """Read and drop up to ``limit`` unread body bytes; True when the body is over."""
+    def discard(self, limit: int, seconds: float = 0.0) -> bool:
+        """Read and drop up to ``limit`` unread body bytes; True when the body is over.
+        (Each wait is bounded by body_timeout; ``seconds`` is SCGI's drain timeout.)"""
         if self.timed_out:
             return False
         dropped = 0

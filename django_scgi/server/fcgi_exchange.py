@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import fastcgi
-from ..connection import Connection, peer_address, peer_host
+from ..connection import Connection, peer_address
 from ..environ import build_environ, request_line
 from ..protocol import encode_response_head
 from .accesslog import log_access
@@ -39,18 +39,13 @@ FILE_CHUNK = 4 * fastcgi.MAX_CONTENT
 PREFETCH_LIMIT = 1024 * 1024
 
 
-def serve_connection(server: SCGIServer, fd: int, raw_peer: Any, family: int) -> None:
-    """Serve the requests of one accepted FastCGI connection, one after another."""
-    sock = Connection(fd, family)
-    host = peer_host(raw_peer, family)
-    if host is not None and not server.allowed.admits(host, raw_peer):
-        sock.close()
-        return
+def serve_connection(server: SCGIServer, sock: Connection, raw_peer: Any) -> None:
+    """Serve the requests of one admitted FastCGI connection, one after another."""
     # Kept-alive connections carry many small writes (a response's records, then
     # END_REQUEST when it could not go with them): Nagle's algorithm would hold each
     # one until the previous is acknowledged, 40 ms with delayed ACKs. Once per connection.
     _set_nodelay(sock)
-    channel = Channel(sock, server.config, _peer_text(raw_peer))
+    channel = Channel(sock, server.config, _peer_text(raw_peer), server.heads_waiting)
     # The first request is waited for like an SCGI one; later ones up to keepalive_timeout.
     idle: set[Any] | dict[Any, float] = server.idle_sockets
     idle_timeout = server.config.header_timeout

@@ -67,8 +67,9 @@ class SCGIServer:
         self.listeners = listeners
         self.config = config
         if config.protocol == "fastcgi":
-            # Before _init_hooks(), which may wrap it for counting.
-            self.handle = self.handle_fastcgi  # type: ignore[method-assign]
+            # The allow-list and the per-peer shares (handle) apply alike; then all the
+            # requests of the connection, one after another.
+            self._serve = self._serve_fastcgi  # type: ignore[method-assign]
         self._init_hooks(on_ready, on_stopping, on_sighup, max_requests, on_max_requests)
         self.base_environ = make_base_environ(errors=sys.stderr, file_wrapper=FileWrapper)
         set_secret_words(config.mask_words)  # for every log line about a request
@@ -149,9 +150,9 @@ class SCGIServer:
             except Exception:
                 logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
 
-    def handle_fastcgi(self, fd: int, raw_peer: Any, family: int) -> None:
-        """Serve one accepted FastCGI connection, all the requests it carries."""
-        serve_connection(self, fd, raw_peer, family)
+    def _serve_fastcgi(self, sock: Connection, raw_peer: Any) -> None:
+        """Serve one admitted FastCGI connection, all the requests it carries."""
+        serve_connection(self, sock, raw_peer)
 
     @property
     def stopping(self) -> bool:
