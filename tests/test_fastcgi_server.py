@@ -298,6 +298,21 @@ def test_abort_request_interrupts_the_view_and_keeps_the_connection(start_server
     assert after["request_finished"] - before["request_finished"] >= 2
 
 
+def test_abort_is_seen_while_a_view_that_reads_no_body_runs(server):
+    # The head comes first and the view starts; the rest of the body and the abort come
+    # while it sleeps without reading them: the watch takes the body and sees the abort.
+    with Connection(server.address) as conn:
+        conn.begin(1, {**environ("/sleep/?s=60", "POST"), "CONTENT_LENGTH": "100"})
+        time.sleep(0.5)  # the view is sleeping
+        conn.send_body(1, b"x" * 100, end=True)
+        conn.abort(1)
+        started = time.monotonic()
+        exchange = conn.read_exchange(1)
+        assert time.monotonic() - started < 10  # not the 60 s of the view
+        assert exchange.end is not None
+        assert conn.request("/").status == 200
+
+
 @pytest.mark.parametrize("how", ["close", "abort-without-keep-conn"])
 def test_the_slot_of_an_abandoned_request_is_freed_at_once(start_server, how):
     server = fcgi_server(start_server, "127.0.0.1:0", "--max-connections", "1")

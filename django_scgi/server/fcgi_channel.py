@@ -6,8 +6,8 @@ connection. The connection's greenlet reads through it: the next request's head
 application asks). Replies the protocol gives by itself (GET_VALUES_RESULT,
 UNKNOWN_TYPE, END_REQUEST refusing a second request) are written as they come.
 
-While the application runs with its body complete, nothing else would read the socket,
-so a libev watcher does: an ABORT_REQUEST, the front-end's close or garbage
+While the application runs and is not reading its body, nothing else would read the
+socket, so a libev watcher does: an ABORT_REQUEST, the front-end's close or garbage
 interrupts the application at once (``RequestInterrupted`` thrown into its greenlet),
 which closes its iterable and frees the slot.
 """
@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from gevent import socket
@@ -33,6 +34,10 @@ from .peerlog import peer_warnings
 logger = logging.getLogger(__name__)
 
 _READ = 1
+# Body bytes the watch (Channel.watch) may take off the socket and keep for an
+# application that has not read them yet: four full records. Past it the watch stops and
+# the front-end's writes wait, until the application reads.
+WATCH_BACKLOG = 4 * fastcgi.MAX_CONTENT
 # CONTENT_LENGTH absent or not a number: the body is whatever STDIN carries.
 UNKNOWN_LENGTH = sys.maxsize
 
@@ -70,6 +75,9 @@ class Channel:
         self._pending_replies: list[bytes] = []
         self._io: Any = None  # libev io watcher for the watch (made once per connection)
         self._watching = False
+        # Body bytes the watch took off the socket while the application did not read.
+        self._backlog: deque[bytes] = deque()
+        self._backlog_size = 0
         self._handler: Any = None  # the greenlet running the application, while it does
 
     # -- between requests --
@@ -163,6 +171,8 @@ class Channel:
                                self.peer_text, self.config.header_timeout)
 
     def _start(self, head: fastcgi.RequestHead) -> None:
+        self._backlog.clear()
+        self._backlog_size = 0
         self.requests += 1
         self.request_id = head.request_id
         self.stdin_done = head.role is fastcgi.Role.AUTHORIZER  # an Authorizer has no body
@@ -192,6 +202,17 @@ class Channel:
     def read_stdin(self, receive: bool, timeout: float) -> bytes | None:
         """Body bytes of the current request; b"" at its end, None when none has arrived
         yet and ``receive`` is false. Raises IncompleteBody when it cannot be had."""
+        if self._backlog:  # taken off the socket by the watch while the app did not read
+            data = self._backlog.popleft()
+            self._backlog_size -= len(data)
+            return data
+        self.leave_watching()  # this greenlet reads now; the watch must not take its bytes
+        try:
+            return self._read_stdin(receive, timeout)
+        finally:
+            self.watch()
+
+    def _read_stdin(self, receive: bool, timeout: float) -> bytes | None:
         while not self.stdin_done:
             try:
                 event = self.conn.next_event()
@@ -207,7 +228,6 @@ class Channel:
                 return event.data
             elif isinstance(event, fastcgi.StdinEnd):
                 self.stdin_done = True
-                self.watch()
             elif isinstance(event, fastcgi.Abort):
                 self.aborted = self.stdin_done = True
                 raise IncompleteBody(errno.ECONNABORTED, "the front-end aborted the request")
@@ -274,12 +294,15 @@ class Channel:
             self._io.stop()
 
     def watch(self) -> None:
-        """Watch the socket once the body is complete and the application runs.
+        """Watch the socket while the application runs and is not reading its body.
 
         A libev watcher with a callback, not a greenlet: started and stopped before the
         loop runs again (a quick request), it costs neither a spawn nor a system call.
+        Body records it finds wait in a backlog for the application, up to
+        WATCH_BACKLOG bytes; beyond that it stops until the application reads.
         """
-        if self.stdin_done and self._handler is not None and not self._watching:
+        if (self._handler is not None and not self._watching and not self.broken
+                and self._backlog_size <= WATCH_BACKLOG):
             if self._io is None:
                 self._io = get_hub().loop.io(self.sock.fd, _READ)
             self._watching = True
@@ -306,7 +329,14 @@ class Channel:
         """Handle what arrived while the application runs; False once it is interrupted."""
         try:
             while (event := self.conn.next_event()) is not fastcgi.NEED_DATA:
-                if isinstance(event, fastcgi.Reply):
+                if isinstance(event, fastcgi.Stdin):
+                    self._backlog.append(event.data)
+                    self._backlog_size += len(event.data)
+                    if self._backlog_size > WATCH_BACKLOG:
+                        return False  # the application reads the rest itself
+                elif isinstance(event, fastcgi.StdinEnd):
+                    self.stdin_done = True
+                elif isinstance(event, fastcgi.Reply):
                     self._queue_reply(event)
                 elif isinstance(event, fastcgi.Abort):
                     self.aborted = True
