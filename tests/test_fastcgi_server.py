@@ -329,6 +329,22 @@ def test_the_slot_of_an_abandoned_request_is_freed_at_once(start_server, how):
     conn.close()
 
 
+def test_idle_kept_connections_give_their_slots_to_new_ones(start_server):
+    # Two slots, both held by kept connections waiting for a next request: a third
+    # connection is served once they have waited a while, not after keepalive_timeout.
+    server = fcgi_server(start_server, "127.0.0.1:0", "--max-connections", "2")
+    kept = [Connection(server.address) for _ in range(2)]
+    try:
+        for conn in kept:
+            assert conn.request("/").status == 200
+        started = time.monotonic()
+        assert request(server.address, "/", timeout=30).status == 200
+        assert time.monotonic() - started < 20  # keepalive_timeout is 120 s
+    finally:
+        for conn in kept:
+            conn.close()
+
+
 # --- hostile input ------------------------------------------------------------------------
 
 BEGIN = fastcgi.encode_begin_request(1)
