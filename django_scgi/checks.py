@@ -41,6 +41,8 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "min_write_rate": "django_scgi.E024",
     "max_connections_per_peer": "django_scgi.E025",
     "mask_words": "django_scgi.E026",
+    "protocol": "django_scgi.E027",
+    "keepalive_timeout": "django_scgi.E028",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -40,6 +40,8 @@ BAD_AND_GOOD = {
     "reload": ("sometimes", True),
     "db_max_connections": (-1, 0),
     "db_wait_timeout": (0, 2.5),
+    "protocol": ("gopher", "fastcgi"),
+    "keepalive_timeout": (-1, 30),
 }
 
 
