@@ -1,10 +1,39 @@
-"""The access line of a finished exchange, to Django's ``django.server`` logger."""
+"""The access line of a finished exchange, to Django's ``django.server`` logger.
+
+Two ways out, one output:
+
+- Django's default configuration of ``django.server`` (its one ``StreamHandler`` with
+  ``ServerFormatter``, exactly as ``django.utils.log.DEFAULT_LOGGING`` sets them, no
+  filters, nothing added): the line is formatted here, byte for byte as that handler
+  would format it, and written in batches (``DefaultOutput``). A ``LogRecord``, the
+  formatter's generic machinery, the handler lock and a ``write`` + ``flush`` per line
+  cost about four times everything else the server does for a request.
+- anything else: a ``LogRecord`` per line, handled at once, with the structured fields
+  in ``extra`` (docs/production.rst), as always.
+
+Batches: a line that comes when nothing was written for ``FLUSH_INTERVAL`` is written at
+once; later ones wait at most ``FLUSH_INTERVAL`` (a timer), or less when ``FLUSH_LINES``
+are waiting. They are written in order, on every way out of the process that runs
+Python code (stop, second signal, a worker's exit, ``SystemExit``, ``atexit``); only a
+kill (SIGKILL, a crash of the interpreter) can lose the last ``FLUSH_INTERVAL`` of lines.
+Lines of *other* loggers sharing the stream may come before access lines of requests
+that finished up to ``FLUSH_INTERVAL`` earlier. docs/production.rst says all this.
+
+This module imports neither Django nor gevent at import time: Django's formatter class
+is recognised through ``sys.modules`` (it is loaded when Django's logging is), and the
+timer comes from the running gevent hub.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import sys
+import threading
 import time
-from typing import TYPE_CHECKING
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..environ import request_line
@@ -14,22 +43,251 @@ if TYPE_CHECKING:
 
 access_logger = logging.getLogger("django.server")
 
+# The most an access line waits in memory before it is written, in seconds: short enough
+# that a person watching the log sees no lag, long enough that a busy server writes its
+# lines in a few large writes (one per FLUSH_INTERVAL) instead of one per request.
+FLUSH_INTERVAL = 0.2
+# A batch this long is written at once, timer or not: it bounds the memory held (a few
+# hundred bytes a line) and keeps each write well under a pipe's 64 KiB buffer.
+FLUSH_LINES = 128
 
-def log_access(exchange: Exchange) -> None:
-    """The access line, when the access log is on (the caller checks the setting)."""
-    if exchange.environ is not None and access_logger.isEnabledFor(logging.INFO):
-        _log_access(exchange, exchange.environ)
+# What Django's DEFAULT_LOGGING gives django.server's formatter (django/utils/log.py).
+DJANGO_SERVER_FORMAT = "[{server_time}] {message}"
+DJANGO_TIME_FORMAT = "%d/%b/%Y %H:%M:%S"
+DJANGO_MSEC_FORMAT = "%s,%03d"
+
+# REMOTE_ADDR "METHOD URI PROTOCOL" STATUS BYTES SECONDS -- docs/production.rst gives the
+# regex and a test holds it.
+MESSAGE = "%s %s %d %d %.3f"
 
 
-def _log_access(exchange: Exchange, environ: dict[str, object]) -> None:
-    # REMOTE_ADDR "METHOD URI PROTOCOL" STATUS BYTES SECONDS -- docs/production.rst
-    # gives the regex and a test holds it. Every field is one token: request_line()
-    # escapes spaces, quotes and control characters, and so does this for the peer.
-    # BYTES counts what went to the front-end, head included; STATUS 0: no response.
-    code = status_code(exchange.status)
+class AccessLog:
+    """One server's access lines: the fast default output or a LogRecord each."""
+
+    def __init__(self, logger: logging.Logger = access_logger) -> None:
+        self.logger = logger
+        self.output = DefaultOutput.for_logger(logger)
+        _open_logs.add(self)
+
+    def log(self, exchange: Exchange) -> None:
+        """The access line of ``exchange`` (the caller checks that the log is on)."""
+        environ = exchange.environ
+        if environ is None:
+            return
+        output = self.output
+        if output is not None:
+            output.add(exchange, environ)
+        elif self.logger.isEnabledFor(logging.INFO):
+            log_record(self.logger, exchange, environ)
+
+    def flush(self) -> None:
+        """Write the waiting lines now; then check that the fast output still applies."""
+        output = self.output
+        if output is not None:
+            output.flush()
+            if not output.applies(self.logger):
+                self.output = None  # the configuration changed: records from now on
+
+    def close(self) -> None:
+        """Write the waiting lines and stop the timer (the server has stopped)."""
+        if self.output is not None:
+            self.output.close()
+        _open_logs.discard(self)
+
+
+class DefaultOutput:
+    """Django's default ``django.server`` output, formatted here and written in batches."""
+
+    def __init__(self, handler: logging.StreamHandler[Any], style: Any) -> None:
+        self.handler = handler
+        # None: no colours (not a terminal); else Django's Style, used as the formatter does.
+        self.style = None if _plain(style) else style
+        self.lines: list[str] = []
+        self.last_write = 0.0  # time.monotonic() of the last write
+        self.loop: Any = None  # the serving thread's gevent loop, for the timers
+        self.owner = 0  # that thread's ident: only it may touch the timer
+        self.timer: Any = None  # the waiting batch's timer
+        self.second = -1  # the whole second self.stamp was formatted for
+        self.stamp = ""
+
+    @classmethod
+    def for_logger(cls, logger: logging.Logger) -> DefaultOutput | None:
+        """The fast output when ``logger`` is configured as Django's default, else None."""
+        handler = default_handler(logger)
+        if handler is None:
+            return None
+        return cls(handler, getattr(handler.formatter, "style", None))
+
+    def applies(self, logger: logging.Logger) -> bool:
+        return default_handler(logger) is self.handler and logger.isEnabledFor(logging.INFO)
+
+    def add(self, exchange: Exchange, environ: dict[str, Any]) -> None:
+        """Format the line as ServerFormatter would and queue it (or write it at once)."""
+        code = status_code(exchange.status)
+        now = time.time()
+        duration = time.monotonic() - exchange.started
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.stamp = time.strftime(DJANGO_TIME_FORMAT, time.localtime(now))
+        args = (_remote(environ), request_line(environ), code, exchange.bytes_sent, duration)
+        # "[{server_time}] {message}": the record's time as Formatter.formatTime() gives
+        # it, the message as getMessage() does (coloured first, as ServerFormatter does).
+        message = (MESSAGE if self.style is None else _colour(self.style, code, MESSAGE)) % args
+        line = f"[{self.stamp},{_msecs(now):03d}] {message}\n"
+        lines = self.lines
+        lines.append(line)
+        if len(lines) == 1:
+            self._schedule()
+        elif len(lines) >= FLUSH_LINES:
+            self.flush()
+
+    def _schedule(self) -> None:
+        """The first line of a batch: at once when the log was quiet, else on a timer."""
+        if self.last_write + FLUSH_INTERVAL <= time.monotonic():
+            self.flush()
+            return
+        loop = self.loop
+        if loop is None:
+            gevent = sys.modules.get("gevent")
+            if gevent is None:  # not served by gevent (an embedding): no batches
+                self.flush()
+                return
+            self.loop = loop = gevent.get_hub().loop
+            self.owner = threading.get_ident()
+        # A new watcher each time: libev restarts a stopped one from where it stopped,
+        # which for one that has fired is "due already".
+        self.timer = loop.timer(FLUSH_INTERVAL, ref=False)
+        self.timer.start(self.flush)
+
+    def flush(self) -> None:
+        """Write every waiting line, in order, in one write, as the handler would."""
+        timer = self.timer
+        if timer is not None and self.owner == threading.get_ident():
+            timer.close()
+            self.timer = None
+        if not self.lines:
+            return
+        lines, self.lines = self.lines, []
+        self.last_write = time.monotonic()
+        handler = self.handler
+        handler.acquire()
+        try:
+            handler.stream.write("".join(lines))
+            handler.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(_record_for(lines))
+        finally:
+            handler.release()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def default_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """``logger``'s one handler when it is exactly Django's default, else None.
+
+    Exact types, Django's format and time formats, no filters, no propagation, the
+    standard record factory: then the records would only ever be formatted by this
+    handler, and the fast output gives the same bytes in the same order.
+    """
+    handlers = logger.handlers
+    if (len(handlers) != 1 or logger.filters or logger.propagate or logger.disabled
+            or type(logger) is not logging.Logger
+            or logging.getLogRecordFactory() is not logging.LogRecord):
+        return None
+    handler = handlers[0]
+    if (type(handler) is not logging.StreamHandler or handler.filters
+            or handler.level > logging.INFO or handler.terminator != "\n"
+            or _overridden(handler, ("emit", "handle", "format", "flush"))
+            or not _is_django_server_formatter(handler.formatter)):
+        return None
+    return handler
+
+
+def _is_django_server_formatter(formatter: Any) -> bool:
+    """Whether ``formatter`` is DEFAULT_LOGGING's ``django.server`` formatter, untouched."""
+    formatter_cls = getattr(sys.modules.get("django.utils.log"), "ServerFormatter", None)
+    return (formatter_cls is not None and type(formatter) is formatter_cls
+            and type(formatter._style) is logging.StrFormatStyle
+            and formatter._fmt == DJANGO_SERVER_FORMAT and formatter.datefmt is None
+            and formatter.default_time_format == DJANGO_TIME_FORMAT
+            and formatter.default_msec_format == DJANGO_MSEC_FORMAT
+            and formatter.converter is time.localtime
+            and not getattr(formatter._style, "_defaults", None)
+            and not _overridden(formatter, ("format", "formatTime", "formatMessage")))
+
+
+def _overridden(obj: object, names: tuple[str, ...]) -> bool:
+    """Whether an instance attribute shadows one of the class's methods."""
+    return any(name in vars(obj) for name in names)
+
+
+def _plain(style: Any) -> bool:
+    """Whether Django's colour style leaves every HTTP_* message as it is (no terminal)."""
+    probe = "%s"
+    return all(getattr(style, role, None) is not None and getattr(style, role)(probe) == probe
+               for role in _ROLES)
+
+
+_ROLES = ("HTTP_SUCCESS", "HTTP_INFO", "HTTP_NOT_MODIFIED", "HTTP_REDIRECT",
+          "HTTP_NOT_FOUND", "HTTP_BAD_REQUEST", "HTTP_SERVER_ERROR")
+
+
+def _colour(style: Any, code: int, message: str) -> str:
+    """``message`` coloured for ``code`` as ServerFormatter.format() colours it."""
+    role: Callable[[str], str]
+    if not code:
+        return message
+    if 200 <= code < 300:
+        role = style.HTTP_SUCCESS
+    elif 100 <= code < 200:
+        role = style.HTTP_INFO
+    elif code == 304:
+        role = style.HTTP_NOT_MODIFIED
+    elif 300 <= code < 400:
+        role = style.HTTP_REDIRECT
+    elif code == 404:
+        role = style.HTTP_NOT_FOUND
+    elif 400 <= code < 500:
+        role = style.HTTP_BAD_REQUEST
+    else:
+        role = style.HTTP_SERVER_ERROR
+    return role(message)
+
+
+if sys.version_info >= (3, 13):
+    def _msecs(now: float) -> int:
+        # 3.13's LogRecord takes time_ns() and its millisecond part; from a float
+        # the same digits, short of a rounding at the last nanosecond.
+        return int(now * 1000) % 1000
+else:
+    def _msecs(now: float) -> int:
+        return int((now - int(now)) * 1000)  # LogRecord.__init__ (gh-89047)
+
+
+def _record_for(lines: list[str]) -> logging.LogRecord:
+    """A record for handleError(): what failed to be written."""
+    return logging.LogRecord(access_logger.name, logging.INFO, __file__, 0,
+                             "%s", ("".join(lines),), None)
+
+
+def _remote(environ: dict[str, Any]) -> str:
+    # Every field is one token: request_line() escapes spaces, quotes and control
+    # characters, and so does this for the peer.
     remote = str(environ.get("REMOTE_ADDR") or "-")
     if not (remote.isascii() and remote.isprintable()) or " " in remote or '"' in remote:
         remote = quote(remote, safe="")
+    return remote
+
+
+def log_record(logger: logging.Logger, exchange: Exchange, environ: dict[str, Any]) -> None:
+    """The access line as a LogRecord, for any configuration but Django's default."""
+    # BYTES counts what went to the front-end, head included; STATUS 0: no response.
+    code = status_code(exchange.status)
+    remote = _remote(environ)
     line = request_line(environ)
     method, _, rest = line[1:-1].partition(" ")
     uri, _, protocol_ = rest.rpartition(" ")
@@ -37,15 +295,15 @@ def _log_access(exchange: Exchange, environ: dict[str, object]) -> None:
     # makeRecord() + handle() is what info() does, minus findCaller(): walking the
     # stack for a source line that an access line never shows cost about a third
     # of the whole access log's price per request.
-    record = access_logger.makeRecord(
-        access_logger.name, logging.INFO, __file__, 0, "%s %s %d %d %.3f",
+    record = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 0, MESSAGE,
         (remote, line, code, exchange.bytes_sent, duration), None,
         # For structured (JSON) formatters; status_code drives Django's colours.
         extra={"status_code": code, "remote_addr": remote, "request_method": method,
                "request_uri": uri, "server_protocol": protocol_,
                "response_bytes": exchange.bytes_sent, "duration": duration},
     )
-    access_logger.handle(record)
+    logger.handle(record)
 
 
 def status_code(status: str | None) -> int:
@@ -54,3 +312,18 @@ def status_code(status: str | None) -> int:
         return int(status[:3])  # type: ignore[index]
     except (TypeError, ValueError):
         return 0
+
+
+# Every AccessLog not closed yet: written out when the interpreter exits another way
+# (SystemExit from a view, the autoreloader's sys.exit(3), an unhandled exception).
+_open_logs: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for log in list(_open_logs):
+        try:
+            if log.output is not None:
+                log.output.flush()
+        except Exception:  # the stream may be gone at exit: nothing more to do
+            pass

@@ -23,7 +23,7 @@ from ..conf import ServerConfig
 from ..connection import Connection, peer_address, peer_host
 from ..environ import make_base_environ, set_secret_words
 from . import closing
-from .accesslog import log_access
+from .accesslog import AccessLog
 from .allowlist import PeerFilter, PeerShares
 from .body import RECV_SIZE
 from .exchange import Exchange, FileWrapper
@@ -87,6 +87,9 @@ class SCGIServer:
         self.allowed = PeerFilter(config.allow_from)
         self.shares = (PeerShares(config.max_connections_per_peer)
                        if config.max_connections_per_peer else None)
+        # After Django configured logging: whether django.server is its default decides
+        # how the lines are written (accesslog.py).
+        self.access_log = AccessLog() if config.access_log else None
         # Sockets accepted but still waiting for their first byte.
         self.idle_sockets: set[Any] = set()
         # Sockets still waiting for their whole head, and since when (_shed_idle).
@@ -144,9 +147,9 @@ class SCGIServer:
             raise
         finally:
             closing.finish(exchange, sock, self.workers)
-        if self.config.access_log:
+        if self.access_log is not None:
             try:
-                log_access(exchange)
+                self.access_log.log(exchange)
             except Exception:
                 logger.exception("Unexpected error on a connection from %s", exchange.peer_text)
 
@@ -217,8 +220,16 @@ class SCGIServer:
         logger.info("Listening on %s (pid %d).", ", ".join(self.addresses), os.getpid())
         if self.on_ready is not None:
             self.on_ready(self)
-        self._stopped.wait()
+        try:
+            self._stopped.wait()
+        finally:
+            self._close_access_log()
         logger.info("Stopped (pid %d).", os.getpid())
+
+    def _close_access_log(self) -> None:
+        """Write the access lines still waiting in a batch (every way out calls this)."""
+        if self.access_log is not None:
+            self.access_log.close()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: graceful stop, a second one exits at once; SIGHUP: ``on_sighup``.
@@ -236,6 +247,7 @@ class SCGIServer:
         # every process) must go on draining.
         if self._signalled:
             logger.warning("Second %s: exiting at once.", name)
+            self._close_access_log()
             self._remove_socket_files()
             os._exit(1)
         self._signalled = True
