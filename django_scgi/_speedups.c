@@ -1,7 +1,7 @@
 /*
  * django_scgi._speedups: the usual request head parsed, the usual response head
- * encoded and its Content-Length read, in C. (encode_head and declared_length are at
- * the end of this file.)
+ * encoded and its Content-Length read, and the usual access line formatted, in C.
+ * (encode_head, declared_length and access_line are at the end of this file.)
  *
  * parse_head(data, max_header_size, max_headers) reads an SCGI header netstring from
  * the start of ``data`` (bytes) and returns (variables, CONTENT_LENGTH, body offset)
@@ -532,7 +532,211 @@ let_python_decide:
     Py_RETURN_NONE;
 }
 
+/* access_line(stamp, now, environ, status, bytes_sent, duration): the access line of
+ * Django's default django.server output (server/accesslog.py, default_line), for the
+ * usual request: every field a plain str of printable ASCII without space or '"'
+ * (nothing to escape), a status starting with three digits, an int and a float.
+ * Anything else: None, and the Python code formats it. */
+
+static PyObject *s_remote_addr, *s_request_method, *s_request_uri, *s_server_protocol;
+
+/* A plain token: an exact str, ASCII 0x21-0x7e without '"'. -1: missing/None/"" (the
+ * caller may write "-"); 0: not plain; 1: plain, in *text / *length. */
+static int
+log_token(PyObject *value, const char **text, Py_ssize_t *length)
+{
+    if (value == NULL || value == Py_None) {
+        return -1;
+    }
+    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value)) {
+        return 0;
+    }
+    Py_ssize_t size = PyUnicode_GET_LENGTH(value);
+    if (size == 0) {
+        return -1;
+    }
+    const char *data = (const char *)PyUnicode_1BYTE_DATA(value);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"') {
+            return 0;
+        }
+    }
+    *text = data;
+    *length = size;
+    return 1;
+}
+
+/* A field of the environ, "-" when missing or empty; 0: not plain (let Python do it). */
+static int
+log_field(PyObject *environ, PyObject *name, const char **text, Py_ssize_t *length)
+{
+    PyObject *value = PyDict_GetItemWithError(environ, name); /* borrowed */
+    if (value == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    int found = log_token(value, text, length);
+    if (found == -1) {
+        *text = "-";
+        *length = 1;
+        return 1;
+    }
+    return found;
+}
+
+/* The decimal digits of a value >= 0 at ``out`` (at most 19); returns the end. */
+static char *
+write_decimal(char *out, long long value)
+{
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    while (count > 0) {
+        *out++ = digits[--count];
+    }
+    return out;
+}
+
+static PyObject *
+access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "access_line() takes 6 arguments");
+        return NULL;
+    }
+    PyObject *stamp = args[0], *now = args[1], *environ = args[2], *status = args[3];
+    PyObject *sent = args[4], *duration = args[5];
+    if (!PyUnicode_CheckExact(stamp) || !PyUnicode_IS_ASCII(stamp)
+        || !PyFloat_CheckExact(now) || !PyDict_CheckExact(environ)
+        || !PyUnicode_CheckExact(status) || !PyUnicode_IS_ASCII(status)
+        || PyUnicode_GET_LENGTH(status) < 3 || !PyLong_CheckExact(sent)
+        || !PyFloat_CheckExact(duration)) {
+        Py_RETURN_NONE;
+    }
+    const char *code = (const char *)PyUnicode_1BYTE_DATA(status);
+    int code_value = 0;
+    for (int i = 0; i < 3; i++) {
+        if (code[i] < '0' || code[i] > '9') {
+            Py_RETURN_NONE;
+        }
+        code_value = code_value * 10 + (code[i] - '0');
+    }
+    int overflow = 0;
+    long long sent_value = PyLong_AsLongLongAndOverflow(sent, &overflow);
+    if (overflow || (sent_value == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    double when = PyFloat_AS_DOUBLE(now);
+    if (!(when >= 0 && when < 9e15)) {
+        Py_RETURN_NONE;
+    }
+    /* LogRecord's millisecond part of its time (accesslog._msecs). */
+#if PY_VERSION_HEX >= 0x030D0000
+    long msecs = (long)((long long)(when * 1000) % 1000);
+#else
+    long msecs = (long)((when - (double)(long long)when) * 1000);
+#endif
+    const char *remote, *method, *uri, *protocol;
+    Py_ssize_t remote_length, method_length, uri_length, protocol_length;
+    const char *uri_text;
+    PyObject *uri_value = PyDict_GetItemWithError(environ, s_request_uri);
+    if (uri_value == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* No REQUEST_URI: the path is rebuilt from SCRIPT_NAME and PATH_INFO, in Python. */
+    if (log_token(uri_value, &uri_text, &uri_length) != 1) {
+        Py_RETURN_NONE;
+    }
+    uri = uri_text;
+    if (!log_field(environ, s_remote_addr, &remote, &remote_length)
+        || !log_field(environ, s_request_method, &method, &method_length)
+        || !log_field(environ, s_server_protocol, &protocol, &protocol_length)) {
+        Py_RETURN_NONE;
+    }
+    if (msecs < 0 || msecs > 999 || sent_value < 0) {
+        Py_RETURN_NONE;
+    }
+    char *seconds = PyOS_double_to_string(PyFloat_AS_DOUBLE(duration), 'f', 3, 0, NULL);
+    if (seconds == NULL) {
+        return NULL;
+    }
+    /* ",mmm] " and '" CODE BYTES SECONDS\n', by hand: snprintf costs more than the rest. */
+    char numbers[96];
+    char *at = numbers;
+    *at++ = (char)('0' + msecs / 100);
+    *at++ = (char)('0' + msecs / 10 % 10);
+    *at++ = (char)('0' + msecs % 10);
+    *at++ = ']';
+    *at++ = ' ';
+    int numbers_length = (int)(at - numbers);
+    *at++ = '"';
+    *at++ = ' ';
+    at = write_decimal(at, code_value);
+    *at++ = ' ';
+    at = write_decimal(at, sent_value);
+    *at++ = ' ';
+    size_t seconds_length = strlen(seconds);
+    if (seconds_length > 40) {
+        PyMem_Free(seconds);
+        Py_RETURN_NONE;
+    }
+    memcpy(at, seconds, seconds_length);
+    at += seconds_length;
+    PyMem_Free(seconds);
+    *at++ = '\n';
+    int tail_length = (int)(at - numbers) - numbers_length;
+    Py_ssize_t stamp_length = PyUnicode_GET_LENGTH(stamp);
+    /* "[" stamp "," msecs "] " remote " \"" method " " uri " " protocol tail */
+    Py_ssize_t size = 1 + stamp_length + 1 + numbers_length + remote_length + 2
+                      + method_length + 1 + uri_length + 1 + protocol_length + tail_length;
+    PyObject *line = PyUnicode_New(size, 127);
+    if (line == NULL) {
+        return NULL;
+    }
+    char *out = (char *)PyUnicode_1BYTE_DATA(line);
+    *out++ = '[';
+    memcpy(out, PyUnicode_1BYTE_DATA(stamp), (size_t)stamp_length);
+    out += stamp_length;
+    *out++ = ',';
+    memcpy(out, numbers, (size_t)numbers_length);
+    out += numbers_length;
+    memcpy(out, remote, (size_t)remote_length);
+    out += remote_length;
+    *out++ = ' ';
+    *out++ = '"';
+    memcpy(out, method, (size_t)method_length);
+    out += method_length;
+    *out++ = ' ';
+    memcpy(out, uri, (size_t)uri_length);
+    out += uri_length;
+    *out++ = ' ';
+    memcpy(out, protocol, (size_t)protocol_length);
+    out += protocol_length;
+    memcpy(out, numbers + numbers_length, (size_t)tail_length);
+    return line;
+}
+
+static int
+init_access_names(void)
+{
+    s_remote_addr = PyUnicode_InternFromString("REMOTE_ADDR");
+    s_request_method = PyUnicode_InternFromString("REQUEST_METHOD");
+    s_request_uri = PyUnicode_InternFromString("REQUEST_URI");
+    s_server_protocol = PyUnicode_InternFromString("SERVER_PROTOCOL");
+    return (s_remote_addr && s_request_method && s_request_uri && s_server_protocol) ? 0 : -1;
+}
+
 static PyMethodDef methods[] = {
+    {"access_line", (PyCFunction)(void (*)(void))access_line, METH_FASTCALL,
+     "access_line(stamp, now, environ, status, bytes_sent, duration) -> Django's default "
+     "django.server line for a request whose fields need no escaping; None: let the "
+     "Python code (server/accesslog.py) format it."},
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
      "encode_head(status_line, headers) -> the response head, hop-by-hop headers "
      "dropped, for a list of plain, valid (str, str) headers; None: let the Python "
@@ -588,7 +792,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (known_text_by_length[4][0] == NULL) {
-        if (init_known_names() < 0) {
+        if (init_known_names() < 0 || init_access_names() < 0) {
             return NULL;
         }
         init_tables();

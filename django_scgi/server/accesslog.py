@@ -27,16 +27,33 @@ timer comes from the running gevent hub.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
+import os
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from ..environ import request_line
+
+
+# The usual line formatted in C (_speedups.c), like protocol.py's head parser: not
+# built, or switched off with DJANGO_SCGI_PURE_PYTHON=1, default_line() does it all.
+def _c_function() -> Callable[..., str | None] | None:
+    if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+        return None
+    try:
+        speedups = importlib.import_module("django_scgi._speedups")
+    except ImportError:
+        return None
+    return cast("Callable[..., str | None]", speedups.access_line)
+
+
+_c_access_line = _c_function()
 
 if TYPE_CHECKING:
     from .exchange import Exchange
@@ -64,20 +81,20 @@ MESSAGE = "%s %s %d %d %.3f"
 class AccessLog:
     """One server's access lines: the fast default output or a LogRecord each."""
 
+    # log(exchange): the access line of ``exchange`` (the caller checks that the log is
+    # on). The fast output's own method when it applies: one call per request.
+    log: Callable[[Exchange], None]
+
     def __init__(self, logger: logging.Logger = access_logger) -> None:
         self.logger = logger
         self.output = DefaultOutput.for_logger(logger)
+        self.log = self.output.add if self.output is not None else self.log_record
         _open_logs.add(self)
 
-    def log(self, exchange: Exchange) -> None:
-        """The access line of ``exchange`` (the caller checks that the log is on)."""
+    def log_record(self, exchange: Exchange) -> None:
+        """The access line as a LogRecord (any configuration but Django's default)."""
         environ = exchange.environ
-        if environ is None:
-            return
-        output = self.output
-        if output is not None:
-            output.add(exchange, environ)
-        elif self.logger.isEnabledFor(logging.INFO):
+        if environ is not None and self.logger.isEnabledFor(logging.INFO):
             log_record(self.logger, exchange, environ)
 
     def flush(self) -> None:
@@ -86,7 +103,9 @@ class AccessLog:
         if output is not None:
             output.flush()
             if not output.applies(self.logger):
-                self.output = None  # the configuration changed: records from now on
+                # The configuration changed: records from now on.
+                self.output = None
+                self.log = self.log_record
 
     def close(self) -> None:
         """Write the waiting lines and stop the timer (the server has stopped)."""
@@ -107,8 +126,11 @@ class DefaultOutput:
         self.loop: Any = None  # the serving thread's gevent loop, for the timers
         self.owner = 0  # that thread's ident: only it may touch the timer
         self.timer: Any = None  # the waiting batch's timer
-        self.second = -1  # the whole second self.stamp was formatted for
+        # The second that self.stamp was formatted for: [start, end).
+        self.second_start = self.second_end = 0.0
         self.stamp = ""
+        # The usual line in C, unless coloured (colours are for terminals: rare and slow).
+        self.c_line = _c_access_line if self.style is None else None
 
     @classmethod
     def for_logger(cls, logger: logging.Logger) -> DefaultOutput | None:
@@ -121,26 +143,38 @@ class DefaultOutput:
     def applies(self, logger: logging.Logger) -> bool:
         return default_handler(logger) is self.handler and logger.isEnabledFor(logging.INFO)
 
-    def add(self, exchange: Exchange, environ: dict[str, Any]) -> None:
+    def add(self, exchange: Exchange) -> None:
         """Format the line as ServerFormatter would and queue it (or write it at once)."""
-        code = status_code(exchange.status)
-        now = time.time()
+        now = time.time()  # the record's time: LogRecord takes time.time() too
+        if not self.second_start <= now < self.second_end:
+            self._new_second(now)
         duration = time.monotonic() - exchange.started
-        second = int(now)
-        if second != self.second:
-            self.second = second
-            self.stamp = time.strftime(DJANGO_TIME_FORMAT, time.localtime(now))
-        args = (_remote(environ), request_line(environ), code, exchange.bytes_sent, duration)
-        # "[{server_time}] {message}": the record's time as Formatter.formatTime() gives
-        # it, the message as getMessage() does (coloured first, as ServerFormatter does).
-        message = (MESSAGE if self.style is None else _colour(self.style, code, MESSAGE)) % args
-        line = f"[{self.stamp},{_msecs(now):03d}] {message}\n"
+        c_line = self.c_line
+        if c_line is None or (line := c_line(self.stamp, now, exchange.environ, exchange.status,
+                                             exchange.bytes_sent, duration)) is None:
+            if exchange.environ is None:  # no request read: no line
+                return
+            line = self._line(exchange, exchange.environ, now, duration)
         lines = self.lines
         lines.append(line)
         if len(lines) == 1:
             self._schedule()
         elif len(lines) >= FLUSH_LINES:
             self.flush()
+
+    def _line(self, exchange: Exchange, environ: dict[str, Any], now: float,
+              duration: float) -> str:
+        if self.style is None:
+            return default_line(self.stamp, now, environ, exchange.status, exchange.bytes_sent,
+                                duration)
+        return coloured_line(self.style, self.stamp, now, environ, exchange.status,
+                             exchange.bytes_sent, duration)
+
+    def _new_second(self, now: float) -> None:
+        # Formatter.formatTime(): strftime of converter(created), the same all second.
+        second = int(now)
+        self.second_start, self.second_end = float(second), float(second + 1)
+        self.stamp = time.strftime(DJANGO_TIME_FORMAT, time.localtime(now))
 
     def _schedule(self) -> None:
         """The first line of a batch: at once when the log was quiet, else on a timer."""
@@ -266,6 +300,26 @@ if sys.version_info >= (3, 13):
 else:
     def _msecs(now: float) -> int:
         return int((now - int(now)) * 1000)  # LogRecord.__init__ (gh-89047)
+
+
+def default_line(stamp: str, now: float, environ: dict[str, Any], status: str | None,
+                 bytes_sent: int, duration: float) -> str:
+    """The line Django's default handler writes for the access record, colourless.
+
+    "[{server_time}] {message}": the record's time as Formatter.formatTime() gives it
+    (``stamp`` is its strftime part), the message as getMessage() does. The C function
+    ``_speedups.access_line`` agrees with this for the usual request, else answers None.
+    """
+    args = (_remote(environ), request_line(environ), status_code(status), bytes_sent, duration)
+    return f"[{stamp},{_msecs(now):03d}] {MESSAGE % args}\n"
+
+
+def coloured_line(style: Any, stamp: str, now: float, environ: dict[str, Any],
+                  status: str | None, bytes_sent: int, duration: float) -> str:
+    """default_line() with the message coloured first, as ServerFormatter.format() does."""
+    code = status_code(status)
+    args = (_remote(environ), request_line(environ), code, bytes_sent, duration)
+    return f"[{stamp},{_msecs(now):03d}] {_colour(style, code, MESSAGE) % args}\n"
 
 
 def _record_for(lines: list[str]) -> logging.LogRecord:
