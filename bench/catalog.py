@@ -2,7 +2,9 @@
 
 Every server serves the same WSGI application (``testproject.wsgi:application``, or
 ``nullapp:application`` with ``--app null``) with the same settings, in one process
-(plus an idle master for gunicorn), with its access log off as the anchors are run.
+(plus an idle master for gunicorn). runscgi, uWSGI gevent and gunicorn run twice: with
+their request logs off (as the anchors were first measured) and on (runscgi's default),
+each log going to the server's log file of the run (``LOG_OFF`` pairs them).
 runscgi runs from the project's ``.venv``; the anchors from ``bench/.venv-anchors``,
 which pins the same Django and gevent.
 
@@ -75,15 +77,18 @@ def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False) -> l
     return argv
 
 
-def _uwsgi(ctx: Context, port: int, many: bool, gevent: bool) -> list[str]:
+def _uwsgi(ctx: Context, port: int, many: bool, gevent: bool,
+           request_log: bool = False) -> list[str]:
     argv = [
         str(ctx.anchors_bin / "uwsgi"), "--scgi-socket", f"127.0.0.1:{port}",
         "--virtualenv", str(ctx.anchors_bin.parent), "--chdir", str(ROOT),
         "--pythonpath", str(ROOT), "--pythonpath", str(BENCH),
         "--module", SERVERS["uwsgi-sync"].app_spec(ctx),
-        "--processes", "1", "--single-interpreter", "--disable-logging", "--need-app",
+        "--processes", "1", "--single-interpreter", "--need-app",
         "--listen", "4096" if many else "1024", "--die-on-term",
     ]
+    if not request_log:
+        argv.append("--disable-logging")  # else a line per request on stderr (its default)
     if gevent:
         # Early patching: before the application (and so Django) is imported. Plain
         # --gevent-monkey-patch patches too late (see issue 6) and would not count.
@@ -96,12 +101,14 @@ def _flup(ctx: Context, port: int, many: bool) -> list[str]:
             "--port", str(port), "--app", SERVERS["flup"].app_spec(ctx)]
 
 
-def _gunicorn(ctx: Context, port: int, many: bool) -> list[str]:
+def _gunicorn(ctx: Context, port: int, many: bool, access_log: bool = False) -> list[str]:
+    # --access-logfile -: a line per request on stdout (none without it).
     return [
         str(ctx.anchors_bin / "gunicorn"), "-k", "gevent", "-w", "1",
         "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--pythonpath", str(BENCH),
         "--worker-connections", "6000" if many else "1000",
         "--backlog", "4096" if many else "1024", "--log-level", "warning",
+        *(["--access-logfile", "-"] if access_log else []),
         SERVERS["gunicorn"].app_spec(ctx),
     ]
 
@@ -112,8 +119,11 @@ BUILDERS = {
     "ceiling": _runscgi,
     "uwsgi-sync": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=False),
     "uwsgi-gevent": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True),
+    "uwsgi-gevent-log": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True,
+                                                       request_log=True),
     "flup": _flup,
     "gunicorn": _gunicorn,
+    "gunicorn-log": lambda ctx, port, many: _gunicorn(ctx, port, many, access_log=True),
 }
 
 SERVERS: dict[str, Server] = {
@@ -129,8 +139,16 @@ SERVERS: dict[str, Server] = {
                notes="flup.server.scgi.WSGIServer (a thread per connection)"),
         Server("gunicorn", "gunicorn gevent (HTTP)", "http", 5, "gevent",
                notes="gunicorn -k gevent -w 1 (behind proxy_pass / mod_proxy_http)"),
-        Server("runscgi-accesslog", "runscgi, access log on", "scgi", 6, "gevent",
-               anchor=False, extra=True, notes="manage.py runscgi (default --access-log)"),
+        # The same servers with their request logs on (runscgi's default, with Django's
+        # default LOGGING for django.server), each to a file: the server's log of the run.
+        Server("runscgi-accesslog", "runscgi (gevent), access log on", "scgi", 6, "gevent",
+               anchor=False, notes="manage.py runscgi --access-log (the default), Django's "
+                                   "default LOGGING for django.server"),
+        Server("uwsgi-gevent-log", "uWSGI gevent, request log on", "scgi", 8, "gevent",
+               stop_signal=signal.SIGINT,
+               notes="uwsgi-gevent without --disable-logging (its request log on stderr)"),
+        Server("gunicorn-log", "gunicorn gevent (HTTP), access log on", "http", 9, "gevent",
+               notes="gunicorn -k gevent -w 1 --access-logfile -"),
         Server("ceiling", "front-end's ceiling (do-nothing app)", "scgi", 7, "gevent",
                anchor=False, ceiling=True,
                notes="manage.py runscgi --no-access-log serving bench/nullapp.py, "
@@ -139,6 +157,10 @@ SERVERS: dict[str, Server] = {
 }
 
 DEFAULT_SERVERS = [name for name, server in SERVERS.items() if not server.extra]
+
+# Each server with its request log on -> the same server with it off.
+LOG_OFF = {"runscgi-accesslog": "runscgi", "uwsgi-gevent-log": "uwsgi-gevent",
+           "gunicorn-log": "gunicorn"}
 
 # The slowloris metric: runscgi closes a connection whose header block is not complete
 # 15 s after it was accepted (--header-timeout). The metric measures while every
