@@ -29,6 +29,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <string.h>
 
 /* CGI variables the front-ends send on most requests (docs/frontend-variables.rst) and the
@@ -601,6 +602,34 @@ write_decimal(char *out, long long value)
     return out;
 }
 
+/* "%.3f" of a duration in [0, 1e6) s, as Python writes it (correctly rounded, ties to
+ * even), into ``out``; 0 for anything else and for a value whose thousandths lie too
+ * near a tie to decide from the rounded product (the caller lets Python write those).
+ * d * 1000 is within 2^-23 of the exact product below 1e9, so away from x.5 by more
+ * than 1e-6 the rounding of the exact value is that of the product. */
+static int
+millis_text(double d, char *out)
+{
+    if (!(d >= 0 && d < 1e6) || (d == 0 && signbit(d))) {
+        return 0;
+    }
+    double x = d * 1000.0;
+    double whole = floor(x);
+    double fraction = x - whole;
+    if (fabs(fraction - 0.5) < 1e-6) {
+        return 0;
+    }
+    long long n = (long long)whole + (fraction > 0.5 ? 1 : 0);
+    char *at = write_decimal(out, n / 1000);
+    long rest = (long)(n % 1000);
+    *at++ = '.';
+    *at++ = (char)('0' + rest / 100);
+    *at++ = (char)('0' + rest / 10 % 10);
+    *at++ = (char)('0' + rest % 10);
+    *at = '\0';
+    return 1;
+}
+
 static PyObject *
 access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -662,9 +691,14 @@ access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (msecs < 0 || msecs > 999 || sent_value < 0) {
         Py_RETURN_NONE;
     }
-    char *seconds = PyOS_double_to_string(PyFloat_AS_DOUBLE(duration), 'f', 3, 0, NULL);
-    if (seconds == NULL) {
-        return NULL;
+    char seconds_buffer[32];
+    char *seconds = seconds_buffer;
+    if (!millis_text(PyFloat_AS_DOUBLE(duration), seconds_buffer)) {
+        /* Python's own "%.3f": correctly rounded, for any value. */
+        seconds = PyOS_double_to_string(PyFloat_AS_DOUBLE(duration), 'f', 3, 0, NULL);
+        if (seconds == NULL) {
+            return NULL;
+        }
     }
     /* ",mmm] " and '" CODE BYTES SECONDS\n', by hand: snprintf costs more than the rest. */
     char numbers[96];
@@ -683,12 +717,16 @@ access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     *at++ = ' ';
     size_t seconds_length = strlen(seconds);
     if (seconds_length > 40) {
-        PyMem_Free(seconds);
+        if (seconds != seconds_buffer) {
+            PyMem_Free(seconds);
+        }
         Py_RETURN_NONE;
     }
     memcpy(at, seconds, seconds_length);
     at += seconds_length;
-    PyMem_Free(seconds);
+    if (seconds != seconds_buffer) {
+        PyMem_Free(seconds);
+    }
     *at++ = '\n';
     int tail_length = (int)(at - numbers) - numbers_length;
     Py_ssize_t stamp_length = PyUnicode_GET_LENGTH(stamp);

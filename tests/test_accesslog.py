@@ -495,7 +495,9 @@ NAMES = ["REMOTE_ADDR", "REQUEST_METHOD", "REQUEST_URI", "SERVER_PROTOCOL", "SCR
     status=st.one_of(st.none(), st.text(max_size=6),
                      st.sampled_from(["200 OK", "404 Not Found", "099 x", "2xx", "20"])),
     sent=st.one_of(st.integers(min_value=-5, max_value=2**70), st.booleans()),
-    duration=st.floats(allow_nan=True, allow_infinity=True),
+    duration=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.floats(min_value=0, max_value=1e6),
+                       st.integers(0, 2 * 10**9).map(lambda n: n / 2000)),  # near ties
     now=st.floats(min_value=0, max_value=1e10),
     stamp=st.one_of(st.just("06/Dec/2026 21:37:11"), st.text(max_size=20)),
 )
@@ -517,3 +519,14 @@ def test_c_line_takes_the_usual_requests():
         line = c_access_line(*args)
         assert line is not None
         assert line == accesslog.default_line(*args)
+
+
+@needs_c
+def test_c_seconds_are_pythons_near_every_tie():
+    """The C side writes most durations itself: the thousandths right at and around
+    x.xxx5, where rounding is decided, are Python's "%.3f" too."""
+    environ = TYPICAL_ENVIRON
+    for n in range(0, 4_000_000, 997):
+        for duration in (n / 2000, n / 2000 + 1e-12, n / 2000 - 1e-12, n / 1e4, n * 0.25):
+            line = c_access_line("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, duration)
+            assert line.rsplit(" ", 1)[1] == f"{duration:.3f}\n", duration
