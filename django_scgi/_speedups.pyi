@@ -24,3 +24,11 @@ def declared_length(headers: object, /) -> int | None: ...
 # bytes and max_pairs pairs, none empty and no HTTP_* name but HTTP_HOST repeated (a
 # later copy of another name wins); None: let fcgi_records decide.
 def fcgi_params(data: object, max_size: int, max_pairs: int, /) -> dict[str, str] | None: ...
+
+# Django's default django.server line ("[stamp,mmm] REMOTE "METHOD URI PROTO" CODE BYTES
+# SECONDS\n") for an environ whose fields need no escaping, a status starting with three
+# digits, an int and a float; None: let server/accesslog.py's default_line() write it.
+def access_line(
+    stamp: object, now: object, environ: object, status: object, bytes_sent: object,
+    duration: object, /,
+) -> str | None: ...

@@ -27,7 +27,6 @@ timer comes from the running gevent hub.
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
 import sys
@@ -35,28 +34,26 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..environ import request_line
 
+if TYPE_CHECKING:
+    from .exchange import Exchange
 
 # The usual line formatted in C (_speedups.c), like protocol.py's head parser: not
 # built, or switched off with DJANGO_SCGI_PURE_PYTHON=1, default_line() does it all.
-def _c_function() -> Callable[..., str | None] | None:
-    if os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
-        return None
+# Its type: _speedups.pyi.
+_c_access_line: Callable[[object, object, object, object, object, object], str | None] | None
+_c_access_line = None
+if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
     try:
-        speedups = importlib.import_module("django_scgi._speedups")
+        from .. import _speedups
     except ImportError:
-        return None
-    return cast("Callable[..., str | None]", speedups.access_line)
-
-
-_c_access_line = _c_function()
-
-if TYPE_CHECKING:
-    from .exchange import Exchange
+        pass
+    else:
+        _c_access_line = _speedups.access_line
 
 access_logger = logging.getLogger("django.server")
 
