@@ -130,7 +130,9 @@ ALLOWED_INTERNAL = {
     "fcgi_records": {"protocol"},
     "fastcgi": {"protocol", "fcgi_records", "_speedups"},  # and its C accelerator
     "fastcgi_client": {"fastcgi", "client", "protocol", "response_head"},
-    "server": {"protocol", "environ", "gemini", "conf", "connection", "fastcgi"},
+    # _speedups: the access line's C accelerator (server/accesslog.py).
+    "server": {"protocol", "environ", "gemini", "conf", "connection", "fastcgi",
+               "_speedups"},
     "workers": {"conf", "server"},
     "checks": {"conf", "database", "offload"},
     "apps": {"checks"},
