@@ -27,6 +27,7 @@ timer comes from the running gevent hub.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -75,6 +76,8 @@ DJANGO_MSEC_FORMAT = "%s,%03d"
 # regex and a test holds it.
 MESSAGE = "%s %s %d %d %.3f"
 
+_NO_LOCK = contextlib.nullcontext()
+
 # Bound once: a global lookup per request instead of two (the fast path counts them).
 _wall_clock, _monotonic = time.time, time.monotonic
 
@@ -120,6 +123,7 @@ class DefaultOutput:
 
     def __init__(self, handler: logging.StreamHandler[Any], style: Any) -> None:
         self.handler = handler
+        self.formatter = handler.formatter
         # None: no colours (not a terminal); else Django's Style, used as the formatter does.
         self.style = None if _plain(style) else style
         self.lines: list[str] = []
@@ -142,7 +146,20 @@ class DefaultOutput:
         return cls(handler, getattr(handler.formatter, "style", None))
 
     def applies(self, logger: logging.Logger) -> bool:
-        return default_handler(logger) is self.handler and logger.isEnabledFor(logging.INFO)
+        """Whether the configuration checked at start-up is still in place.
+
+        What logging.config and the handler and logger methods change: a new
+        configuration (dictConfig replaces handlers and formatters), an added filter or
+        handler, levels, propagation, logging.disable(). Checked after each batch, so
+        cheap: default_handler() ran once, at start-up.
+        """
+        handler = self.handler
+        handlers = logger.handlers
+        return (len(handlers) == 1 and handlers[0] is handler
+                and handler.formatter is self.formatter and not handler.filters
+                and handler.level <= logging.INFO and not logger.filters
+                and not logger.propagate and not logger.disabled
+                and logger.isEnabledFor(logging.INFO))
 
     def add(self, exchange: Exchange) -> None:
         """Format the line as ServerFormatter would and queue it (or write it at once)."""
@@ -207,20 +224,20 @@ class DefaultOutput:
         lines, self.lines = self.lines, []
         self.last_write = time.monotonic()
         handler = self.handler
-        handler.acquire()
-        try:
-            # What emit() does per record, once per batch; the stream's flush directly
-            # (StreamHandler.flush() would take the lock a second time).
-            stream = handler.stream
-            stream.write("".join(lines))
-            if stream and hasattr(stream, "flush"):
-                stream.flush()
-        except RecursionError:
-            raise
-        except Exception:
-            handler.handleError(_record_for(lines))
-        finally:
-            handler.release()
+        # The handler's lock, as Handler.handle() takes it around emit() (the handler is
+        # exactly a StreamHandler: nothing overrides acquire()).
+        with handler.lock or _NO_LOCK:
+            try:
+                # What emit() does per record, once per batch; the stream's flush directly
+                # (StreamHandler.flush() would take the lock a second time).
+                stream = handler.stream
+                stream.write("".join(lines))
+                if stream and hasattr(stream, "flush"):
+                    stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                handler.handleError(_record_for(lines))
 
     def close(self) -> None:
         self.flush()
