@@ -217,7 +217,24 @@ def crash(request):
     raise SystemExit(3)
 
 
-urlpatterns = [*demo_urls, path("crash/", crash)]
+def json_logging(request):
+    """Configure logging anew while serving: django.server's lines become JSON."""
+    import logging.config
+
+    from django.http import HttpResponse
+
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "logging_helpers.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {"django.server": {"handlers": ["json"], "level": "INFO",
+                                      "propagate": False}},
+    })
+    return HttpResponse("reconfigured")
+
+
+urlpatterns = [*demo_urls, path("crash/", crash), path("json-logging/", json_logging)]
 '''
 
 # Django's DEFAULT_LOGGING entries for django.server, but for the handler's class.
@@ -530,3 +547,20 @@ def test_c_seconds_are_pythons_near_every_tie():
         for duration in (n / 2000, n / 2000 + 1e-12, n / 2000 - 1e-12, n / 1e4, n * 0.25):
             line = c_access_line("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, duration)
             assert line.rsplit(" ", 1)[1] == f"{duration:.3f}\n", duration
+
+
+def test_logging_configured_anew_while_serving_is_followed(start_server, helper_env):
+    """The default output checks after each batch that it still applies: once a batch
+    after the change is written, the lines are records for the new configuration."""
+    server = start_server("127.0.0.1:0", "--settings", "crash_settings", env=helper_env)
+    assert client.request(server.address, "/json-logging/").status == 200
+    # Its own line was formatted before the check: the default output's.
+    (line,) = wait_for_stamped(server, 0, 1)
+    assert '"GET /json-logging/ HTTP/1.1" 200' in line
+    client.request(server.address, "/?n=1")
+    deadline = time.monotonic() + 10
+    while not (found := [x for x in server.lines if x.startswith("json ")]):
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.05)
+    assert json.loads(found[0][len("json "):])["request_uri"] == "/?n=1"
+    assert len(stamped_lines(server)) == 1
