@@ -5,7 +5,7 @@ One run measures every selected metric for every selected server, servers interl
 repetitions, plus callgrind instruction counts and strace system call counts, which
 need no repetition. See bench/README.rst for what each figure means.
 
-    ./dev bench                     # everything but the null-app figures (about 10 minutes)
+    ./dev bench                     # everything but the null-app figures (about 15 minutes)
     ./dev bench --quick             # timed metrics only, one repetition (about 3 minutes)
     ./dev bench --only deterministic,null   # callgrind + strace, Django and a null app
     ./dev bench --only callgrind --server runscgi
