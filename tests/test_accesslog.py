@@ -564,3 +564,30 @@ def test_logging_configured_anew_while_serving_is_followed(start_server, helper_
         time.sleep(0.05)
     assert json.loads(found[0][len("json "):])["request_uri"] == "/?n=1"
     assert len(stamped_lines(server)) == 1
+
+
+@pytest.mark.parametrize("status", ["200 OK", "101 Switching", "304 Not Modified", "302 Found",
+                                    "404 Not Found", "403 Forbidden", "500 Error", None])
+def test_coloured_line_is_what_djangos_formatter_writes_on_a_terminal(monkeypatch, status):
+    """On a terminal Django's formatter colours the message by status; so does the
+    default output (it takes the formatter's own style)."""
+    from django.core.management.color import color_style, no_style
+    from django.utils.log import ServerFormatter
+
+    from django_scgi.server import accesslog
+
+    formatter = ServerFormatter("[{server_time}] {message}", style="{")
+    formatter.style = color_style(force_color=True)
+    assert not accesslog._plain(formatter.style) and accesslog._plain(no_style())
+    now, environ = 1765056000.25, TYPICAL_ENVIRON
+    args = (accesslog._remote(environ), accesslog.request_line(environ),
+            accesslog.status_code(status), 191, 0.0125)
+    monkeypatch.setattr(time, "time", lambda: now)
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 0,
+                               accesslog.MESSAGE, args, None)
+    monkeypatch.undo()
+    record.status_code = args[2]
+    stamp = time.strftime(accesslog.DJANGO_TIME_FORMAT, time.localtime(now))
+    line = accesslog.coloured_line(formatter.style, stamp, now, environ, status, 191, 0.0125)
+    assert line == formatter.format(record) + "\n"
+    assert ("\x1b[" in line) == bool(args[2])
