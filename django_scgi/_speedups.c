@@ -533,11 +533,12 @@ let_python_decide:
     Py_RETURN_NONE;
 }
 
-/* access_line(stamp, now, environ, status, bytes_sent, duration): the access line of
- * Django's default django.server output (server/accesslog.py, default_line), for the
- * usual request: every field a plain str of printable ASCII without space or '"'
- * (nothing to escape), a status starting with three digits, an int and a float.
- * Anything else: None, and the Python code formats it. */
+/* access_line(stamp, now, environ, status, bytes_sent, duration, secret_words): the
+ * access line of Django's default django.server output (server/accesslog.py,
+ * default_line), for the usual request: every field a plain str of printable ASCII
+ * without space or '"' (nothing to escape), no secret word in its query (nothing to
+ * mask), a status starting with three digits, an int and a float. Anything else:
+ * None, and the Python code formats it. */
 
 static PyObject *s_remote_addr, *s_request_method, *s_request_uri, *s_server_protocol;
 
@@ -630,15 +631,57 @@ millis_text(double d, char *out)
     return 1;
 }
 
+/* Whether environ._mask_query() could change ``uri`` (ASCII): it has a "=" and one of
+ * ``words`` (a tuple of ASCII str) appears in its query, ignoring case. 1 also when the
+ * words are not such a tuple: then Python decides. */
+static int
+may_hold_secret(const char *uri, Py_ssize_t length, PyObject *words)
+{
+    if (memchr(uri, '=', (size_t)length) == NULL) {
+        return 0; /* _mask_query: no "=", nothing to mask */
+    }
+    if (!PyTuple_CheckExact(words)) {
+        return 1;
+    }
+    /* The query: after the last "?", or the whole text without one (as _mask_query). */
+    const char *query = uri;
+    for (Py_ssize_t i = length - 1; i >= 0; i--) {
+        if (uri[i] == '?') {
+            query = uri + i + 1;
+            break;
+        }
+    }
+    Py_ssize_t query_length = length - (query - uri);
+    for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(words); w++) {
+        PyObject *word = PyTuple_GET_ITEM(words, w);
+        if (!PyUnicode_CheckExact(word) || !PyUnicode_IS_ASCII(word)) {
+            return 1;
+        }
+        const char *text = (const char *)PyUnicode_1BYTE_DATA(word);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(word);
+        for (Py_ssize_t at = 0; at + size <= query_length; at++) {
+            Py_ssize_t k = 0;
+            while (k < size && Py_TOLOWER((unsigned char)query[at + k])
+                                   == Py_TOLOWER((unsigned char)text[k])) {
+                k++;
+            }
+            if (k == size) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "access_line() takes 6 arguments");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "access_line() takes 7 arguments");
         return NULL;
     }
     PyObject *stamp = args[0], *now = args[1], *environ = args[2], *status = args[3];
-    PyObject *sent = args[4], *duration = args[5];
+    PyObject *sent = args[4], *duration = args[5], *secret_words = args[6];
     if (!PyUnicode_CheckExact(stamp) || !PyUnicode_IS_ASCII(stamp)
         || !PyFloat_CheckExact(now) || !PyDict_CheckExact(environ)
         || !PyUnicode_CheckExact(status) || !PyUnicode_IS_ASCII(status)
@@ -680,6 +723,11 @@ access_line(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     /* No REQUEST_URI: the path is rebuilt from SCRIPT_NAME and PATH_INFO, in Python. */
     if (log_token(uri_value, &uri_text, &uri_length) != 1) {
+        Py_RETURN_NONE;
+    }
+    /* A query parameter whose name holds a secret word is masked (environ._mask_query):
+     * Python does that, whenever one of the words appears in the query at all. */
+    if (may_hold_secret(uri_text, uri_length, secret_words)) {
         Py_RETURN_NONE;
     }
     uri = uri_text;
@@ -772,9 +820,10 @@ init_access_names(void)
 
 static PyMethodDef methods[] = {
     {"access_line", (PyCFunction)(void (*)(void))access_line, METH_FASTCALL,
-     "access_line(stamp, now, environ, status, bytes_sent, duration) -> Django's default "
-     "django.server line for a request whose fields need no escaping; None: let the "
-     "Python code (server/accesslog.py) format it."},
+     "access_line(stamp, now, environ, status, bytes_sent, duration, secret_words) -> "
+     "Django's default django.server line for a request whose fields need no escaping "
+     "and whose query holds none of the secret words; None: let the Python code "
+     "(server/accesslog.py) format it."},
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
      "encode_head(status_line, headers) -> the response head, hop-by-hop headers "
      "dropped, for a list of plain, valid (str, str) headers; None: let the Python "

@@ -26,9 +26,10 @@ def declared_length(headers: object, /) -> int | None: ...
 def fcgi_params(data: object, max_size: int, max_pairs: int, /) -> dict[str, str] | None: ...
 
 # Django's default django.server line ("[stamp,mmm] REMOTE "METHOD URI PROTO" CODE BYTES
-# SECONDS\n") for an environ whose fields need no escaping, a status starting with three
+# SECONDS\n") for an environ whose fields need no escaping and whose REQUEST_URI's query
+# holds none of ``secret_words`` (environ's masking rule), a status starting with three
 # digits, an int and a float; None: let server/accesslog.py's default_line() write it.
 def access_line(
     stamp: object, now: object, environ: object, status: object, bytes_sent: object,
-    duration: object, /,
+    duration: object, secret_words: object, /,
 ) -> str | None: ...

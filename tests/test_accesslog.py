@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_scgi import client
+from django_scgi.environ import DEFAULT_SECRET_WORDS
 from django_scgi.protocol import encode_request
 
 pytestmark = pytest.mark.timeout(60)
@@ -286,7 +287,7 @@ def helper_env(tmp_path):
 
 def varied_requests() -> list[tuple[dict[str, str], bytes]]:
     """Requests whose lines take every branch of the formatting: statuses, escapes, a
-    rebuilt URI (no REQUEST_URI), no REMOTE_ADDR, a body, HEAD, non-ASCII."""
+    rebuilt URI (no REQUEST_URI), no REMOTE_ADDR, a body, HEAD, non-ASCII, a secret."""
     def env(path: str, method: str = "GET", **extra: str) -> dict[str, str]:
         return {**client.build_environ(path, method), "REMOTE_ADDR": "203.0.113.9", **extra}
 
@@ -301,7 +302,7 @@ def varied_requests() -> list[tuple[dict[str, str], bytes]]:
         (post, b"hello"), (no_uri, b""), (no_remote, b""),
         (env('/a b"c\n[01/Jan/2026 00:00:00] forged'), b""),
         (env("/caf\xe9/\x7f"), b""), (env("/", REMOTE_ADDR='evil "addr"'), b""),
-        (env("/", SERVER_PROTOCOL=""), b""),
+        (env("/", SERVER_PROTOCOL=""), b""), (env("/?token=s3cret&a=1"), b""),
     ]
 
 
@@ -501,7 +502,11 @@ needs_c = pytest.mark.skipif(c_access_line is None, reason="_speedups is not bui
 FIELD_VALUES = st.one_of(
     st.none(), st.integers(), st.text(max_size=12),
     st.sampled_from(["", "-", "127.0.0.1", "::1", "GET", "HTTP/1.1", "/", "/a?b=c", "é",
-                     "a b", 'a"b', "\x7f", "\x00", "/\u20ac"]))
+                     "a b", 'a"b', "\x7f", "\x00", "/\u20ac", "/p?token=t0p", "x=1",
+                     "/p?a=1&My-Sig=s;Pass=p", "/p?otp", "/k=v?x=1", "/p?apikey=1&b=2",
+                     "/p?q=secretive", "/p?extra_word=1", "/p?Session=1&a=2"]))
+# Secret words as environ's masking uses them: the defaults, or more (SCGI_MASK_WORDS).
+WORD_LISTS = st.sampled_from([(), ("EXTRA",), ("extra", "q")])
 NAMES = ["REMOTE_ADDR", "REQUEST_METHOD", "REQUEST_URI", "SERVER_PROTOCOL", "SCRIPT_NAME",
          "PATH_INFO", "QUERY_STRING"]
 
@@ -517,13 +522,37 @@ NAMES = ["REMOTE_ADDR", "REQUEST_METHOD", "REQUEST_URI", "SERVER_PROTOCOL", "SCR
                        st.integers(0, 2 * 10**9).map(lambda n: n / 2000)),  # near ties
     now=st.floats(min_value=0, max_value=1e10),
     stamp=st.one_of(st.just("06/Dec/2026 21:37:11"), st.text(max_size=20)),
+    extra_words=WORD_LISTS,
 )
-def test_c_line_agrees_with_python(environ, status, sent, duration, now, stamp):
+def test_c_line_agrees_with_python(environ, status, sent, duration, now, stamp, extra_words):
+    """What the C side writes is default_line()'s line, masking of secrets included."""
+    from django_scgi import environ as environ_module
     from django_scgi.server import accesslog
 
-    found = c_access_line(stamp, now, environ, status, sent, duration)
-    if found is not None:
-        assert found == accesslog.default_line(stamp, now, environ, status, sent, duration)
+    environ_module.set_secret_words(extra_words)
+    try:
+        found = c_access_line(stamp, now, environ, status, sent, duration,
+                              environ_module._secret_words)
+        if found is not None:
+            assert found == accesslog.default_line(stamp, now, environ, status, sent, duration)
+    finally:
+        environ_module.set_secret_words(())
+
+
+@needs_c
+def test_c_line_leaves_secrets_to_the_python_mask():
+    from django_scgi import environ as environ_module
+    from django_scgi.server import accesslog
+
+    words = environ_module._secret_words
+    for uri in ("/p?token=t0p", "/p?a=1&X-Auth=1", "/login?PassWord=x"):
+        environ = {**TYPICAL_ENVIRON, "REQUEST_URI": uri}
+        args = ("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, 0.001)
+        assert c_access_line(*args, words) is None
+        assert "********" in accesslog.default_line(*args)
+    environ = {**TYPICAL_ENVIRON, "REQUEST_URI": "/p?a=1&b=2"}
+    assert c_access_line("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, 0.001,
+                         words) is not None
 
 
 @needs_c
@@ -533,7 +562,7 @@ def test_c_line_takes_the_usual_requests():
     for environ in (TYPICAL_ENVIRON, {**TYPICAL_ENVIRON, "REMOTE_ADDR": "::ffff:10.0.0.1"},
                     {k: v for k, v in TYPICAL_ENVIRON.items() if k != "REMOTE_ADDR"}):
         args = ("06/Dec/2026 21:37:11", 1765056000.25, environ, "302 Found", 1234, 0.0125)
-        line = c_access_line(*args)
+        line = c_access_line(*args, DEFAULT_SECRET_WORDS)
         assert line is not None
         assert line == accesslog.default_line(*args)
 
@@ -545,7 +574,8 @@ def test_c_seconds_are_pythons_near_every_tie():
     environ = TYPICAL_ENVIRON
     for n in range(0, 4_000_000, 997):
         for duration in (n / 2000, n / 2000 + 1e-12, n / 2000 - 1e-12, n / 1e4, n * 0.25):
-            line = c_access_line("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, duration)
+            line = c_access_line("06/Dec/2026 21:37:11", 0.5, environ, "200 OK", 1, duration,
+                                 DEFAULT_SECRET_WORDS)
             assert line.rsplit(" ", 1)[1] == f"{duration:.3f}\n", duration
 
 

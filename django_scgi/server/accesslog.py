@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .. import environ as environ_module
 from ..environ import request_line
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 # The usual line formatted in C (_speedups.c), like protocol.py's head parser: not
 # built, or switched off with DJANGO_SCGI_PURE_PYTHON=1, default_line() does it all.
 # Its type: _speedups.pyi.
-_c_access_line: Callable[[object, object, object, object, object, object], str | None] | None
+_c_access_line: Callable[[object, object, object, object, object, object, object],
+                          str | None] | None
 _c_access_line = None
 if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
     try:
@@ -172,8 +174,11 @@ class DefaultOutput:
             self._new_second(now)
         duration = _monotonic() - exchange.started
         c_line = self.c_line
-        if c_line is None or (line := c_line(self.stamp, now, exchange.environ, exchange.status,
-                                             exchange.bytes_sent, duration)) is None:
+        # environ's masking words (SCGI_MASK_WORDS): the C side leaves a query that holds
+        # one to request_line(), which masks it.
+        if c_line is None or (line := c_line(
+                self.stamp, now, exchange.environ, exchange.status, exchange.bytes_sent,
+                duration, environ_module._secret_words)) is None:
             if exchange.environ is None:  # no request read: no line
                 return
             line = self._line(exchange, exchange.environ, now, duration)
