@@ -224,12 +224,15 @@ class DefaultOutput:
 
     def flush(self) -> None:
         """Write every waiting line, in order, in one write, as the handler would."""
+        if self.lines:
+            self._write()
+        # After the write: at exit the loop may be half gone, and the lines come first.
         timer = self.timer
         if timer is not None and self.owner == threading.get_ident():
-            timer.close()
             self.timer = None
-        if not self.lines:
-            return
+            timer.close()
+
+    def _write(self) -> None:
         lines, self.lines = self.lines, []
         self.last_write = time.monotonic()
         handler = self.handler
