@@ -135,9 +135,8 @@ class DefaultOutput:
         self.style = None if _plain(style) else style
         self.lines: list[str] = []
         self.last_write = 0.0  # time.monotonic() of the last write
-        self.loop: Any = None  # the serving thread's gevent loop, for the timers
-        self.owner = 0  # that thread's ident: only it may touch the timer
-        self.timer: Any = None  # the waiting batch's timer
+        self.timer: Any = None  # the gevent timer that ends a batch, made on first use
+        self.owner = 0  # the ident of the serving thread, whose loop has the timer
         # The second that self.stamp was formatted for: [start, end).
         self.second_start = self.second_end = 0.0
         self.stamp = ""
@@ -209,18 +208,20 @@ class DefaultOutput:
         if self.last_write + FLUSH_INTERVAL <= time.monotonic():
             self.flush()
             return
-        loop = self.loop
-        if loop is None:
+        timer = self.timer
+        if timer is None:
             gevent = sys.modules.get("gevent")
             if gevent is None:  # not served by gevent (an embedding): no batches
                 self.flush()
                 return
-            self.loop = loop = gevent.get_hub().loop
+            # One watcher, made once: again() starts it FLUSH_INTERVAL from now (libev's
+            # ev_timer_again, with the repeat value), flush() stops it. start() would
+            # not do: libev starts a stopped timer from where it stopped, which for one
+            # that has fired is "due already".
+            timer = self.timer = gevent.get_hub().loop.timer(
+                FLUSH_INTERVAL, FLUSH_INTERVAL, ref=False)
             self.owner = threading.get_ident()
-        # A new watcher each time: libev restarts a stopped one from where it stopped,
-        # which for one that has fired is "due already".
-        self.timer = loop.timer(FLUSH_INTERVAL, ref=False)
-        self.timer.start(self.flush)
+        timer.again(self.flush)
 
     def flush(self) -> None:
         """Write every waiting line, in order, in one write, as the handler would."""
@@ -229,8 +230,7 @@ class DefaultOutput:
         # After the write: at exit the loop may be half gone, and the lines come first.
         timer = self.timer
         if timer is not None and self.owner == threading.get_ident():
-            self.timer = None
-            timer.close()
+            timer.stop()
 
     def _write(self) -> None:
         lines, self.lines = self.lines, []
@@ -255,6 +255,9 @@ class DefaultOutput:
 
     def close(self) -> None:
         self.flush()
+        if self.timer is not None and self.owner == threading.get_ident():
+            self.timer.close()
+            self.timer = None
 
 
 def default_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
