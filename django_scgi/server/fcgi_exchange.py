@@ -21,7 +21,6 @@ from .. import fastcgi
 from ..connection import Connection, peer_address
 from ..environ import build_environ, request_line
 from ..protocol import encode_response_head
-from .accesslog import log_access
 from .closing import close_abortive
 from .exchange import Exchange, PeerGone, _set_nodelay
 from .fcgi_channel import UNKNOWN_LENGTH, Channel, FastCGIBody, RequestInterrupted
@@ -56,8 +55,8 @@ def serve_connection(server: SCGIServer, sock: Connection, raw_peer: Any) -> Non
                 break
             exchange = FastCGIExchange(channel, head, raw_peer, server)
             reusable = exchange.serve(server.app)
-            if server.config.access_log:
-                log_access(exchange)
+            if server.access_log is not None:  # the server's, batched as for SCGI
+                server.access_log.log(exchange)
             if server.max_requests:
                 server.count_request()
             if not reusable:
