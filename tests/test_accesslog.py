@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import REPO, exchange
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_scgi import client
@@ -512,6 +512,7 @@ NAMES = ["REMOTE_ADDR", "REQUEST_METHOD", "REQUEST_URI", "SERVER_PROTOCOL", "SCR
 
 
 @needs_c
+@settings(deadline=None)  # no time limit per example: the machine may be busy
 @given(
     environ=st.dictionaries(st.sampled_from(NAMES), FIELD_VALUES),
     status=st.one_of(st.none(), st.text(max_size=6),
