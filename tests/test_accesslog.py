@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_scgi import client
-from django_scgi.environ import DEFAULT_SECRET_WORDS
+from django_scgi.logtext import DEFAULT_SECRET_WORDS
 from django_scgi.protocol import encode_request
 
 pytestmark = pytest.mark.timeout(60)
@@ -527,7 +527,7 @@ NAMES = ["REMOTE_ADDR", "REQUEST_METHOD", "REQUEST_URI", "SERVER_PROTOCOL", "SCR
 )
 def test_c_line_agrees_with_python(environ, status, sent, duration, now, stamp, extra_words):
     """What the C side writes is default_line()'s line, masking of secrets included."""
-    from django_scgi import environ as environ_module
+    from django_scgi import logtext as environ_module
     from django_scgi.server import accesslog
 
     environ_module.set_secret_words(extra_words)
@@ -542,7 +542,7 @@ def test_c_line_agrees_with_python(environ, status, sent, duration, now, stamp, 
 
 @needs_c
 def test_c_line_leaves_secrets_to_the_python_mask():
-    from django_scgi import environ as environ_module
+    from django_scgi import logtext as environ_module
     from django_scgi.server import accesslog
 
     words = environ_module._secret_words

@@ -28,6 +28,7 @@ TABLE = {
     "django_scgi.fcgi_records": (False, False),
     "django_scgi.fastcgi_client": (False, False),
     "django_scgi.environ": (False, False),
+    "django_scgi.logtext": (False, False),
     "django_scgi.gemini": (False, False),
     "django_scgi.capsule": (True, False),
     "django_scgi.conf": (False, False),
@@ -113,7 +114,8 @@ def test_conf_functions_leave_django_alone_until_asked():
 # the first name under django_scgi (a module, or a package such as server/).
 ALLOWED_INTERNAL = {
     "protocol": {"_speedups"},  # its C accelerator
-    "environ": {"protocol", "gemini"},
+    "environ": {"protocol", "gemini", "logtext"},
+    "logtext": set(),
     "gemini": set(),  # pure Gemini rules: the standard library only
     "capsule": {"gemini"},  # Django views' API over them
     "conf": set(),
@@ -131,7 +133,7 @@ ALLOWED_INTERNAL = {
     "fastcgi": {"protocol", "fcgi_records", "_speedups"},  # and its C accelerator
     "fastcgi_client": {"fastcgi", "client", "protocol", "response_head"},
     # _speedups: the access line's C accelerator (server/accesslog.py).
-    "server": {"protocol", "environ", "gemini", "conf", "connection", "fastcgi",
+    "server": {"protocol", "environ", "logtext", "gemini", "conf", "connection", "fastcgi",
                "_speedups"},
     "workers": {"conf", "server"},
     "checks": {"conf", "database", "offload"},

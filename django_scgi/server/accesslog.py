@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .. import environ as environ_module
+from .. import logtext
 from ..environ import request_line
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class DefaultOutput:
         # one to request_line(), which masks it.
         if c_line is None or (line := c_line(
                 self.stamp, now, exchange.environ, exchange.status, exchange.bytes_sent,
-                duration, environ_module._secret_words)) is None:
+                duration, logtext._secret_words)) is None:
             if exchange.environ is None:  # no request read: no line
                 return
             line = self._line(exchange, exchange.environ, now, duration)
