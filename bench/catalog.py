@@ -39,7 +39,7 @@ class Context:
 class Server:
     name: str
     label: str
-    protocol: str               # "scgi" or "http"
+    protocol: str               # "scgi", "fastcgi" or "http"
     offset: int                 # its port is base_port + offset
     local: str                  # expected prefix of the connection local's class
     stop_signal: int = signal.SIGTERM
@@ -68,9 +68,12 @@ class Server:
         return replace(ctx, app="null") if self.ceiling else ctx
 
 
-def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False) -> list[str]:
+def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False,
+             protocol: str = "scgi") -> list[str]:
     argv = [str(ctx.main_bin / "python"), "manage.py", "runscgi", f"127.0.0.1:{port}",
             "--max-connections", "6000" if many else "1000"]
+    if protocol != "scgi":
+        argv += ["--protocol", protocol]
     if many:
         argv += ["--backlog", "4096"]
     argv.append("--access-log" if access_log else "--no-access-log")
@@ -78,9 +81,9 @@ def _runscgi(ctx: Context, port: int, many: bool, access_log: bool = False) -> l
 
 
 def _uwsgi(ctx: Context, port: int, many: bool, gevent: bool,
-           request_log: bool = False) -> list[str]:
+           request_log: bool = False, protocol: str = "scgi") -> list[str]:
     argv = [
-        str(ctx.anchors_bin / "uwsgi"), "--scgi-socket", f"127.0.0.1:{port}",
+        str(ctx.anchors_bin / "uwsgi"), f"--{protocol}-socket", f"127.0.0.1:{port}",
         "--virtualenv", str(ctx.anchors_bin.parent), "--chdir", str(ROOT),
         "--pythonpath", str(ROOT), "--pythonpath", str(BENCH),
         "--module", SERVERS["uwsgi-sync"].app_spec(ctx),
@@ -96,9 +99,10 @@ def _uwsgi(ctx: Context, port: int, many: bool, gevent: bool,
     return argv
 
 
-def _flup(ctx: Context, port: int, many: bool) -> list[str]:
+def _flup(ctx: Context, port: int, many: bool, protocol: str = "scgi") -> list[str]:
     return [str(ctx.anchors_bin / "python"), str(BENCH / "servers" / "flup_scgi.py"),
-            "--port", str(port), "--app", SERVERS["flup"].app_spec(ctx)]
+            "--port", str(port), "--app", SERVERS["flup"].app_spec(ctx),
+            "--protocol", protocol]
 
 
 def _gunicorn(ctx: Context, port: int, many: bool, access_log: bool = False) -> list[str]:
@@ -124,6 +128,10 @@ BUILDERS = {
     "flup": _flup,
     "gunicorn": _gunicorn,
     "gunicorn-log": lambda ctx, port, many: _gunicorn(ctx, port, many, access_log=True),
+    "runscgi-fcgi": lambda ctx, port, many: _runscgi(ctx, port, many, protocol="fastcgi"),
+    "uwsgi-gevent-fcgi": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True,
+                                                        protocol="fastcgi"),
+    "flup-fcgi": lambda ctx, port, many: _flup(ctx, port, many, protocol="fastcgi"),
 }
 
 SERVERS: dict[str, Server] = {
@@ -153,8 +161,30 @@ SERVERS: dict[str, Server] = {
                anchor=False, ceiling=True,
                notes="manage.py runscgi --no-access-log serving bench/nullapp.py, "
                      "through the front-ends only"),
+        # FastCGI (issue 23): served through the front-ends only, each keeping its
+        # backend connections (nginx fastcgi_keep_conn + upstream keepalive, Apache
+        # enablereuse=on); the direct and body metrics are SCGI's.
+        Server("runscgi-fcgi", "runscgi --protocol fastcgi", "fastcgi", 12, "gevent",
+               anchor=False, tags=("fastcgi",),
+               notes="manage.py runscgi --protocol fastcgi --no-access-log"),
+        Server("uwsgi-gevent-fcgi", "uWSGI gevent (FastCGI)", "fastcgi", 13, "gevent",
+               stop_signal=signal.SIGINT, tags=("fastcgi",),
+               notes="uwsgi --fastcgi-socket --gevent N --gevent-early-monkey-patch"),
+        Server("flup-fcgi", "flup threaded (FastCGI)", "fastcgi", 14, "_thread",
+               tags=("fastcgi",),
+               notes="flup.server.fcgi.WSGIServer (a thread per connection)"),
     )
 }
+
+# Metrics that FastCGI servers take part in: through the front-ends, which keep their
+# connections to them; everything else measures one request per connection.
+FASTCGI_METRICS = ("nginx", "apache", "json_nginx", "json_apache", "callgrind", "strace",
+                   "callgrind_null", "strace_null")
+
+
+def applies(name: str, metric: str) -> bool:
+    """Whether ``metric`` is measured for server ``name``."""
+    return SERVERS[name].protocol != "fastcgi" or metric in FASTCGI_METRICS
 
 DEFAULT_SERVERS = [name for name, server in SERVERS.items() if not server.extra]
 

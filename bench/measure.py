@@ -59,6 +59,8 @@ def fetch(target: Target, path: str, timeout: float = 30.0) -> tuple[int, bytes]
                 break
             chunks.append(data)
     response = b"".join(chunks)
+    if target.protocol == "fastcgi":
+        response = scgi_load.fastcgi_stdout(response)[0]
     return scgi_load.parse_status(response), response.partition(b"\r\n\r\n")[2]
 
 

@@ -140,6 +140,11 @@ def measured_servers(names: list[str]) -> list[str]:
     return [name for name in names if catalog.SERVERS[name].measured]
 
 
+# Port offsets of each front-end's listening ports from the backends' (catalog offsets
+# stay below 20).
+FRONTEND_OFFSETS = (("nginx", 20), ("apache", 40))
+
+
 def log(message: str) -> None:
     stamp = time.strftime("%H:%M:%S")
     print(f"[bench {stamp}] {message}", file=sys.stderr, flush=True)
@@ -259,7 +264,7 @@ class Bench:
         log(f"{name}: Django's connection local is {found}: {verdict}")
 
     def start_frontends(self) -> None:
-        for kind, offset in (("nginx", 10), ("apache", 20)):
+        for kind, offset in FRONTEND_OFFSETS:
             wanted = {kind, f"json_{kind}"} | (set(database.METRICS) if kind == "nginx" else set())
             if not wanted & set(self.args.metrics):
                 continue
@@ -312,7 +317,8 @@ class Bench:
                                 env=self.env, cwd=ROOT, cpu=self.server_cpu)
             if "sleep" in args.metrics and args.app == "django" and rep < args.sleep_reps:
                 for name in order:
-                    if catalog.SERVERS[name].concurrent and catalog.SERVERS[name].measured:
+                    if (catalog.SERVERS[name].concurrent and catalog.SERVERS[name].measured
+                            and catalog.applies(name, "sleep")):
                         for count in args.sleeper_counts:
                             self.sleep_test(name, rep, count)
             if "slowloris" in args.metrics and args.app == "django" and rep < args.sleep_reps:
@@ -323,8 +329,9 @@ class Bench:
         args = self.args
         if not catalog.SERVERS[name].measured:  # the front-ends' ceiling: / through them
             metrics = [m for m in metrics if m in ("nginx", "apache")]
-            if not metrics:
-                return
+        metrics = [m for m in metrics if catalog.applies(name, m)]
+        if not metrics:
+            return
         target = self.start_server(name)
         if target is None:
             for metric in metrics:
@@ -357,7 +364,7 @@ class Bench:
         if prefix + "direct" in metrics:
             self.record(prefix + "direct", name, rep, measure.direct_load, target, path=path,
                         **load)
-        for kind, offset in (("nginx", 10), ("apache", 20)):
+        for kind, offset in FRONTEND_OFFSETS:
             if prefix + kind in metrics and kind in self.frontends:
                 url = f"http://127.0.0.1:{self.port(name, offset)}{path}"
                 self.record(prefix + kind, name, rep, measure.wrk_load, url, target,

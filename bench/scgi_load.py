@@ -99,12 +99,71 @@ def http_request(path: str, *, method: str = "GET", body_length: int = 0,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def _fcgi_record(rtype: int, content: bytes, request_id: int = 1) -> bytes:
+    padding = -len(content) % 8
+    return (bytes((1, rtype, request_id >> 8, request_id & 0xFF, len(content) >> 8,
+                   len(content) & 0xFF, padding, 0)) + content + b"\0" * padding)
+
+
+def _fcgi_length(n: int) -> bytes:
+    return bytes((n,)) if n < 128 else (n | 0x80000000).to_bytes(4, "big")
+
+
+def fastcgi_request(path: str, *, method: str = "GET", body_length: int = 0,
+                    content_type: str = "", body: bytes = b"", keep_conn: bool = False) -> bytes:
+    """One FastCGI RESPONDER request (id 1) as nginx sends it: BEGIN_REQUEST, the
+    PARAMS stream (``CONTENT_LENGTH ""`` without a body), the body in STDIN records.
+
+    Without ``keep_conn`` the server closes after END_REQUEST, so the
+    one-request-per-connection loads of this module work unchanged; with it the
+    connection stays open for the next request (``fastcgi_keep_conn on``).
+    """
+    length = len(body) if body else body_length
+    pairs = [("CONTENT_LENGTH", str(length) if length else "")]
+    pairs += [(n, v) for n, v in nginx_like_headers(path, method=method,
+                                                    content_type=content_type) if n != "SCGI"]
+    params = b"".join(_fcgi_length(len(n)) + _fcgi_length(len(v)) + n.encode("latin-1")
+                      + v.encode("latin-1") for n, v in pairs)
+    out = [_fcgi_record(1, bytes((0, 1, 1 if keep_conn else 0, 0, 0, 0, 0, 0))),
+           _fcgi_record(4, params), _fcgi_record(4, b"")]
+    for start in range(0, len(body), 65528):
+        out.append(_fcgi_record(5, body[start:start + 65528]))
+    if body or not length:  # a body announced but streamed separately ends later
+        out.append(_fcgi_record(5, b""))
+    return b"".join(out)
+
+
+def fastcgi_stdout(data: bytes) -> tuple[bytes, bool]:
+    """The STDOUT bytes of a FastCGI response held in ``data`` and whether its
+    END_REQUEST record was in it (records past an incomplete one are ignored)."""
+    out, pos, ended = [], 0, False
+    while pos + 8 <= len(data):
+        rtype = data[pos + 1]
+        length = (data[pos + 4] << 8) | data[pos + 5]
+        end = pos + 8 + length + data[pos + 6]
+        if end > len(data):
+            out.append(data[pos + 8:pos + 8 + length])  # a partial record: what is there
+            break
+        if rtype == 6:
+            out.append(data[pos + 8:pos + 8 + length])
+        elif rtype == 3:
+            ended = True
+            break
+        pos = end
+    return b"".join(out), ended
+
+
 def make_request(protocol: str, path: str, **kwargs) -> bytes:
+    if protocol == "fastcgi":
+        return fastcgi_request(path, **kwargs)
     return (http_request if protocol == "http" else scgi_request)(path, **kwargs)
 
 
 def parse_status(head: bytes) -> int:
-    """Status code of a CGI-style (``Status: 200 OK``) or HTTP (``HTTP/1.1 200``) response."""
+    """Status code of a CGI-style (``Status: 200 OK``) or HTTP (``HTTP/1.1 200``) response,
+    or of a CGI-style one in FastCGI STDOUT records."""
+    if head[:2] == b"\x01\x06":
+        head = fastcgi_stdout(head)[0]
     first, _, rest = head.partition(b"\r\n")
     if first.startswith(b"HTTP/"):
         parts = first.split()
