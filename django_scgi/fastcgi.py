@@ -117,6 +117,8 @@ __all__ = [  # noqa: RUF022 -- grouped by module, not sorted
 ]
 
 _SERVED_ROLES = frozenset({Role.RESPONDER, Role.AUTHORIZER})
+# Role(number) without the enum machinery's calls, for the served roles.
+_ROLE_OF = {int(role): role for role in _SERVED_ROLES}
 
 # The optional C parser of a whole PARAMS stream without repeated names (_speedups.c,
 # as for SCGI's head): None for anything else, which the Python parser then judges.
@@ -231,11 +233,19 @@ class ServerConnection:
         self._requests: dict[int, _Request] = {}
         self._first = True  # no record read yet: a foreign protocol is still detectable
         self._error: ProtocolError | None = None
+        # The StdinEnd of a request whose empty STDIN record came with its head
+        # (_whole_head took it): the next event, without a record to parse.
+        self._stdin_end: StdinEnd | None = None
 
     @property
     def buffered(self) -> bool:
         """Whether received bytes wait that are not a whole record yet."""
         return not self._reader.at_boundary()
+
+    @property
+    def mid_request(self) -> bool:
+        """Whether a request is in progress or part of a record has arrived."""
+        return bool(self._requests) or not self._reader.at_boundary()
 
     @property
     def active(self) -> frozenset[int]:
@@ -251,6 +261,11 @@ class ServerConnection:
         """The next event or NEED_DATA; raises a ProtocolError subclass."""
         if self._error is not None:
             raise self._error.with_traceback(None)
+        if self._stdin_end is not None:
+            event, self._stdin_end = self._stdin_end, None
+            return event
+        if self._reader.idle():
+            return NEED_DATA
         try:
             return self._next_event()
         except ProtocolError as error:
@@ -292,10 +307,18 @@ class ServerConnection:
             for chunk in chunks:
                 pairs.feed(chunk)
             environ = params_environ(pairs.finish())
-        self._reader.skip_to(end)
         self._first = False
-        request = _Request(Role(role), bool(flags & KEEP_CONN), _NO_PAIRS)
-        request.phase = _Phase.DONE if role == Role.AUTHORIZER else _Phase.STDIN
+        request = _Request(_ROLE_OF[role], bool(flags & KEEP_CONN), _NO_PAIRS)
+        if role == Role.AUTHORIZER:
+            request.phase = _Phase.DONE
+        elif stdin_end := self._reader.empty_stdin_at(end, request_id):
+            # A body-less request's empty STDIN record, sent with the head: its
+            # StdinEnd is the next event, as record by record.
+            request.phase, end = _Phase.DONE, stdin_end
+            self._stdin_end = StdinEnd(request_id)
+        else:
+            request.phase = _Phase.STDIN
+        self._reader.skip_to(end)
         self._requests[request_id] = request
         return RequestHead(request_id, request.role, request.keep_conn, environ)
 
@@ -424,6 +447,8 @@ class ServerConnection:
         ``keep_conn`` was set."""
         if self._requests.pop(request_id, None) is None:
             raise ValueError(f"request {request_id} is not in progress")
+        if self._stdin_end is not None and self._stdin_end.request_id == request_id:
+            self._stdin_end = None  # not taken: for an ended request it is not news
         if not app_status and not protocol_status:
             return _completed(request_id)
         return (encode_record(RecordType.STDOUT, request_id)

@@ -208,6 +208,22 @@ class RecordReader:
             chunks.append(bytes(buf[start : start + length]))
         return None
 
+    def empty_stdin_at(self, pos: int, request_id: int) -> int:
+        """The end of an empty STDIN record of ``request_id`` starting at ``pos`` (a GET's
+        body, which front-ends send with the head), else 0."""
+        buf = self._buf
+        if len(buf) < pos + HEADER_SIZE or buf[pos + 1] != RecordType.STDIN:
+            return 0
+        version, _, rid, length, padding = HEADER.unpack_from(buf, pos)
+        if version != VERSION or rid != request_id or length:
+            return 0
+        end = pos + HEADER_SIZE + padding
+        return end if end <= len(buf) else 0
+
+    def idle(self) -> bool:
+        """Nothing unread and no EOF: the next event needs data."""
+        return self._pos == len(self._buf) and not self._eof
+
     def skip_to(self, pos: int) -> None:
         self._pos = pos
 
@@ -241,7 +257,16 @@ def _stream(rtype: int, request_id: int, data: bytes) -> bytes:
 
 
 def encode_stdout(request_id: int, data: bytes) -> bytes:
+    size = len(data)
+    if 0 < size <= MAX_CONTENT and 0 <= request_id <= 0xFFFF:
+        # The usual response chunk, in one record: the same bytes as _stream, fewer calls.
+        padding = -size % 8
+        return HEADER.pack(VERSION, RecordType.STDOUT, request_id, size, padding) + data + (
+            _PADDING[padding])
     return _stream(RecordType.STDOUT, request_id, data)
+
+
+_PADDING = [b"\0" * n for n in range(8)]
 
 
 def encode_stderr(request_id: int, data: bytes) -> bytes:

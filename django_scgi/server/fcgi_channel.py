@@ -72,7 +72,7 @@ class Channel:
         self.aborted = False  # ABORT_REQUEST for the current request
         self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
         self.writing = False  # a write is under way (still set: it was cut short)
-        self._pending_replies: list[bytes] = []
+        self.pending_replies: list[bytes] = []
         self._io: Any = None  # libev io watcher for the watch (made once per connection)
         self._watching = False
         # Body bytes the watch took off the socket while the application did not read.
@@ -100,7 +100,7 @@ class Channel:
             while True:
                 event = self.conn.next_event()
                 if event is fastcgi.NEED_DATA:
-                    if not started and (self.conn.active or self.conn.buffered):
+                    if not started and self.conn.mid_request:
                         started = True
                         deadline = time.monotonic() + self.config.header_timeout
                     if started:
@@ -251,7 +251,8 @@ class Channel:
         size = 0
         try:
             while size <= limit:
-                chunk = self.read_stdin(receive, timeout)
+                # Before the application runs: no watch to stop, no backlog to take.
+                chunk = self._read_stdin(receive, timeout)
                 if chunk is None:
                     break
                 if not chunk:
@@ -274,11 +275,11 @@ class Channel:
     def _queue_reply(self, reply: fastcgi.Reply) -> None:
         # Written by the request's greenlet before its next write: never in the middle
         # of a record it is writing.
-        self._pending_replies.append(reply.data)
+        self.pending_replies.append(reply.data)
 
     def take_replies(self) -> bytes:
-        data = b"".join(self._pending_replies)
-        self._pending_replies.clear()
+        data = b"".join(self.pending_replies)
+        self.pending_replies.clear()
         return data
 
     # -- while the application runs --
