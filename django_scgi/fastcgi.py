@@ -242,6 +242,19 @@ class ServerConnection:
         """Whether received bytes wait that are not a whole record yet."""
         return not self._reader.at_boundary()
 
+    def take_stdin_end(self, request_id: int) -> bool:
+        """Whether the next event is the StdinEnd of ``request_id`` that came with its
+        head; if so it is taken, as if next_event() had returned it."""
+        end = self._stdin_end
+        if end is not None and end.request_id == request_id:
+            self._stdin_end = None
+            return True
+        return False
+
+    def idle(self) -> bool:
+        """Whether the next event surely needs data: no unread bytes, no queued event."""
+        return self._stdin_end is None and self._error is None and self._reader.idle()
+
     @property
     def mid_request(self) -> bool:
         """Whether a request is in progress or part of a record has arrived."""

@@ -97,6 +97,12 @@ class Channel:
         deadline, started = now + idle_timeout, False
         self.heads_waiting[self.sock] = now
         try:
+            if isinstance(idle, dict) and self.conn.idle():
+                # A kept connection between requests: nothing to parse before a read.
+                data = self._recv_kept(deadline, idle)
+                if data is None:
+                    return None
+                self.conn.receive_data(data)
             while True:
                 event = self.conn.next_event()
                 if event is fastcgi.NEED_DATA:
@@ -175,7 +181,9 @@ class Channel:
         self._backlog_size = 0
         self.requests += 1
         self.request_id = head.request_id
-        self.stdin_done = head.role is fastcgi.Role.AUTHORIZER  # an Authorizer has no body
+        # An Authorizer has no body; a GET's empty STDIN record usually came with its head.
+        self.stdin_done = (head.role is fastcgi.Role.AUTHORIZER
+                           or self.conn.take_stdin_end(head.request_id))
 
     def _reply(self, reply: fastcgi.Reply) -> bool:
         """Write a reply of the protocol; False when the connection is to close."""

@@ -142,8 +142,8 @@ class FastCGIExchange(Exchange):
         unknown = length == UNKNOWN_LENGTH
         limit = self.config.max_body_size
         self.too_large = bool(limit) and not unknown and length > limit
-        prefetched, complete = b"", False
-        if not self.too_large:  # else its STDIN records are never read, only skipped
+        prefetched, complete = b"", channel.stdin_done
+        if not self.too_large and not complete:  # too large: never read, only skipped
             prefetched, complete = channel.prefetch_stdin(PREFETCH_LIMIT, timeout, unknown)
         if unknown and complete:
             length = len(prefetched)
@@ -164,26 +164,23 @@ class FastCGIExchange(Exchange):
     def serve(self, app: Callable[..., Any]) -> bool:
         """Run the application and end the request; whether the connection may serve
         another one."""
-        try:
-            return self._serve(app)
-        finally:
-            self.errors.detach()
-
-    def _serve(self, app: Callable[..., Any]) -> bool:
         if self.too_large:
             self._refuse_body()
         elif not self.channel.broken:
             self._run(app)
         channel = self.channel
-        if self.abort or channel.broken or channel.writing:
-            # Half a record, a reset or a protocol error: the connection cannot carry
-            # another request, and END_REQUEST would claim a complete response.
-            close_abortive(self.sock) if self.abort else channel.close()
+        try:
+            if self.abort or channel.broken or channel.writing:
+                # Half a record, a reset or a protocol error: the connection cannot carry
+                # another request, and END_REQUEST would claim a complete response.
+                close_abortive(self.sock) if self.abort else channel.close()
+                self.close_result()
+                return False
+            ended = self.ended or self._end()  # ended: it went with the last bytes
             self.close_result()
-            return False
-        ended = self._end()
-        self.close_result()
-        return ended and self.keep_conn
+            return ended and self.keep_conn
+        finally:
+            self.errors.detach()
 
     def _run(self, app: Callable[..., Any]) -> None:
         channel = self.channel
@@ -266,5 +263,6 @@ class FastCGIExchange(Exchange):
 
     def _head(self, streaming: bool) -> bytes:
         head = super()._head(streaming)
-        self._discard_unread_body()
+        if not self.channel.stdin_done:
+            self._discard_unread_body()
         return head
