@@ -9,6 +9,11 @@ with one child of 64 threads), its access log off, pinned to the load generator'
 Backend connections are the front-ends' defaults: nginx opens one per request for both
 SCGI and HTTP (``proxy_http_version 1.0``); Apache's mod_proxy_http reuses connections
 to gunicorn (its default), which SCGI cannot do.
+FastCGI backends (issue 23) get what a user who wants connection reuse configures:
+nginx ``fastcgi_pass`` to an ``upstream`` with ``keepalive`` and ``fastcgi_keep_conn on``
+(Debian's ``fastcgi_params``), Apache ``mod_proxy_fcgi`` with ``enablereuse=on``; the
+front-end then sends request after request over a few kept connections (to a backend
+that honours FCGI_KEEP_CONN).
 Backends that route on PATH_INFO alone (uWSGI) need it from the front-end: nginx gets
 ``scgi_param PATH_INFO $document_uri`` and Apache ``proxy-scgi-pathinfo``, for every
 SCGI backend alike; for ``/`` it makes no difference.
@@ -31,13 +36,30 @@ APACHE_MODULES = "/usr/lib/apache2/modules"
 class Route:
     listen: int       # front-end port
     backend: int      # backend port on 127.0.0.1
-    protocol: str     # "scgi" or "http"
+    protocol: str     # "scgi", "fastcgi" or "http"
+
+
+# Idle kept connections per FastCGI upstream: as many as wrk keeps requests in flight
+# (-c32), so that under load every request goes over a kept connection.
+NGINX_KEEPALIVE = 32
 
 
 def nginx_config(prefix: Path, routes: list[Route]) -> str:
     servers = []
     for route in routes:
-        if route.protocol == "scgi":
+        if route.protocol == "fastcgi":
+            servers.append(f"""
+    upstream fastcgi_{route.backend} {{
+        server 127.0.0.1:{route.backend};
+        keepalive {NGINX_KEEPALIVE};
+    }}""")
+            # SCRIPT_NAME/PATH_INFO: the same shape as for SCGI (uWSGI routes on PATH_INFO).
+            location = ("include /etc/nginx/fastcgi_params;\n"
+                        "            fastcgi_param SCRIPT_NAME \"\";\n"
+                        "            fastcgi_param PATH_INFO $document_uri;\n"
+                        "            fastcgi_keep_conn on;\n"
+                        f"            fastcgi_pass fastcgi_{route.backend};")
+        elif route.protocol == "scgi":
             # PATH_INFO for uWSGI, which routes on it alone (same lines for every backend).
             location = ("include /etc/nginx/scgi_params;\n"
                         "            scgi_param SCRIPT_NAME \"\";\n"
@@ -79,7 +101,7 @@ http {{
 
 def apache_config(prefix: Path, routes: list[Route]) -> str:
     modules = [name for name in ("mpm_event", "authz_core", "proxy", "proxy_scgi", "proxy_http",
-                                 "setenvif", "unixd")
+                                 "proxy_fcgi", "setenvif", "unixd")
                if os.path.exists(f"{APACHE_MODULES}/mod_{name}.so")]  # unixd is built in
     lines = [f"ServerRoot {prefix}", f"PidFile {prefix}/apache.pid",
              f"DefaultRuntimeDir {prefix}", f"ErrorLog {prefix}/apache-error.log",
@@ -96,13 +118,14 @@ def apache_config(prefix: Path, routes: list[Route]) -> str:
     for route in routes:
         lines.append(f"Listen 127.0.0.1:{route.listen}")
     for route in routes:
-        scheme = "scgi" if route.protocol == "scgi" else "http"
+        scheme = {"scgi": "scgi", "fastcgi": "fcgi"}.get(route.protocol, "http")
         pathinfo = ('    SetEnvIf Request_URI "^" proxy-scgi-pathinfo=1\n'
                     if route.protocol == "scgi" else "")
+        reuse = " enablereuse=on" if route.protocol == "fastcgi" else ""
         lines.append(
             f"<VirtualHost 127.0.0.1:{route.listen}>\n"
             f"{pathinfo}"
-            f"    ProxyPass / {scheme}://127.0.0.1:{route.backend}/\n"
+            f"    ProxyPass / {scheme}://127.0.0.1:{route.backend}/{reuse}\n"
             f"</VirtualHost>")
     return "\n".join(lines) + "\n"
 

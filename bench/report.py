@@ -465,6 +465,45 @@ def section_targets(data: dict) -> str:
     return table(["target (issues 6 §2 and 21)", "measured", "verdict"], targets(data))
 
 
+# runscgi --protocol fastcgi ÷ each, through a front-end that keeps its connections.
+FASTCGI_RATIO_TARGETS = {"runscgi": 1.2, "flup-fcgi": 1.5, "uwsgi-gevent-fcgi": 1.0}
+
+
+def fastcgi_targets(data: dict) -> list[list]:
+    """[target, measured, verdict] rows for issue 23 §7 (FastCGI)."""
+    s = data["summary"]
+    rows: list[list] = []
+
+    def add(text, value, ok):
+        verdict = "not measured" if value is None else ("PASS" if ok else "FAIL")
+        rows.append([text, value, verdict])
+
+    sc = _get(s, "strace", "runscgi-fcgi", "syscalls_per_req")
+    add("≤ 4 system calls per request on a kept connection", sc, sc is not None and sc <= 4.05)
+    ours = _get(s, "callgrind", "runscgi-fcgi", "k_instr_per_req")
+    scgi = _get(s, "callgrind", "runscgi", "k_instr_per_req")
+    add("instructions per request (kept connection) ≤ runscgi's over SCGI",
+        _pair(ours, scgi), ours is not None and scgi is not None and ours <= scgi)
+    for metric in ("nginx", "apache"):
+        fast = _get(s, metric, "runscgi-fcgi", "req_per_s")
+        for anchor, wanted in FASTCGI_RATIO_TARGETS.items():
+            theirs = _get(s, metric, anchor, "req_per_s")
+            ratio = fast / theirs if fast and theirs else None
+            add(f"/hello req/s via {metric} (kept connections) ≥ {wanted}× "
+                f"{_label(data, anchor)}",
+                _with_rep_range(ratio, _rep_ratios(data, metric, anchor, ours="runscgi-fcgi"),
+                                _get(s, metric, "runscgi-fcgi", "load_core_busy_pct")),
+                ratio is not None and ratio >= wanted)
+    return rows
+
+
+def section_fastcgi_targets(data: dict) -> str:
+    if "runscgi-fcgi" not in _servers(data):
+        return ""
+    return table(["target (issue 23 §7, FastCGI)", "measured", "verdict"],
+                 fastcgi_targets(data))
+
+
 def section_runscgi_detail(data: dict) -> str:
     s = data["summary"]
     parts = []
@@ -554,6 +593,7 @@ def section_micro(data: dict) -> str:
 
 SECTIONS = [
     ("Targets", section_targets),
+    ("FastCGI targets", section_fastcgi_targets),
     ("Instructions and system calls per request", section_deterministic),
     ("Requests per second", section_throughput),
     ("In-process ceiling and server overhead", section_inprocess),
@@ -569,6 +609,12 @@ SECTIONS = [
 
 
 NOTES = {
+    "FastCGI targets": (
+        "runscgi --protocol fastcgi behind nginx (``fastcgi_keep_conn on``, an upstream "
+        "with ``keepalive``) and Apache (``enablereuse=on``), which keep their backend "
+        "connections; the ratios set it against runscgi over SCGI and the FastCGI anchors "
+        "behind the same front-end in the same run. System calls and instructions: "
+        "sequential requests on one kept connection (``bench/deterministic.py``)."),
     "Targets": (
         "A req/s ratio is runscgi's median over the repetitions ÷ the anchor's; in "
         "brackets, the lowest and highest of the same ratio taken within one repetition "

@@ -324,14 +324,14 @@ class ServerConnection:
         request = _Request(_ROLE_OF[role], bool(flags & KEEP_CONN), _NO_PAIRS)
         if role == Role.AUTHORIZER:
             request.phase = _Phase.DONE
-        elif stdin_end := self._reader.empty_stdin_at(end, request_id):
+            self._reader.skip_to(end)
+        elif self._reader.skip_head(end, request_id):
             # A body-less request's empty STDIN record, sent with the head: its
             # StdinEnd is the next event, as record by record.
-            request.phase, end = _Phase.DONE, stdin_end
+            request.phase = _Phase.DONE
             self._stdin_end = StdinEnd(request_id)
         else:
             request.phase = _Phase.STDIN
-        self._reader.skip_to(end)
         self._requests[request_id] = request
         return RequestHead(request_id, request.role, request.keep_conn, environ)
 

@@ -208,17 +208,20 @@ class RecordReader:
             chunks.append(bytes(buf[start : start + length]))
         return None
 
-    def empty_stdin_at(self, pos: int, request_id: int) -> int:
-        """The end of an empty STDIN record of ``request_id`` starting at ``pos`` (a GET's
-        body, which front-ends send with the head), else 0."""
+    def skip_head(self, pos: int, request_id: int) -> bool:
+        """Consume the bytes up to ``pos`` (the end of a whole_head()), and the empty
+        STDIN record of ``request_id`` that follows them if there is one (a GET's
+        body, which front-ends send with the head): whether there was."""
         buf = self._buf
+        self._pos = pos
         if len(buf) < pos + HEADER_SIZE or buf[pos + 1] != RecordType.STDIN:
-            return 0
+            return False
         version, _, rid, length, padding = HEADER.unpack_from(buf, pos)
-        if version != VERSION or rid != request_id or length:
-            return 0
         end = pos + HEADER_SIZE + padding
-        return end if end <= len(buf) else 0
+        if version != VERSION or rid != request_id or length or end > len(buf):
+            return False
+        self._pos = end
+        return True
 
     def idle(self) -> bool:
         """Nothing unread and no EOF: the next event needs data."""

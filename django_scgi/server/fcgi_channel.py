@@ -159,13 +159,17 @@ class Channel:
         shutdown; either wakes this wait with an error."""
         sock = self.sock
         kept[sock] = deadline
+        sock.timeout = None  # settimeout(None), one call less
         try:
-            sock.settimeout(None)
-            # Nothing can have arrived yet: the front-end sends the next request only
-            # after our END_REQUEST. Waiting first spares a read that would fail (EAGAIN).
-            sock.wait(_READ)
-            data: bytes = sock.recv(RECV_SIZE)
-            return data
+            while True:
+                # Nothing can have arrived yet: the front-end sends the next request only
+                # after our END_REQUEST. Waiting first spares a read that would fail.
+                sock.wait(_READ)
+                try:
+                    data: bytes = os.read(sock.fd, RECV_SIZE)
+                    return data
+                except BlockingIOError:  # woken without bytes after all
+                    continue
         except OSError:  # closed by the sweeper or shutdown, or reset
             return None
         finally:
