@@ -66,6 +66,9 @@ class Channel:
             max_header_size=config.max_header_size, max_body_size=config.max_body_size or None,
             max_conns=config.max_connections,
         )
+        # The body's limits are the same for every request of the connection (only
+        # body_timeout applies to STDIN records), and nothing changes them.
+        self.body_limits = BodyLimits(config.body_timeout)
         self.request_id = 0  # the request in progress, 0 between requests
         self.requests = 0  # requests taken on this connection so far
         self.stdin_done = True
@@ -408,7 +411,9 @@ class FastCGIBody(BodyInput):
                  prefetched: bytes = b"") -> None:
         # body_timeout bounds each wait for STDIN records; min_body_rate and
         # request_timeout are SCGI's (BodyLimits) and not applied to them.
-        super().__init__(None, None, BodyLimits(timeout), length)
+        limits = channel.body_limits
+        super().__init__(None, None, limits if limits.timeout == timeout else BodyLimits(timeout),
+                         length)
         self.channel = channel
         self.timeout = timeout
         self._eof = channel.stdin_done

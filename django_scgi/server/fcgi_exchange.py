@@ -87,21 +87,19 @@ class ErrorStream:
     and this module's logger.
 
     The exchange holds the environ, which holds this stream: a reference cycle, which
-    ``detach`` breaks when the request is over (else every request's objects wait for
+    the exchange breaks when the request is over (else every request's objects wait for
     the garbage collector, whose passes then cost a few µs a request).
     """
 
-    __slots__ = ("_exchange",)
+    __slots__ = ("exchange",)
 
     def __init__(self, exchange: FastCGIExchange) -> None:
-        self._exchange: FastCGIExchange | None = exchange
-
-    def detach(self) -> None:
-        """The request is over: later writes go to the logger only."""
-        self._exchange = None
+        # None once the request is over (the exchange sets it, without a call to
+        # a method): later writes go to the logger only.
+        self.exchange: FastCGIExchange | None = exchange
 
     def write(self, text: str) -> int:
-        exchange = self._exchange
+        exchange = self.exchange
         if exchange is None:
             if text.strip():
                 logger.warning("wsgi.errors after its request: %s", text.rstrip("\n"))
@@ -180,7 +178,7 @@ class FastCGIExchange(Exchange):
             self.close_result()
             return ended and self.keep_conn
         finally:
-            self.errors.detach()
+            self.errors.exchange = None  # the stream's cycle through the environ
 
     def _run(self, app: Callable[..., Any]) -> None:
         channel = self.channel
