@@ -153,29 +153,69 @@ def kept_alive(target: measure.Target, count: int, gap: float) -> scgi_load.Load
     """FastCGI: ``count`` requests to ``/`` on one kept connection (FCGI_KEEP_CONN, as
     nginx's ``fastcgi_keep_conn on`` and Apache's ``enablereuse=on`` send them), each
     ``gap`` seconds after the previous END_REQUEST. The connect happens before the
-    first, so what is counted is what a reused connection costs per request."""
+    first, so what is counted is what a reused connection costs per request. A server
+    that closes the connection anyway (uWSGI) gets a new one, as a front-end does."""
     request = target.request("/", keep_conn=True)
     total = scgi_load.LoadResult()
     family, sockaddr = scgi_load.parse_address(target.address)
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60.0)
-        sock.connect(sockaddr)
+    sock: socket.socket | None = None
+    try:
         for _ in range(count):
-            sock.sendall(request)
-            data = b""
-            while True:
-                chunk = sock.recv(65536)
-                data += chunk
-                stdout, ended = scgi_load.fastcgi_stdout(data)
-                if ended or not chunk:
-                    break
-            if ended and scgi_load.parse_status(stdout) == 200:
+            if sock is not None and _closed_by_peer(sock):
+                sock.close()
+                sock = None
+            if sock is None:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.settimeout(60.0)
+                sock.connect(sockaddr)
+            ok = _one_kept(sock, request)
+            if ok is None:  # closed by the server before this request: a new connection
+                sock.close()
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.settimeout(60.0)
+                sock.connect(sockaddr)
+                ok = _one_kept(sock, request)
+            if ok:
                 total.ok += 1
             else:
                 total.errors += 1
                 break
             time.sleep(gap)
+    finally:
+        if sock is not None:
+            sock.close()
     return total
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(60.0)
+
+
+def _one_kept(sock: socket.socket, request: bytes) -> bool | None:
+    """Whether ``request`` was answered 200; None when the connection turned out to be
+    closed before any byte of the answer."""
+    try:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            data += chunk
+            stdout, ended = scgi_load.fastcgi_stdout(data)
+            if ended or not chunk:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        return None
+    if not data:
+        return None
+    return ended and scgi_load.parse_status(stdout) == 200
 
 
 def callgrind_server(server, target_factory, workdir: Path, *, requests: int, warmup: int,
