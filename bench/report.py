@@ -726,9 +726,21 @@ def render_rst(data: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# The FastCGI section at the end of docs/benchmarks.rst is written by hand from a run
+# with the FastCGI servers (docs/fastcgi.rst has the details): a rewrite keeps everything
+# from this comment on.
+KEPT_MARKER = ".. FastCGI figures: kept as they are when bench/report.py rewrites this page."
+
+
 def write_docs(data: dict, path: Path = DOCS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_rst(data))
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        at = old.find(KEPT_MARKER)
+        if at >= 0:
+            kept = "\n" + old[at:]
+    path.write_text(render_rst(data) + kept)
 
 
 def merge(data: dict, other: dict, name: str) -> dict:
