@@ -26,13 +26,28 @@ close, not an error.
 
 Policies the SCGI spec leaves open:
 
-* Duplicate names. The spec forbids them, but nginx before 1.23 sends a repeated
-  client header as repeated ``HTTP_*`` keys (two ``HTTP_COOKIE`` lines, say).
-  Keeping only the last would silently lose data, so duplicates of ``HTTP_COOKIE``
-  are joined with ``"; "`` (the Cookie header's own separator) and duplicates of
-  any other ``HTTP_*`` name with ``", "`` (the HTTP list separator). A duplicate of
-  any other name (``CONTENT_LENGTH``, ``SCGI``, ``REQUEST_METHOD``, ...) is
-  ambiguous framing or CGI data and is refused with :class:`DuplicateHeader`.
+* Duplicate names. The spec forbids them, but front-ends send them for two
+  reasons, and each is resolved the way the front-end means it:
+
+  - A variable set twice in the front-end's configuration: Debian's nginx
+    ``scgi_params`` sends ``HTTP_HOST $host`` and a user's own
+    ``scgi_param HTTP_HOST $host:$server_port;`` arrives as a second copy (nginx
+    does not replace an earlier ``scgi_param``). The later one is the override, so
+    for every CGI variable and for ``HTTP_HOST`` (a client cannot repeat Host:
+    nginx refuses such a request) **the later value wins**. Joining would make a
+    Host such as ``"127.0.0.1, 127.0.0.1:8090"`` that Django refuses.
+  - A client header line repeated by the client: nginx before 1.23 forwards each
+    line as its own ``HTTP_*`` key (two ``HTTP_COOKIE``, say). Keeping one would
+    silently lose data, so those are joined the way nginx 1.23+ joins them itself:
+    ``"; "`` for ``HTTP_COOKIE`` (the Cookie header's own separator), ``", "``
+    (the HTTP list separator) for any other ``HTTP_*`` name.
+
+  Only ``CONTENT_LENGTH`` and ``SCGI`` frame the request; a duplicate of either is
+  ambiguous framing and is refused with :class:`DuplicateHeader`.
+* A peer that speaks HTTP. SCGI starts with a digit; an HTTP/1 request line starts
+  with an upper-case method (``GET /``). A first byte that is an ASCII capital gives
+  :class:`HttpOnScgiPort`, whose message says what to put in front. Only the first
+  byte decides, so the verdict is the same however the input is split.
 * Bytes after the body. Only ``CONTENT_LENGTH`` frames the request; whatever
   follows it is dropped. nginx before 1.29.6 with ``scgi_request_buffering off``
   sends ``CONTENT_LENGTH=0`` followed by the body anyway: those bytes are ignored.
@@ -95,6 +110,7 @@ __all__ = [
     "Event",
     "HeaderBlockTooLarge",
     "Headers",
+    "HttpOnScgiPort",
     "IncompleteRequest",
     "MissingScgiHeader",
     "ProtocolError",
@@ -161,6 +177,17 @@ class BadLengthPrefix(ProtocolError):
     message = "The netstring length prefix is not a decimal number followed by ':'."
 
 
+class HttpOnScgiPort(BadLengthPrefix):
+    """What a browser or ``curl`` sends to the SCGI port (a kind of bad prefix)."""
+
+    status_hint = 400
+    message = (
+        "The peer spoke HTTP to an SCGI port: put a web server in front "
+        "(Apache mod_proxy_scgi, nginx scgi_pass, lighttpd mod_scgi) and point "
+        "browsers at it, not at this port."
+    )
+
+
 class HeaderBlockTooLarge(ProtocolError):
     status_hint = 431
     message = "The SCGI header block is larger than the configured limit."
@@ -188,7 +215,7 @@ class MissingScgiHeader(ProtocolError):
 
 class DuplicateHeader(ProtocolError):
     status_hint = 400
-    message = "A non-HTTP SCGI header appears more than once."
+    message = "CONTENT_LENGTH or SCGI appears more than once in the SCGI header block."
 
 
 class BodyTooLarge(ProtocolError):
@@ -207,7 +234,7 @@ class IncompleteRequest(ProtocolError):
 @dataclass(frozen=True, slots=True)
 class Headers:
     """The whole header block arrived. ``environ`` holds latin-1-decoded names
-    and values (duplicates joined per the module's policy), CONTENT_LENGTH and
+    and values (duplicates resolved per the module's policy), CONTENT_LENGTH and
     SCGI included."""
 
     environ: dict[str, str]
@@ -554,7 +581,9 @@ def _prefix_digits(max_header_size: int) -> int:
 def _block_length(digits: bytes | bytearray, max_header_size: int) -> int:
     """The header block's length from the digits before ":"; refuses a bad prefix."""
     # bytes.isdigit() is ASCII-only and False for b""; netstrings forbid leading zeros.
-    if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30):
+    if not digits.isdigit():
+        raise _bad_prefix(digits)
+    if len(digits) > 1 and digits[0] == 0x30:
         raise BadLengthPrefix()
     length = int(digits)
     if length > max_header_size:
@@ -624,10 +653,21 @@ def _gemini_framing(fields: list[str], pairs: int) -> tuple[dict[str, str], int]
     return environ, _parse_content_length(value)
 
 
+# Variables that frame the request: a second copy makes the request ambiguous.
+_FRAMING_NAMES = frozenset({"CONTENT_LENGTH", "SCGI"})
+
+
+def _bad_prefix(digits: bytes | bytearray) -> BadLengthPrefix:
+    """The error for a prefix that is not digits: HTTP's request line, or garbage."""
+    if digits[:1].isupper():  # bytes.isupper() is ASCII-only: b"G", not b"1" or b"\xc9"
+        return HttpOnScgiPort()
+    return BadLengthPrefix()
+
+
 def _check_prefix_digits(digits: bytes) -> None:
     """Refuse what can already be seen to be wrong in the length prefix."""
     if digits and not digits.isdigit():  # bytes.isdigit() is ASCII-only
-        raise BadLengthPrefix()
+        raise _bad_prefix(digits)
     if len(digits) > 1 and digits[0] == 0x30:  # netstrings forbid leading zeros
         raise BadLengthPrefix()
 
@@ -652,19 +692,22 @@ def _build_environ(fields: list[str], pairs: int) -> dict[str, str]:
     if "" in environ:
         raise BadHeaderBlock()
     if len(environ) != pairs:
-        environ = _join_duplicates(fields[0:-1:2], fields[1::2])
+        environ = _merge_duplicates(fields[0:-1:2], fields[1::2])
     return environ
 
 
-def _join_duplicates(names: list[str], values: list[str]) -> dict[str, str]:
-    """The slow path (nginx < 1.23): join repeated HTTP_* names, refuse others."""
+def _merge_duplicates(names: list[str], values: list[str]) -> dict[str, str]:
+    """The slow path: resolve repeated names per the module's policy (its docstring)."""
     environ: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}  # joined once at the end: linear, not quadratic
     for name, value in zip(names, values):
         if name not in environ:
             environ[name] = value
-        elif not name.startswith("HTTP_"):
+        elif name in _FRAMING_NAMES:
             raise DuplicateHeader()
+        elif not name.startswith("HTTP_") or name == "HTTP_HOST":
+            environ[name] = value  # the front-end's later setting overrides its default
+            repeated.pop(name, None)
         elif name in repeated:
             repeated[name].append(value)
         else:
