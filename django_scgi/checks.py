@@ -43,6 +43,9 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "mask_words": "django_scgi.E026",
     "protocol": "django_scgi.E027",
     "keepalive_timeout": "django_scgi.E028",
+    "static": "django_scgi.E029",
+    "insecure": "django_scgi.E030",
+    "log_level": "django_scgi.E031",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -194,20 +194,47 @@ def seconds(value: Any) -> float:
     return number
 
 
+# The largest permission bits: a mode above it is no mode at all.
+MAX_FILE_MODE = 0o777
+
+
 def file_mode(value: Any) -> int:
-    """Octal permission bits: ``"660"``, ``"0o660"`` or the int ``0o660``."""
+    """Octal permission bits: ``"660"``, ``"0o660"``, the int ``0o660`` or the int ``660``.
+
+    An int is ambiguous: ``0o660`` *is* 432, and ``660`` is what "Default: 660" invites.
+    No mode is above 0o777 (511), so an int above 511 whose decimal digits are all octal
+    digits (600, 660, 666, 700, 770, 777) can only mean those digits, and is read so. An
+    int up to 511 is taken as it is (``0o660`` stays 0o660): write ``"440"`` or ``0o440``
+    for the few small modes, never ``440``.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
+        mode = _octal_digits(value) if value > MAX_FILE_MODE else value
     else:
         text = str(value).lower().removeprefix("0o")
         if not text or any(c not in "01234567" for c in text):
             raise ConfigError(f"{value!r} is not an octal file mode such as 660.")
         mode = int(text, 8)
-    if not 0 <= mode <= 0o777:
-        # The usual slip is SCGI_SOCKET_MODE = 660, a decimal int: show the spelling.
-        hint = " (write 0o660 or '660', not 660)" if isinstance(value, int) else ""
+    if not 0 <= mode <= MAX_FILE_MODE:
+        hint = " (write '660' or 0o660)" if isinstance(value, int) else ""
         raise ConfigError(f"{value!r} is not a file mode between 000 and 777{hint}.")
     return mode
+
+
+def _octal_digits(value: int) -> int:
+    """660 -> 0o660; an int whose digits are not octal stays as it is (and is refused)."""
+    text = str(value)
+    return int(text, 8) if all(c in "01234567" for c in text) else value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(value: Any) -> str:
+    """A logging level name (any case); the logging module's own names only."""
+    text = str(value).strip().upper()
+    if text not in LOG_LEVELS:
+        raise ConfigError(f"{value!r} is not a log level: use one of {', '.join(LOG_LEVELS)}.")
+    return text
 
 
 def boolean(value: Any) -> bool:
@@ -266,6 +293,8 @@ class Option:
     metavar: str | None = None
     positional: bool = False
     flag_is_boolean: bool = False
+    # The flags that turn a boolean off; () means the usual --no-NAME.
+    negative_flags: tuple[str, ...] = ()
 
     @property
     def setting(self) -> str:
@@ -274,6 +303,11 @@ class Option:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def off_flags(self) -> tuple[str, ...]:
+        """The flags that turn a boolean option off (``--no-NAME`` unless declared)."""
+        return self.negative_flags or ("--no-" + self.flag[2:],)
 
     @property
     def default_text(self) -> str:
@@ -476,6 +510,28 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option(
+        "static", boolean, True,
+        "With DEBUG = True and django.contrib.staticfiles installed, serve the files "
+        "below STATIC_URL from the staticfiles finders, as runserver does (also below a "
+        "mount). --nostatic leaves them to the front-end. In production the front-end "
+        "or WhiteNoise serves collectstatic's STATIC_ROOT instead (docs/static-files.rst).",
+        flag_is_boolean=True, negative_flags=("--nostatic", "--no-static"),
+    ),
+    Option(
+        "insecure", boolean, False,
+        "Serve static files as --static does even with DEBUG = False, as runserver "
+        "--insecure does: slow and unsafe, for trying production settings locally.",
+        flag_is_boolean=True,
+    ),
+    Option(
+        "log_level", log_level, "INFO",
+        "Level of the django_scgi loggers (DEBUG, INFO, WARNING, ERROR). When the "
+        "project's LOGGING sends django_scgi's records nowhere, runscgi adds a handler "
+        "on stderr with time and level; -v 0/1/2 (Django's verbosity) means WARNING, "
+        "INFO, DEBUG when this is not given.",
+        metavar="LEVEL",
+    ),
+    Option(
         "reload", boolean, False,
         "Development only: restart the server when a Python file changes, with Django's "
         "autoreloader (like runserver). One process; no signal handling of our own.",
@@ -517,6 +573,9 @@ class ServerConfig:
     max_requests_jitter: int
     db_max_connections: int
     db_wait_timeout: float
+    static: bool
+    insecure: bool
+    log_level: str
     reload: bool
     # Not options: derived from Django's own settings.
     mount_prefix: str = ""
@@ -604,7 +663,7 @@ def options_rst() -> str:
 
 def _flag_text(option: Option) -> str:
     if option.flag_is_boolean:
-        return f"``{option.flag}`` / ``--no-{option.flag[2:]}``"
+        return " / ".join(f"``{flag}``" for flag in (option.flag, *option.off_flags))
     return f"``{option.flag} {option.metavar}``"
 
 

@@ -690,6 +690,19 @@ class NginxUpstream(Nginx):
         return "    include django-scgi-upstream.conf;"
 
 
+class NginxPortInHost(Nginx):
+    """deploy/nginx.conf with its recipe for a non-default port switched on: the
+    commented ``scgi_param HTTP_HOST $host:$server_port;`` line, uncommented."""
+
+    RECIPE = "scgi_param HTTP_HOST $host:$server_port;"
+
+    def app_config(self) -> str:
+        text = super().app_config()
+        commented = "# " + self.RECIPE
+        assert text.count(commented) == 1, f"deploy/nginx.conf lost the line {commented!r}"
+        return text.replace(commented, self.RECIPE)
+
+
 class StockNginx(Nginx):
     """nginx with the plain ``include scgi_params;`` location and no SCRIPT_NAME hint.
 
@@ -853,7 +866,7 @@ class Xitzin(GeminiFrontEnd):
 
 FRONT_ENDS: dict[str, type[FrontEnd]] = {
     "apache": Apache, "nginx": Nginx, "lighttpd": Lighttpd, "nginx-stock": StockNginx,
-    "apache-env": ApacheFromEnvironment,
+    "apache-env": ApacheFromEnvironment, "nginx-port-in-host": NginxPortInHost,
 }
 
 

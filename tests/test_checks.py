@@ -42,6 +42,9 @@ BAD_AND_GOOD = {
     "db_wait_timeout": (0, 2.5),
     "protocol": ("gopher", "fastcgi"),
     "keepalive_timeout": (-1, 30),
+    "static": ("perhaps", False),
+    "insecure": ("2", True),
+    "log_level": ("chatty", "debug"),
 }
 
 

@@ -55,6 +55,7 @@ TABLE = {
     # ``database`` before gevent has patched anything.
     "django_scgi.database": (False, False),
     "django_scgi.dbpool": (False, False),
+    "django_scgi.logconfig": (False, False),
 }
 # The optional C modules import nothing of either (when they are built at all).
 for _name in ("_speedups", "_syscalls"):

@@ -21,7 +21,7 @@ import django
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.servers.basehttp import get_internal_wsgi_application
 
-from django_scgi import __version__, checks, conf, launch, systemd
+from django_scgi import __version__, checks, conf, launch, logconfig, systemd
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -58,7 +58,7 @@ class Command(BaseCommand):
     # Checks run in handle(), once, like runserver does.
     requires_system_checks: ClassVar[list[str]] = []
     suppressed_base_arguments: ClassVar[set[str]] = {
-        "--verbosity", "--traceback", "--no-color", "--force-color",
+        "--traceback", "--no-color", "--force-color",
     }
 
     @property
@@ -67,19 +67,24 @@ class Command(BaseCommand):
 
         return SCGIServer
 
+    def get_version(self) -> str:
+        """``runscgi --version``: this package's version, then Django's."""
+        return f"django-scgi {__version__} (Django {django.get_version()})"
+
     def add_arguments(self, parser: CommandParser) -> None:
         for option in conf.OPTIONS:
+            help_text = option_help(option)
             if option.positional:
                 parser.add_argument(option.name, nargs="*", metavar=option.metavar,
-                                    help=option.help)
+                                    help=help_text)
             elif option.flag_is_boolean:
                 parser.add_argument(option.flag, dest=option.name, default=None,
-                                    action="store_true", help=option.help)
-                parser.add_argument("--no-" + option.flag[2:], dest=option.name,
+                                    action="store_true", help=help_text)
+                parser.add_argument(*option.off_flags, dest=option.name,
                                     action="store_false", help=f"Turn {option.flag} off.")
             else:
                 parser.add_argument(option.flag, dest=option.name, default=None,
-                                    metavar=option.metavar, help=option.help)
+                                    metavar=option.metavar, help=help_text)
         parser.add_argument(
             "--fd", dest="fd", action="append", metavar="N",
             help="Serve on the listening socket inherited as file descriptor N (a process "
@@ -98,6 +103,18 @@ class Command(BaseCommand):
         handler: WSGIApplication = get_internal_wsgi_application()
         return handler
 
+    def serving_handler(self, config: conf.ServerConfig) -> WSGIApplication:
+        """``get_handler()``, with static files in front as runserver has them; then
+        Django's cached STATIC_URL/MEDIA_URL are dropped, so that the first request
+        computes them with its own script prefix (django_scgi.static)."""
+        from django_scgi import static
+
+        handler: WSGIApplication = self.get_handler()
+        if static.wants_static_handler(config.static, config.insecure):
+            handler = static.MountedStaticFilesHandler(handler)
+        static.forget_prefixed_settings()
+        return handler
+
     def handle(self, *args: Any, **options: Any) -> None:
         if not launch.is_patched_early():
             raise CommandError(
@@ -109,6 +126,7 @@ class Command(BaseCommand):
 
         handoff = workers.handoff_from_environ()
         config = self.resolve_config(options)
+        self.configure_logging(config, options)
         if handoff is not None:
             self.run_worker(handoff, config)
             return
@@ -132,7 +150,7 @@ class Command(BaseCommand):
             logger.warning("--max-requests applies to workers (--workers 2 or more); one "
                            "process is never replaced.")
         server = self.server_cls(
-            self.get_handler(), listeners, config, on_ready=self.on_ready,
+            self.serving_handler(config), listeners, config, on_ready=self.on_ready,
             on_stopping=self.on_stopping, on_sighup=self.on_sighup_single,
         )
         with self.database_admission(config):
@@ -168,7 +186,7 @@ class Command(BaseCommand):
         # before this worker says ready, and a reload keeps the old workers.
         self.check(display_num_errors=False)
         with self.database_admission(config):
-            workers.serve_worker(self.get_handler(), handoff, config,
+            workers.serve_worker(self.serving_handler(config), handoff, config,
                                  server_cls=self.server_cls)
 
     def run_with_reloader(self, config: conf.ServerConfig) -> None:
@@ -201,7 +219,8 @@ class Command(BaseCommand):
                 listener.remove_socket_file()
 
         atexit.register(remove_socket_files)
-        server = self.server_cls(self.get_handler(), listeners, config, on_ready=self.on_ready)
+        server = self.server_cls(self.serving_handler(config), listeners, config,
+                                 on_ready=self.on_ready)
         server.serve_forever()
 
     @contextlib.contextmanager
@@ -260,10 +279,23 @@ class Command(BaseCommand):
     def resolve_config(self, options: dict[str, Any]) -> conf.ServerConfig:
         cli = {option.name: options.get(option.name) for option in conf.OPTIONS}
         cli["bind"] = self.addresses_to_use(options)
+        defaults = {"bind": f"{self.default_addr}:{self.default_port}",
+                    "log_level": logconfig.VERBOSITY_LEVELS.get(verbosity(options), "DEBUG")}
         try:
-            return conf.resolve(cli, defaults={"bind": f"{self.default_addr}:{self.default_port}"})
+            return conf.resolve(cli, defaults=defaults)
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
+
+    @staticmethod
+    def configure_logging(config: conf.ServerConfig, options: dict[str, Any]) -> None:
+        """Our log lines visible in a project whose LOGGING does not route them
+        (django_scgi.logconfig); the level as asked."""
+        from django.conf import settings
+
+        explicit = (options.get("log_level") is not None or verbosity(options) != 1
+                    or getattr(settings, conf.OPTIONS_BY_NAME["log_level"].setting, None)
+                    is not None)
+        logconfig.configure(config.log_level, explicit)
 
     @staticmethod
     def addresses_to_use(options: dict[str, Any]) -> list[str] | None:
@@ -345,6 +377,19 @@ class Command(BaseCommand):
                               "one at a time.")
         self.stdout.write("Quit with CONTROL-C or SIGTERM.")
         self.stdout.flush()
+
+
+def option_help(option: conf.Option) -> str:
+    """The option's help from the table, with its default and its setting; argparse
+    formats help with %, so a literal % is doubled."""
+    text = f"{option.help} Default: {option.default_text}. Setting: {option.setting}."
+    return text.replace("%", "%%")
+
+
+def verbosity(options: dict[str, Any]) -> int:
+    """Django's -v/--verbosity (1 when not given)."""
+    value = options.get("verbosity")
+    return 1 if value is None else int(value)
 
 
 def bind_error_sentence(address: conf.Address, error: OSError) -> str:
