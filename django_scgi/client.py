@@ -2,17 +2,25 @@
 
 ``python -m django_scgi.client ADDRESS [PATH]`` sends one request the way a bare
 front-end would (``REQUEST_URI`` and the usual CGI variables), prints the response
-and exits 0 for a status below 500, 1 for a 5xx, 2 when the server could not be
-reached, timed out or answered with something that is not a CGI response. That makes
-it a Docker ``HEALTHCHECK``.
+and exits 0 for a status below 500 other than 400, 1 for a 5xx or a 400, 2 when the
+server could not be reached, timed out or answered with something that is not a CGI
+response. That makes it a Docker ``HEALTHCHECK``.
 
-Imports: stdlib and ``protocol`` only.
+A 400 is not healthy: it is what Django answers when the Host is not in
+``ALLOWED_HOSTS`` (``DisallowedHost``), so a probe that gets one proves nothing about the
+site. The Host sent is ``--host``, else the first name of the project's
+``ALLOWED_HOSTS`` (read only by the command line, when ``DJANGO_SETTINGS_MODULE`` is
+set), else the address's host (``localhost`` for a unix socket or a wildcard address).
+
+Imports: stdlib and ``protocol`` only (the command line's ``ALLOWED_HOSTS`` lookup
+imports Django's settings inside a function, never at import).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
 import sys
 import time
@@ -76,19 +84,19 @@ def _split_host_port(address: str) -> tuple[str, int]:
 
 def build_environ(
     path: str, method: str = "GET", headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, str] | None = None, body_length: int = 0,
+    extra: Mapping[str, str] | None = None, body_length: int = 0, host: str = "localhost",
 ) -> dict[str, str]:
-    """CGI variables for ``path`` as a minimal front-end sends them."""
+    """CGI variables for ``path`` as a minimal front-end sends them, for ``host``."""
     _, _, query = path.partition("?")
     environ = {
         "REQUEST_METHOD": method,
         "REQUEST_URI": path,
         "QUERY_STRING": query,
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "SERVER_NAME": "localhost",
+        "SERVER_NAME": _without_port(host),
         "SERVER_PORT": "80",
         "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "localhost",
+        "HTTP_HOST": host,
     }
     for name, value in (headers or {}).items():
         key = name.upper().replace("-", "_")
@@ -100,13 +108,21 @@ def build_environ(
     return environ
 
 
+def _without_port(host: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:80`` -> ``[::1]``."""
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and (not name.startswith("[") or name.endswith("]")):
+        return name
+    return host
+
+
 def request(
     address: str, path: str = "/", *, method: str = "GET", body: bytes = b"",
     headers: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
-    timeout: float = 10.0,
+    timeout: float = 10.0, host: str = "localhost",
 ) -> Response:
     """Send one request and read the whole response (the server closes to end it)."""
-    cgi = environ if environ is not None else build_environ(path, method, headers)
+    cgi = environ if environ is not None else build_environ(path, method, headers, host=host)
     deadline = time.monotonic() + timeout
     with connect(address, timeout) as sock:
         _send_request(sock, encode_request(cgi, body))
@@ -154,6 +170,42 @@ def parse_response(data: bytes) -> Response:
     return Response(head.status, head.reason, head.headers, data[head.body_offset :])
 
 
+# Addresses that name every interface: not a name a project lists in ALLOWED_HOSTS.
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def host_for_address(address: str) -> str:
+    """The Host for a probe of ``address`` when nothing better is known."""
+    if address.startswith("unix:") or address.isdigit():
+        return "localhost" if not address.isdigit() else "127.0.0.1"
+    host = address.rpartition(":")[0].strip("[]")
+    if host in _WILDCARDS:
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def allowed_host_from_settings() -> str | None:
+    """The first concrete name in the project's ALLOWED_HOSTS, or None.
+
+    Only when DJANGO_SETTINGS_MODULE is set; any failure to load the settings is None
+    (the probe then uses the address). ``.example.com`` means example.com too; ``*``
+    names nothing.
+    """
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None
+    try:
+        from django.conf import settings
+
+        hosts = [str(host) for host in settings.ALLOWED_HOSTS]
+    except Exception:  # an unimportable or broken settings module: not our probe's job
+        return None
+    for host in hosts:
+        name = host.strip().lstrip(".")
+        if name and name != "*":
+            return name
+    return None
+
+
 def _parse_headers(parser: argparse.ArgumentParser, values: Sequence[str]) -> dict[str, str]:
     headers = {}
     for item in values:
@@ -182,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m django_scgi.client",
         description="Send one SCGI request and print the response. Exit status: 0 below "
-        "500, 1 for a 5xx, 2 when unreachable, timed out or not a CGI response.",
+        "500, 1 for a 5xx or a 400 (DisallowedHost: the Host is not in ALLOWED_HOSTS), 2 "
+        "when unreachable, timed out or not a CGI response.",
     )
     parser.add_argument("address", help="HOST:PORT, [V6]:PORT, PORT or unix:PATH")
     parser.add_argument("path", nargs="?", default="/", help="request path and query")
@@ -191,19 +244,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-d", "--data", default=None, help="request body (implies POST)")
     parser.add_argument("--timeout", type=_seconds, default=10.0, help="seconds (default 10)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    parser.add_argument("--host", default=None,
+                        help="Host header to send (default: the first name in the project's "
+                        "ALLOWED_HOSTS when DJANGO_SETTINGS_MODULE is set, else the "
+                        "address's host, localhost for a unix socket)")
     args = parser.parse_args(argv)
+    host = args.host or allowed_host_from_settings() or host_for_address(args.address)
     body = args.data.encode() if args.data is not None else b""
     method = "POST" if args.data is not None and args.method == "GET" else args.method
     headers = _parse_headers(parser, args.header)
     try:
         response = request(args.address, args.path, method=method, body=body,
-                           headers=headers, timeout=args.timeout)
+                           headers=headers, timeout=args.timeout, host=host)
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if not args.quiet:
         _print_response(response)
-    return EXIT_SERVER_ERROR if response.status >= 500 else EXIT_OK
+        if response.status == 400:
+            print(f"error: 400 for Host {host!r}: is it in ALLOWED_HOSTS? (--host NAME)",
+                  file=sys.stderr)
+    return EXIT_SERVER_ERROR if is_unhealthy(response.status) else EXIT_OK
+
+
+def is_unhealthy(status: int) -> bool:
+    """5xx, or 400: Django's answer to a Host it does not serve (DisallowedHost)."""
+    return status >= 500 or status == 400
 
 
 def _print_response(response: Response) -> None:

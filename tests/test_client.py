@@ -228,3 +228,55 @@ def test_refusal_before_the_body_is_read(start_server):
     result = run_client("-d", "z" * 100_000, limited.address, "/upload/")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(b"Status: 413 ")
+
+
+# --- Host and health (issue 22) ---------------------------------------------------------
+
+
+def run_client_env(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "django_scgi.client", *args], cwd=REPO,
+        env={**os.environ, **env}, capture_output=True, timeout=RUN_TIMEOUT, check=False,
+    )
+
+
+def test_host_not_allowed_is_unhealthy(srv):
+    """DisallowedHost answers 400: a probe that gets it has proved nothing."""
+    result = run_client("--host", "not-allowed.example", srv.address, "/")
+    assert result.returncode == client.EXIT_SERVER_ERROR, result.stdout
+    assert result.stdout.startswith(b"Status: 400")
+    assert b"ALLOWED_HOSTS" in result.stderr
+
+
+def test_host_option_is_sent(srv):
+    result = run_client("--host", "testserver", srv.address, "/info/")
+    assert result.returncode == 0, result.stdout
+    assert json.loads(body_of(result.stdout))["host"] == "testserver"
+
+
+def test_default_host_is_the_first_allowed_host(srv):
+    # testproject reads ALLOWED_HOSTS from the environment; the server was started with
+    # the default list, which holds testserver too.
+    result = run_client_env(srv.address, "/info/",
+                            env={"DJANGO_SETTINGS_MODULE": "testproject.settings",
+                                 "DJANGO_ALLOWED_HOSTS": "testserver,localhost"})
+    assert result.returncode == 0, result.stdout
+    assert json.loads(body_of(result.stdout))["host"] == "testserver"
+
+
+def test_default_host_without_settings_is_the_address(srv):
+    result = run_client_env(srv.address, "/info/", env={"DJANGO_SETTINGS_MODULE": ""})
+    assert result.returncode == 0, result.stdout
+    expected = "localhost" if srv.address.startswith("unix:") else "127.0.0.1"
+    assert json.loads(body_of(result.stdout))["host"] == expected
+
+
+@pytest.mark.parametrize(("address", "host"), [
+    ("unix:/run/x.sock", "localhost"), ("127.0.0.1:4000", "127.0.0.1"),
+    ("0.0.0.0:4000", "localhost"), ("[::1]:4000", "[::1]"), ("[::]:4000", "localhost"),
+    ("4000", "127.0.0.1"), ("app.internal:4000", "app.internal"),
+])
+def test_host_for_address(address, host):
+    assert client.host_for_address(address) == host
