@@ -133,6 +133,36 @@ def test_help_lists_every_option(run_manage):
     assert "--traceback" not in result.stdout
 
 
+def test_help_shows_each_default_and_setting(run_manage):
+    result = run_manage("--help", env={"COLUMNS": "400"})
+    assert result.returncode == 0, result.stdout
+    for option in conf.OPTIONS:
+        assert f"Default: {option.default_text}. Setting: {option.setting}." in result.stdout
+    # runserver's spellings for static files, and Django's verbosity.
+    for flag in ("--nostatic", "--no-static", "--insecure", "--log-level", "-v {0,1,2,3}"):
+        assert flag in result.stdout, flag
+
+
+def test_version_is_ours(run_manage):
+    from django_scgi import __version__
+
+    result = run_manage("--version")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith(f"django-scgi {__version__} (Django "), result.stdout
+
+
+def test_http_spoken_to_the_scgi_port_is_named_in_the_log(server):
+    """curl pointed at the SCGI port: the log says what happened and what to do."""
+    mark = len(server.lines)
+    with client.connect(server.address, 10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        while sock.recv(4096):
+            pass
+    assert server.wait_for_output("spoke HTTP to an SCGI port"), server.output
+    [line] = [line for line in server.lines[mark:] if "spoke HTTP" in line]
+    assert "WARNING" in line and "nginx" in line
+
+
 def test_readme_holds_the_generated_options_reference():
     """README.rst has ``conf.options_rst()`` verbatim between its two markers.
 

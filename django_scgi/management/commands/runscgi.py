@@ -55,6 +55,8 @@ class Command(BaseCommand):
 
     default_addr = conf.DEFAULT_HOST
     default_port = conf.DEFAULT_PORT
+    # (level, explicit) for django_scgi.logconfig, set in handle().
+    logging_wanted: tuple[str, bool] | None = None
     # Checks run in handle(), once, like runserver does.
     requires_system_checks: ClassVar[list[str]] = []
     suppressed_base_arguments: ClassVar[set[str]] = {
@@ -110,6 +112,8 @@ class Command(BaseCommand):
         from django_scgi import static
 
         handler: WSGIApplication = self.get_handler()
+        if self.logging_wanted is not None:
+            logconfig.configure(*self.logging_wanted)
         if static.wants_static_handler(config.static, config.insecure):
             handler = static.MountedStaticFilesHandler(handler)
         static.forget_prefixed_settings()
@@ -286,15 +290,16 @@ class Command(BaseCommand):
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
 
-    @staticmethod
-    def configure_logging(config: conf.ServerConfig, options: dict[str, Any]) -> None:
+    def configure_logging(self, config: conf.ServerConfig, options: dict[str, Any]) -> None:
         """Our log lines visible in a project whose LOGGING does not route them
-        (django_scgi.logconfig); the level as asked."""
+        (django_scgi.logconfig); the level as asked. Done again once the handler is
+        loaded: the project's wsgi.py calls django.setup(), which applies LOGGING anew."""
         from django.conf import settings
 
         explicit = (options.get("log_level") is not None or verbosity(options) != 1
                     or getattr(settings, conf.OPTIONS_BY_NAME["log_level"].setting, None)
                     is not None)
+        self.logging_wanted = (config.log_level, explicit)
         logconfig.configure(config.log_level, explicit)
 
     @staticmethod
