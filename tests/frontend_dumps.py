@@ -14,8 +14,10 @@ def cgi_from_dump(text: str) -> dict[str, str]:
         name, _, value = line.partition("=")
         value = re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m[1], 16)), value)
         grouped.setdefault(name, []).append(value)
-    # nginx 1.22 repeats keys; the parser joins them ("; " for cookies).
-    return {n: ("; " if n == "HTTP_COOKIE" else ", ").join(v) for n, v in grouped.items()}
+    # nginx 1.22 repeats client header keys; the parser joins them ("; " for cookies).
+    # A repeated CGI variable or HTTP_HOST is configuration: the later one wins.
+    return {n: v[-1] if n == "HTTP_HOST" or not n.startswith("HTTP_")
+            else ("; " if n == "HTTP_COOKIE" else ", ").join(v) for n, v in grouped.items()}
 
 
 # --- verbatim front-end dumps (measured with docs/frontend-variables.rst) ---------------------

@@ -777,3 +777,28 @@ def test_secret_words_are_extensible():
         assert mask_environ({"HTTP_X_OTP": "1"}) == {"HTTP_X_OTP": "********"}  # still
     finally:
         set_secret_words([])
+
+
+# --- nginx's doubled HTTP_HOST (deploy/nginx.conf's recipe for a non-default port) --------
+
+
+def test_doubled_http_host_reaches_django_as_the_later_copy():
+    """scgi_params' HTTP_HOST $host, then the recipe's $host:$server_port: Django's Host
+    (for ALLOWED_HOSTS and the CSRF origin check) is host:port, never both joined."""
+    from django.core.handlers.wsgi import WSGIRequest
+
+    from django_scgi import protocol
+
+    head = protocol.encode_request([
+        ("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/app/admin/login/"),
+        ("DOCUMENT_URI", "/app/admin/login/"), ("SCRIPT_NAME", "/app/"),
+        ("SERVER_NAME", "localhost"), ("SERVER_PORT", "8090"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REMOTE_ADDR", "127.0.0.1"), ("HTTP_HOST", "127.0.0.1"),
+        ("HTTP_HOST", "127.0.0.1:8090"), ("HTTP_ORIGIN", "http://127.0.0.1:8090"),
+    ])
+    cgi, _, _ = protocol.parse_head(head)
+    environ = environ_for(cgi)
+    assert environ["HTTP_HOST"] == "127.0.0.1:8090"
+    request = WSGIRequest(environ)
+    assert request.get_host() == "127.0.0.1:8090"
+    assert f"{request.scheme}://{request.get_host()}" == environ["HTTP_ORIGIN"]
