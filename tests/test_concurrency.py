@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,10 @@ from django_scgi import client
 
 pytestmark = pytest.mark.timeout(90)
 
+# django-admin of the Python running the tests (a venv's bin/ is not on PATH unless the
+# venv is activated; CI runs .venv/bin/python -m pytest).
+DJANGO_ADMIN = str(Path(sys.executable).parent / "django-admin")
+
 # Each way of starting the server: command line prefix, extra env, working directory.
 # ``None`` for the directory means the repository root.
 LAUNCHERS = {
@@ -38,10 +41,10 @@ LAUNCHERS = {
     # directory (sys.path[0]), which a relaunch through ``-m`` does not get for free.
     "manage.py from another directory": (
         [sys.executable, str(REPO / "manage.py"), "runscgi"], {}, "TMP"),
-    "django-admin": (["django-admin", "runscgi"], {"PYTHONPATH": str(REPO)}, "TMP"),
+    "django-admin": ([DJANGO_ADMIN, "runscgi"], {"PYTHONPATH": str(REPO)}, "TMP"),
     # django_scgi reachable only through --pythonpath, added at run time.
     "django-admin --pythonpath": (
-        ["django-admin", "runscgi", "--pythonpath", str(REPO)], {}, "TMP"),
+        [DJANGO_ADMIN, "runscgi", "--pythonpath", str(REPO)], {}, "TMP"),
 }
 
 
@@ -61,8 +64,8 @@ def cmdline(pid: int) -> list[str]:
 def launched(request, start_server, tmp_path):
     """A server started the way ``request.param`` names."""
     command, env, cwd = LAUNCHERS[request.param]
-    if command[0] == "django-admin" and not shutil.which("django-admin"):
-        pytest.skip("django-admin is not on PATH")
+    if command[0] == DJANGO_ADMIN and not os.access(DJANGO_ADMIN, os.X_OK):
+        pytest.skip(f"{DJANGO_ADMIN} is missing: Django is not installed as a package here")
     if cwd == "TMP":
         cwd = tmp_path
     if "PYTHONPATH" not in env:
