@@ -24,7 +24,7 @@ RUN useradd --system --uid 10001 --gid www-data --home-dir /nonexistent --no-cre
 # The library, installed like any dependency (in your image: pip install django-scgi).
 # gcc is there only while pip compiles the optional C parser (django_scgi._speedups, a
 # quarter of the server's own cost per request); without it the Python parser serves.
-COPY pyproject.toml setup.py README.rst /src/
+COPY pyproject.toml setup.py README.rst LICENSE /src/
 COPY django_scgi /src/django_scgi
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -37,6 +37,11 @@ WORKDIR /app
 COPY manage.py ./
 COPY testproject ./testproject
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/django-scgi-entrypoint
+
+# Static files: collectstatic copies every app's files into STATIC_ROOT (/app/staticfiles)
+# at build time, so the image carries them; serve that directory from the front-end or
+# with WhiteNoise (docs/static-files.rst).
+RUN python manage.py collectstatic --noinput -v 0
 
 USER app
 
@@ -54,6 +59,7 @@ ENV DJANGO_SETTINGS_MODULE=testproject.settings \
 ENTRYPOINT ["/usr/local/bin/django-scgi-entrypoint"]
 CMD ["python", "manage.py", "runscgi"]
 
-# Exit 0 below 500, 1 for a 5xx, 2 when the socket does not answer.
+# Exit 0 below 500, 1 for a 5xx or a 400 (the Host, from ALLOWED_HOSTS, refused), 2 when
+# the socket does not answer.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "django_scgi.client", "unix:/run/scgi/scgi.sock", "/", "-q", "--timeout", "4"]

@@ -3,10 +3,12 @@
 Two jobs, both for the command (Django side; the server never imports this):
 
 * Django computes ``STATIC_URL`` and ``MEDIA_URL`` (when relative) with the script
-  prefix of whoever reads them first and caches the result in ``settings``. runscgi
-  reads settings before any request (system checks, the static handler), where the
-  prefix is "/" (or ``FORCE_SCRIPT_NAME``): left cached, a project mounted at ``/app/``
-  would link ``/static/…`` forever. :func:`forget_prefixed_settings` drops the cached
+  prefix of whoever reads them first and caches the result in ``settings``; a storage
+  (``staticfiles_storage``, ``default_storage``) keeps the value it was made with.
+  runscgi reads settings and loads middleware before any request (system checks, the
+  static handler, WhiteNoise's middleware, which makes ``staticfiles_storage``), where
+  the prefix is "/" (or ``FORCE_SCRIPT_NAME``): left so, a project mounted at ``/app/``
+  would link ``/static/…`` forever. :func:`forget_prefixed_settings` drops those cached
   values once start-up is done, so the first request computes them with its own
   prefix, as under any WSGI server.
 * With ``DEBUG`` on, serve the staticfiles finders' files as ``runserver`` does:
@@ -20,8 +22,11 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.contrib.staticfiles.views import serve
+from django.core.files.storage import default_storage, storages
 from django.urls import get_script_prefix
+from django.utils.functional import empty
 
 # The settings Django prefixes with the script prefix when read (LazySettings.__getattr__).
 PREFIXED_SETTINGS = ("STATIC_URL", "MEDIA_URL")
@@ -37,6 +42,19 @@ def forget_prefixed_settings() -> None:
     """
     for name in PREFIXED_SETTINGS:
         settings.__dict__.pop(name, None)
+    forget_storages()
+
+
+def forget_storages() -> None:
+    """Drop the storages made so far; the next use makes them again from settings.
+
+    A storage takes STATIC_URL/MEDIA_URL as its ``base_url`` when it is made. Django's
+    own ``setting_changed`` receiver for STORAGES/STATIC_URL (django.test.signals) resets
+    the same three things: the handler's instances and the two lazy objects.
+    """
+    storages._storages = {}
+    for lazy in (staticfiles_storage, default_storage):
+        lazy._wrapped = empty
 
 
 def wants_static_handler(static: bool, insecure: bool) -> bool:

@@ -19,6 +19,7 @@ ALLOWED_HOSTS = os.environ.get(
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.staticfiles",
     "django_scgi",
 ]
 
@@ -44,6 +45,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+# collectstatic copies the static files here (the Dockerfile does at build time); the
+# front-end or WhiteNoise serves them (docs/static-files.rst). With DJANGO_DEBUG=1,
+# runscgi serves them from their apps, as runserver does.
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or str(BASE_DIR / "staticfiles")
+STATICFILES_DIRS = [BASE_DIR / "testproject" / "static"]
 
 # The mount point when the front-end serves the project below a path (e.g. "/app/").
 FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME") or None

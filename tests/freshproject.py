@@ -45,9 +45,10 @@ class FreshProject:
     """``startproject mysite <directory>`` + ``django_scgi`` in INSTALLED_APPS, migrated."""
 
     def __init__(self, directory: Path, python: str | Path = sys.executable,
-                 settings_tail: str = "") -> None:
+                 settings_tail: str = "", env: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.python = str(python)
+        self.env = dict(env or {})  # for every command (settings may read it)
         directory.mkdir(parents=True, exist_ok=True)
         self.run(str(bin_dir(python) / "django-admin"), "startproject", PACKAGE_NAME,
                  str(directory))
@@ -60,7 +61,8 @@ class FreshProject:
 
     def run(self, *args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(list(args), cwd=self.directory, env=clean_env(**(env or {})),
+        result = subprocess.run(list(args), cwd=self.directory,
+                                env=clean_env(**{**self.env, **(env or {})}),
                                 capture_output=True, text=True, timeout=timeout, check=False)
         assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
         return result
@@ -72,8 +74,8 @@ class FreshProject:
               command: list[str] | None = None) -> ServerProcess:
         """``manage.py runscgi ARGS`` in the project, started (banner seen)."""
         base = command or [self.python, "manage.py", "runscgi"]
-        return ServerProcess(list(args), clean_env(**(env or {})), self.directory,
-                             base).wait_started()
+        return ServerProcess(list(args), clean_env(**{**self.env, **(env or {})}),
+                             self.directory, base).wait_started()
 
 
 def csrf_token(html: bytes) -> str:

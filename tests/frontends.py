@@ -61,6 +61,7 @@ BINARIES = {"apache": "apache2", "nginx": "nginx", "lighttpd": "lighttpd",
 APACHE_MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules",
                       "/usr/lib/httpd/modules", "/usr/local/apache2/modules")
 APACHE_MODULES = ("mpm_event", "authz_core", "alias", "proxy", "proxy_scgi", "ssl")
+MIME_TYPES = "/etc/mime.types"  # Debian's media-types; Apache's TypesConfig default
 # What the front-end's own workers run as when the tests run as root (Debian's user).
 WORKER_ACCOUNTS = (("www-data", "www-data"), ("nobody", "nogroup"), ("nobody", "nobody"))
 
@@ -478,6 +479,29 @@ class Apache(FrontEnd):
         return [self.binary, "-f", str(self.config_path), "-DFOREGROUND"]
 
 
+class ApacheWithStatic(Apache):
+    """deploy/apache-static.conf included before deploy/apache.conf: Apache serves
+    ``static_root`` (collectstatic's STATIC_ROOT) at ``<mount>/static/``."""
+
+    # mod_mime gives the files their Content-Type (Debian enables it by default).
+    modules = (*APACHE_MODULES, "mime")
+
+    def __init__(self, run_dir: Path, *, static_root: Path, **kwargs) -> None:
+        super().__init__(run_dir, **kwargs)
+        self.static_root = static_root
+
+    def deploy_values(self) -> dict[str, str]:
+        return {**super().deploy_values(), "SCGI_STATIC_URL": self.mount + "/static/",
+                "SCGI_STATIC_ROOT": str(self.static_root)}
+
+    def app_lines(self) -> list[str]:
+        lines = super().app_lines()
+        static = f"    Include {apache_quote(str(DEPLOY / 'apache-static.conf'))}"
+        index = lines.index(f"    Include {apache_quote(str(DEPLOY / 'apache.conf'))}")
+        types = [f"TypesConfig {MIME_TYPES}"] if os.path.isfile(MIME_TYPES) else []
+        return [*types, *lines[:index], static, *lines[index:]]
+
+
 class ApacheFromEnvironment(Apache):
     """The container way: deploy/apache.conf at server level (as in the httpd image's
     httpd.conf, which has no vhost), its variables from httpd's environment."""
@@ -688,6 +712,20 @@ class NginxUpstream(Nginx):
         (self.run_dir / "django-scgi-upstream.conf").write_text(
             render((DEPLOY / "nginx-upstream.conf").read_text(), values))
         return "    include django-scgi-upstream.conf;"
+
+
+class NginxWithStatic(Nginx):
+    """deploy/nginx-static.conf beside deploy/nginx.conf: nginx serves ``static_root``
+    (collectstatic's STATIC_ROOT) at ``<mount>/static/``."""
+
+    def __init__(self, run_dir: Path, *, static_root: Path, **kwargs) -> None:
+        super().__init__(run_dir, **kwargs)
+        self.static_root = static_root
+
+    def app_config(self) -> str:
+        values = {"SCGI_STATIC_URL": self.mount + "/static/",
+                  "SCGI_STATIC_ROOT": str(self.static_root)}
+        return super().app_config() + render((DEPLOY / "nginx-static.conf").read_text(), values)
 
 
 class NginxPortInHost(Nginx):

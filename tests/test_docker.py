@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 import frontends
 import pytest
-from helpers import REPO, ServerProcess
+from helpers import REPO, ServerProcess, copy_project
 
 from django_scgi import client
 
@@ -412,6 +412,28 @@ def test_dockerfile_shape():
               if line.strip() and not line.lstrip().startswith("#")]
     assert script[-1].strip() == 'exec "$@"', script[-1]
     assert os.access(entrypoint, os.X_OK)
+
+
+def test_image_collects_static_files(tmp_path):
+    """The build runs collectstatic once the project is in the image and before it drops
+    root; run here, its command fills the project's default STATIC_ROOT."""
+    dockerfile = parse_dockerfile()
+    steps = dockerfile.instructions
+    [collect] = [index for index, (name, args) in enumerate(steps)
+                 if name == "RUN" and "collectstatic" in args]
+    project_copied = max(index for index, (name, args) in enumerate(steps)
+                         if name == "COPY" and "testproject" in args)
+    user = [index for index, (name, _) in enumerate(steps) if name == "USER"][0]
+    assert project_copied < collect < user
+    command = shlex.split(steps[collect][1])
+    assert command[:2] == ["python", "manage.py"], command
+    project = copy_project(tmp_path / "app")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_STATIC_ROOT", "DJANGO_SETTINGS_MODULE")}
+    result = subprocess.run([sys.executable, *command[1:]], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (project / "staticfiles" / "testproject" / "demo.css").is_file()
 
 
 @pytest.mark.parametrize("path", [DOCKERFILE, COMPOSE], ids=lambda path: path.name)
