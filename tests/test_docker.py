@@ -423,7 +423,7 @@ def test_image_collects_static_files(tmp_path):
                  if name == "RUN" and "collectstatic" in args]
     project_copied = max(index for index, (name, args) in enumerate(steps)
                          if name == "COPY" and "testproject" in args)
-    user = [index for index, (name, _) in enumerate(steps) if name == "USER"][0]
+    user = next(index for index, (name, _) in enumerate(steps) if name == "USER")
     assert project_copied < collect < user
     command = shlex.split(steps[collect][1])
     assert command[:2] == ["python", "manage.py"], command
