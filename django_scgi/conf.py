@@ -2,7 +2,7 @@
 
 One ``Option`` row gives an option's name, its CLI flag, its ``SCGI_*`` setting, its
 type/validator, its default and its help text. ``runscgi`` builds its argparse options
-from the table, the README's settings table is generated from it (a test keeps the two
+from the table, docs/settings.rst's reference is generated from it (a test keeps the two
 together) and the system checks validate settings with the same validators.
 
 Precedence (CLI > setting > default) is resolved in one place, ``resolve()``, into a
@@ -648,7 +648,7 @@ def mount_prefix_from(force_script_name: str | None) -> str:
 
 
 def options_rst() -> str:
-    """The README's option reference, generated from ``OPTIONS``."""
+    """The option reference of docs/settings.rst, generated from ``OPTIONS``."""
     lines = []
     for option in OPTIONS:
         cli = "positional ``ADDRESS …``" if option.positional else _flag_text(option)

@@ -1,4 +1,4 @@
-"""``runscgi`` as a command: options, settings, help, errors, README, in-process use.
+"""``runscgi`` as a command: options, settings, help, errors, the options docs, in-process use.
 
 Real ``manage.py runscgi`` subprocesses of the demo project (conftest's ``start_server``
 and ``run_manage``); the only in-process test is the one proving that in-process use is
@@ -22,7 +22,7 @@ from django_scgi.protocol import encode_request
 
 pytestmark = pytest.mark.timeout(60)
 
-README = REPO / "README.rst"
+SETTINGS_PAGE = REPO / "docs" / "settings.rst"
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -163,19 +163,18 @@ def test_http_spoken_to_the_scgi_port_is_named_in_the_log(server):
     assert "WARNING" in line and "nginx" in line
 
 
-def test_readme_holds_the_generated_options_reference():
-    """README.rst has ``conf.options_rst()`` verbatim between its two markers.
+def test_settings_page_holds_the_generated_options_reference():
+    """docs/settings.rst has ``conf.options_rst()`` verbatim between its two markers.
 
-    Edit the option table in conf.py, then paste ``python -m django_scgi.conf`` output
-    between the markers.
+    Edit the option table in conf.py, then run ``python tools/update_options_doc.py``.
     """
-    assert README.exists(), "README.rst is missing"
-    text = README.read_text(encoding="utf-8")
+    assert SETTINGS_PAGE.exists(), "docs/settings.rst is missing"
+    text = SETTINGS_PAGE.read_text(encoding="utf-8")
     match = re.search(r"^\.\. options-start\n(.*?)^\.\. options-end$", text,
                       re.MULTILINE | re.DOTALL)
-    assert match, "README.rst has no '.. options-start' … '.. options-end' block"
+    assert match, "docs/settings.rst has no '.. options-start' … '.. options-end' block"
     assert match.group(1).strip("\n") == conf.options_rst().strip("\n"), (
-        "README.rst is out of date: run python tools/update_readme.py"
+        "docs/settings.rst is out of date: run python tools/update_options_doc.py"
     )
 
 

@@ -476,11 +476,20 @@ def test_apache_file_at_server_level_with_variables_from_the_environment(
 # --- the docs show what the tests run -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["apache.conf", "nginx.conf", "lighttpd.conf",
-                                  "apache-balancer.conf", "nginx-upstream.conf"])
+# Each deploy file and the docs page that shows it.
+DEPLOY_FILE_PAGES = {
+    "apache.conf": "apache.rst", "apache-balancer.conf": "apache.rst",
+    "nginx.conf": "nginx.rst", "nginx-upstream.conf": "nginx.rst",
+    "lighttpd.conf": "lighttpd.rst",
+    "apache-static.conf": "static-files.rst", "nginx-static.conf": "static-files.rst",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOY_FILE_PAGES))
 def test_deployment_docs_contain_each_deploy_file_verbatim(name):
-    docs = (REPO / "docs" / "deployment.rst").read_text()
+    page = DEPLOY_FILE_PAGES[name]
+    docs = (REPO / "docs" / page).read_text()
     text = (REPO / "deploy" / name).read_text()
     # An RST literal block: every non-empty line indented by the same four spaces.
     assert textwrap.indent(text, "    ") in docs, (
-        f"docs/deployment.rst must show deploy/{name} verbatim (indented 4 spaces)")
+        f"docs/{page} must show deploy/{name} verbatim (indented 4 spaces)")

@@ -1,4 +1,4 @@
-"""Rewrite README.rst's option reference from django_scgi/conf.py (run after editing OPTIONS)."""
+"""Rewrite docs/settings.rst's option reference from django_scgi/conf.py (run after editing OPTIONS)."""
 
 import re
 import sys
@@ -8,10 +8,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from django_scgi.conf import options_rst
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
-text = README.read_text()
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "settings.rst"
+text = PAGE.read_text()
 new = re.sub(r"\.\. options-start\n.*?\.\. options-end",
              lambda _: ".. options-start\n\n" + options_rst() + "\n.. options-end", text,
              flags=re.DOTALL)
-README.write_text(new)
-print("README.rst options reference", "updated" if new != text else "already current")
+PAGE.write_text(new)
+print("docs/settings.rst options reference", "updated" if new != text else "already current")
