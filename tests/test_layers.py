@@ -56,6 +56,8 @@ TABLE = {
     "django_scgi.database": (False, False),
     "django_scgi.dbpool": (False, False),
     "django_scgi.logconfig": (False, False),
+    # Django side of the command (static files, STATIC_URL's cache): never gevent.
+    "django_scgi.static": (True, False),
 }
 # The optional C modules import nothing of either (when they are built at all).
 for _name in ("_speedups", "_syscalls"):
