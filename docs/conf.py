@@ -12,7 +12,7 @@ from django_scgi import __version__  # noqa: E402  (stdlib-only import, no Djang
 
 project = "django-scgi"
 author = "the django-scgi developers"
-copyright = "2026, the django-scgi developers"  # noqa: A001  (Sphinx's name)
+copyright = "2026, the django-scgi developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 

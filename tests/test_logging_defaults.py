@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from freshproject import FreshProject
+from helpers import FreshProject
 
 from django_scgi import client
 

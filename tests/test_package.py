@@ -24,9 +24,8 @@ from pathlib import Path
 
 import frontends
 import pytest
-from conftest import REPO
-from freshproject import FreshProject, clean_env
 from frontends import Backend, Deployment
+from helpers import REPO, FreshProject, clean_env
 
 from django_scgi import __version__, client
 

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import frontends
 import pytest
-from freshproject import ADMIN_PASSWORD, ADMIN_USER, FreshProject, cookie_value, csrf_token
 from frontends import Backend, Deployment
+from helpers import ADMIN_PASSWORD, ADMIN_USER, FreshProject, cookie_value, csrf_token
 
 from django_scgi import client
 

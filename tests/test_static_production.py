@@ -17,8 +17,8 @@ import shutil
 
 import frontends
 import pytest
-from freshproject import FreshProject
 from frontends import Backend, Deployment
+from helpers import FreshProject
 
 pytestmark = pytest.mark.frontend
 

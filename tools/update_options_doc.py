@@ -1,4 +1,4 @@
-"""Rewrite docs/settings.rst's option reference from django_scgi/conf.py (run after editing OPTIONS)."""
+"""Rewrite docs/settings.rst's option reference from django_scgi/conf.py (after editing OPTIONS)."""
 
 import re
 import sys
