@@ -142,7 +142,9 @@ ALLOWED_INTERNAL = {
     "checks": {"conf", "database", "offload"},
     "apps": {"checks"},
     "management": {"conf", "server", "workers", "launch", "systemd", "client", "offload",
-                   "dbpool", "checks"},
+                   "dbpool", "checks", "logconfig", "static"},
+    "logconfig": set(),  # the command's logging default: the standard library only
+    "static": set(),  # the command's static files and STATIC_URL cache: Django only
 }
 PACKAGE = Path(REPO) / "django_scgi"
 
