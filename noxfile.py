@@ -34,7 +34,6 @@ CORE_AND_FRONTENDS = [
     "tests/test_checks.py",
     "tests/test_layers.py",
     "tests/test_speedups.py",
-    "tests/test_greenlocks.py",
     "tests/test_client.py",
     "tests/test_command.py",
     "tests/test_server.py",
@@ -44,6 +43,8 @@ CORE_AND_FRONTENDS = [
     "tests/test_frontends.py",
     "tests/test_startproject.py",
     "tests/test_static_production.py",
+    "tests/test_gemini.py",
+    "tests/test_gemini_frontends.py",
 ]
 
 

@@ -14,6 +14,7 @@ Slow (two venvs, each with Django and gevent): about a minute with a warm pip ca
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,21 @@ def make_venv(directory: Path, *install: str | Path, env: dict[str, str]) -> Pat
     python = directory / "bin" / "python"
     run(python, "-m", "pip", "install", "-q", *install, env=env)
     return python
+
+
+def test_noxfile_matrix_names_existing_tests_and_the_classifiers():
+    """noxfile.py's selection names test files that exist, and its pairs are the
+    Django classifiers (read without importing nox)."""
+    tree = ast.parse((REPO / "noxfile.py").read_text())
+    values = {target.id: ast.literal_eval(node.value) for node in tree.body
+              if isinstance(node, ast.Assign) for target in node.targets
+              if isinstance(target, ast.Name) and target.id in ("MATRIX", "CORE_AND_FRONTENDS")}
+    missing = [name for name in values["CORE_AND_FRONTENDS"] if not (REPO / name).is_file()]
+    assert not missing, missing
+    pyproject = (REPO / "pyproject.toml").read_text()
+    for django, python in values["MATRIX"]:
+        assert f'"Framework :: Django :: {django}"' in pyproject
+        assert f'"Programming Language :: Python :: {python}"' in pyproject
 
 
 def test_twine_check_passes(dist):
