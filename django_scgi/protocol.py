@@ -118,6 +118,7 @@ __all__ = [
     "State",
     "TooManyHeaders",
     "declared_length",
+    "encode_http_refusal",
     "encode_request",
     "encode_response_head",
     "parse_head",
@@ -781,6 +782,20 @@ _HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 _HEADER_LINES: dict[tuple[str, str], bytes] = {}
 _MAX_KEPT_HEADER_LINES = 512
 _MAX_KEPT_HEADER_LINE = 256
+
+
+def encode_http_refusal(error: HttpOnScgiPort) -> bytes:
+    """A plain HTTP/1.0 answer for a peer that spoke HTTP to the SCGI port.
+
+    Not SCGI at all: ``curl`` or a browser pointed at the port reads a CGI head as
+    "HTTP/0.9" garbage, but shows this status and sentence.
+    """
+    body = error.message.encode("ascii")
+    reason = HTTPStatus(error.status_hint).phrase
+    return (f"HTTP/1.0 {error.status_hint} {reason}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body) + 1}\r\n"
+            "Connection: close\r\n\r\n").encode("ascii") + body + b"\n"
 
 
 def encode_response_head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:

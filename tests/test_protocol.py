@@ -983,3 +983,21 @@ def test_gemini_body_limit_refusal_says_gemini():
     pairs = [(b"SCGI", b"1"), (b"SERVER_PROTOCOL", b"GEMINI"), (b"CONTENT_LENGTH", b"5")]
     _, raised, _ = feed([netstring(pairs, b"hello")], max_body_size=4)
     assert type(raised) is BodyTooLarge and raised.gemini is True
+
+
+def test_http_refusal_is_an_http_response():
+    import http.client
+    import io
+
+    class FakeSocket:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def makefile(self, *args, **kwargs):
+            return io.BytesIO(self.data)
+
+    data = protocol.encode_http_refusal(HttpOnScgiPort())
+    reply = http.client.HTTPResponse(FakeSocket(data))
+    reply.begin()
+    assert (reply.status, reply.reason) == (400, "Bad Request")
+    assert reply.read().decode().strip() == HttpOnScgiPort.message

@@ -263,6 +263,8 @@ class Exchange:
         peer_warnings.warn("Refused a malformed request from %s: %s", self.peer_text, error)
         if error.gemini:  # a Gemini front-end hands our bytes to its client as they are
             answer = gemini.error_head(error.status_hint)
+        elif isinstance(error, protocol.HttpOnScgiPort):  # curl or a browser: answer in HTTP
+            answer = protocol.encode_http_refusal(error)
         else:
             answer = protocol.encode_response_head(f"{error.status_hint}", [
                 ("Content-Type", "text/plain; charset=utf-8"),
