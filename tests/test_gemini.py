@@ -242,13 +242,14 @@ def test_encode_head_refuses_what_is_not_a_gemini_status(code):
         gemini.encode_head(code, "x")
 
 
-@pytest.mark.parametrize(("hint", "head"), [
-    (400, b"59 Bad Request\r\n"), (431, b"59 Request Header Fields Too Large\r\n"),
-    (413, b"50 Request Entity Too Large\r\n"), (500, b"42 Internal Server Error\r\n"),
-    (503, b"41 Service Unavailable\r\n"),
+@pytest.mark.parametrize(("hint", "heads"), [
+    (400, [b"59 Bad Request\r\n"]), (431, [b"59 Request Header Fields Too Large\r\n"]),
+    # The meta is Python's reason phrase: 3.13 took RFC 9110's name for 413.
+    (413, [b"50 Request Entity Too Large\r\n", b"50 Content Too Large\r\n"]),
+    (500, [b"42 Internal Server Error\r\n"]), (503, [b"41 Service Unavailable\r\n"]),
 ])
-def test_server_refusals_in_gemini_form(hint, head):
-    assert gemini.error_head(hint) == head
+def test_server_refusals_in_gemini_form(hint, heads):
+    assert gemini.error_head(hint) in heads
 
 
 # --- the Django-side API -------------------------------------------------------------------
