@@ -45,6 +45,10 @@ CORE_AND_FRONTENDS = [
     "tests/test_static_production.py",
     "tests/test_gemini.py",
     "tests/test_gemini_frontends.py",
+    "tests/test_fastcgi_protocol.py",
+    "tests/test_fastcgi_environ.py",
+    "tests/test_fastcgi_server.py",
+    "tests/test_fastcgi_frontends.py",
 ]
 
 
