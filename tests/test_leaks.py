@@ -42,6 +42,19 @@ def stats(address: str) -> dict:
     return data
 
 
+def wait_for_view(address: str, timeout: float = 30.0) -> None:
+    """Until the view of the request in flight holds its database connection.
+
+    Waiting for an event, not a fixed time: on a busy machine the server may take a
+    while to get to the request, and a peer that vanished before the view started
+    would test something else (and settled() could see the server idle too early).
+    """
+    deadline = time.monotonic() + timeout
+    while stats(address)["db_open"] != 1:
+        assert time.monotonic() < deadline, "the view never opened its database connection"
+        time.sleep(0.05)
+
+
 def database_files(pid: int) -> list[str]:
     return [f.path for f in psutil.Process(pid).open_files() if ".sqlite3" in f.path]
 
@@ -91,7 +104,7 @@ def test_peer_vanishes_mid_upload(srv, reset):
     request = encode_request(client.build_environ("/db-upload/", "POST"), body)
     sock = client.connect(srv.address, 10)
     sock.sendall(request[: len(request) - len(body) // 2])  # the head and half the body
-    time.sleep(0.3)  # the view has its DB connection and is reading the body
+    wait_for_view(srv.address)  # the view has its DB connection and is reading the body
     vanish(sock, reset)
     # A failed upload is peer trouble: one warning line (issue 20), nothing else.
     assert_nothing_leaked(srv, before, mark, peer_warning=f"of {len(body)} ")
