@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .protocol import _BAD_NAME_RE, _split_status
+from .cgi_head import _BAD_NAME_RE, _split_status
 
 __all__ = ["DEFAULT_MAX_RESPONSE_HEAD_SIZE", "ResponseHead", "parse_response_head"]
 

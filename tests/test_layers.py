@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
+    "django_scgi.cgi_head": (False, False),
     "django_scgi.fastcgi": (False, False),
     "django_scgi.fcgi_records": (False, False),
     "django_scgi.fastcgi_client": (False, False),
@@ -116,7 +117,8 @@ def test_conf_functions_leave_django_alone_until_asked():
 # one way, command -> conf/server -> environ -> protocol; client -> protocol. A part is
 # the first name under django_scgi (a module, or a package such as server/).
 ALLOWED_INTERNAL = {
-    "protocol": {"_speedups"},  # its C accelerator
+    "protocol": {"_speedups", "cgi_head"},  # its C accelerator; the response side
+    "cgi_head": {"_speedups", "protocol"},  # (protocol: a type annotation only)
     "environ": {"protocol", "gemini", "logtext"},
     "logtext": set(),
     "gemini": set(),  # pure Gemini rules: the standard library only
@@ -129,7 +131,7 @@ ALLOWED_INTERNAL = {
     "systemd": set(),
     "offload": {"environ"},  # the front-ends' quirks about X-Sendfile names
     "client": {"protocol", "response_head"},
-    "response_head": {"protocol"},
+    "response_head": {"protocol", "cgi_head"},
     # FastCGI: the wire codec and the connection state machine beside protocol; the
     # client beside client.
     "fcgi_records": {"protocol"},

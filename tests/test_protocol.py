@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_scgi import protocol
+from django_scgi import cgi_head, protocol
 from django_scgi.protocol import (
     DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_MAX_HEADERS,
@@ -754,14 +754,14 @@ def test_encode_response_head_reuses_lines_without_changing_them():
 
 
 def test_encode_response_head_line_cache_is_bounded():
-    for number in range(3 * protocol._MAX_KEPT_HEADER_LINES):
+    for number in range(3 * cgi_head._MAX_KEPT_HEADER_LINES):
         head = encode_response_head("200 OK", [("X-N", str(number))])
         assert head == b"Status: 200 OK\r\nX-N: %d\r\n\r\n" % number
-        assert len(protocol._HEADER_LINES) <= protocol._MAX_KEPT_HEADER_LINES
-    long_value = "v" * protocol._MAX_KEPT_HEADER_LINE
+        assert len(cgi_head._HEADER_LINES) <= cgi_head._MAX_KEPT_HEADER_LINES
+    long_value = "v" * cgi_head._MAX_KEPT_HEADER_LINE
     head = encode_response_head("200 OK", [("X-Long", long_value)])
     assert head == b"Status: 200 OK\r\nX-Long: " + long_value.encode() + b"\r\n\r\n"
-    assert ("X-Long", long_value) not in protocol._HEADER_LINES
+    assert ("X-Long", long_value) not in cgi_head._HEADER_LINES
 
 
 @pytest.mark.parametrize(

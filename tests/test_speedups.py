@@ -26,7 +26,7 @@ from helpers import REPO, netstring
 from hypothesis import given
 from hypothesis import strategies as st
 
-from django_scgi import client, protocol
+from django_scgi import cgi_head, client, protocol
 
 try:
     from django_scgi import _speedups as speedups
@@ -136,8 +136,8 @@ def test_body_size_limit_still_applies_to_a_c_parsed_head():
 
 
 def test_switched_off_by_the_environment():
-    code = ("from django_scgi import connection, protocol; "
-            "print(protocol._c_parse_head, protocol._c_encode_head, protocol._c_declared_length, "
+    code = ("from django_scgi import cgi_head, connection, protocol; "
+            "print(protocol._c_parse_head, cgi_head._c_encode_head, cgi_head._c_declared_length, "
             "connection._c_accept, connection._c_unread_bytes, connection._c_send_more)")
     probe = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30,
@@ -181,13 +181,13 @@ header_values = st.sampled_from([
 
 
 def python_encode_head(status: str, headers):
-    saved, protocol._c_encode_head = protocol._c_encode_head, None
+    saved, cgi_head._c_encode_head = cgi_head._c_encode_head, None
     try:
         return protocol.encode_response_head(status, headers)
     except ValueError:
         return ValueError
     finally:
-        protocol._c_encode_head = saved
+        cgi_head._c_encode_head = saved
 
 
 @needs_speedups
@@ -222,11 +222,11 @@ def test_unusual_headers_are_left_to_python(headers):
 
 
 def python_declared_length(headers):
-    saved, protocol._c_declared_length = protocol._c_declared_length, None
+    saved, cgi_head._c_declared_length = cgi_head._c_declared_length, None
     try:
         return protocol.declared_length(headers)
     finally:
-        protocol._c_declared_length = saved
+        cgi_head._c_declared_length = saved
 
 
 content_length_names = st.sampled_from(
