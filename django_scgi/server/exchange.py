@@ -9,12 +9,10 @@ connection afterwards is ``closing.py``'s decision; the access line is ``accessl
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gevent import socket
@@ -26,6 +24,11 @@ from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length
 from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
 from .peerlog import peer_warnings
+from .sendfile import PEER_GONE_ERRNOS, FileWrapper, PeerGone, WriteTimeout, send_file, set_nodelay
+
+# What fcgi_exchange.py imports from here.
+__all__ = ["Exchange", "PeerGone", "_set_nodelay"]
+_set_nodelay = set_nodelay
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -36,44 +39,11 @@ logger = logging.getLogger(__name__)
 # Largest response chunk that is copied to join the head in one send(); larger chunks
 # go out in their own send() rather than being copied.
 COALESCE_LIMIT = 64 * 1024
-# Peer errors that mean "the front-end went away": close quietly.
-PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, errno.ECONNABORTED})
 
 INTERNAL_ERROR = protocol.encode_response_head(
     "500 Internal Server Error",
     [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
 ) + b"Internal Server Error"
-
-
-class PeerGone(Exception):
-    """The front-end closed the connection or stopped reading in time."""
-
-
-class WriteTimeout(PeerGone):
-    """The front-end accepted no response bytes for ``write_timeout`` seconds, or took
-    them slower than ``min_write_rate``; the message says which, for the log line."""
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: lets the server send a real file with ``os.sendfile``."""
-
-    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
-        self.filelike = filelike
-        self.block_size = block_size
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self) -> Iterator[bytes]:
-        read = self.filelike.read
-        while chunk := read(self.block_size):
-            yield chunk
-
-    def fileno(self) -> int | None:
-        try:
-            fd = self.filelike.fileno()
-            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-        except (AttributeError, OSError, ValueError):
-            return None
 
 
 class Exchange:
@@ -354,7 +324,7 @@ class Exchange:
                 # one is acknowledged, which delayed ACKs stretch to 40 ms. Set only
                 # here: a response sent in one send() never needs it.
                 self.nodelay = True
-                _set_nodelay(self.sock)
+                set_nodelay(self.sock)
             self._send(chunk)
             return
         head = self._head(streaming)
@@ -408,7 +378,7 @@ class Exchange:
         sock, sent = self.sock, 0
         started = time.monotonic() if self.bytes_sent else 0.0
         try:
-            sock.timeout = self._write_budget()  # sock.settimeout(), inlined
+            sock.timeout = self.write_budget()  # sock.settimeout(), inlined
             if last:
                 sent = sock.send_before_close(data)
                 self.fin_awaited = sent == len(data)
@@ -418,10 +388,10 @@ class Exchange:
                 started = started or time.monotonic()
                 view = memoryview(data)
                 while sent < len(view):
-                    sock.timeout = self._write_budget(time.monotonic() - started, sent)
+                    sock.timeout = self.write_budget(time.monotonic() - started, sent)
                     sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
-            raise self._write_timeout(time.monotonic() - started, sent) from None
+            raise self.write_timeout_error(time.monotonic() - started, sent) from None
         except OSError as error:
             if error.errno in PEER_GONE_ERRNOS:
                 raise PeerGone(str(error)) from None
@@ -431,7 +401,7 @@ class Exchange:
             if started:
                 self.write_waited += time.monotonic() - started
 
-    def _write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
+    def write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
         """Seconds the next send may wait for the peer: ``write_timeout``, less when the
         peer has taken what it has so far slower than ``min_write_rate`` allows.
 
@@ -443,10 +413,10 @@ class Exchange:
         allowance = (config.write_timeout - self.write_waited - waiting
                      + (self.bytes_sent + sending) / config.min_write_rate)
         if allowance <= 0:
-            raise self._write_timeout(waiting, sending)
+            raise self.write_timeout_error(waiting, sending)
         return min(allowance, config.write_timeout)
 
-    def _write_timeout(self, waiting: float = 0.0, sending: int = 0) -> WriteTimeout:
+    def write_timeout_error(self, waiting: float = 0.0, sending: int = 0) -> WriteTimeout:
         """The error for a send that waited too long, saying which limit it hit."""
         config = self.config
         if config.min_write_rate and (
@@ -458,38 +428,7 @@ class Exchange:
                             "(write timeout)")
 
     def _send_file(self, fd: int) -> None:
-        self.send_chunk(b"")
-        # The file follows the head in several segments; the last, short one would
-        # otherwise wait for the head's ACK (Nagle).
-        self.nodelay = True
-        _set_nodelay(self.sock)
-        offset = os.lseek(fd, 0, os.SEEK_CUR)
-        end = os.fstat(fd).st_size
-        out = self.sock.fileno()
-        while offset < end:
-            try:
-                sent = os.sendfile(out, fd, offset, end - offset)
-            except BlockingIOError:
-                self._wait_writable()
-                continue
-            except OSError as error:
-                if error.errno in PEER_GONE_ERRNOS:
-                    raise PeerGone(str(error)) from None
-                raise
-            if sent == 0:
-                break
-            offset += sent
-            self.bytes_sent += sent
-
-    def _wait_writable(self) -> None:
-        started = time.monotonic()
-        try:
-            self.sock.settimeout(self._write_budget())
-            self.sock.wait_writable()
-        except (TimeoutError, socket.timeout):
-            raise self._write_timeout(time.monotonic() - started) from None
-        finally:
-            self.write_waited += time.monotonic() - started
+        send_file(self, fd)  # FastCGI's exchange overrides it: no sendfile() into records
 
     def _application_failed(self, environ: Mapping[str, object]) -> None:
         where = request_line(environ)
@@ -555,11 +494,3 @@ def _request_size(prefix: bytes, content_length: int) -> int:
     """Bytes of a whole request whose header netstring starts with ``prefix``."""
     colon = prefix.index(b":")
     return colon + 1 + int(prefix[:colon]) + 1 + content_length
-
-
-def _set_nodelay(sock: Any) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # the peer is already gone; reading the request will tell
