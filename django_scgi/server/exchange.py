@@ -19,10 +19,11 @@ from gevent import socket
 
 from .. import gemini, protocol
 from ..conf import ServerConfig
-from ..connection import peer_address
+from ..connection import has_unread_bytes, peer_address
 from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length
 from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
+from .closing import nothing_follows
 from .peerlog import peer_warnings
 from .sendfile import PEER_GONE_ERRNOS, FileWrapper, PeerGone, WriteTimeout, send_file, set_nodelay
 
@@ -218,14 +219,17 @@ class Exchange:
         Body reads never ask for more than the body, but the header reads may have taken
         bytes past it and the peer may have sent more since: with neither, a plain
         close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
-        The check is one ``FIONREAD`` ioctl.
+        The check is one ``FIONREAD`` ioctl, spared for a request without a body when
+        nothing can follow it (``closing.nothing_follows``).
         """
         body = self.body
         if self.overread or body is None or body.timed_out or (
                 body.parser is not None and body.remaining):
             return False
+        if body.parser is None and self.environ is not None and nothing_follows(self.environ):
+            return True
         try:
-            return not self.sock.has_unread_bytes()
+            return not has_unread_bytes(self.sock.fd)
         except OSError:
             return False
 
@@ -378,7 +382,10 @@ class Exchange:
         sock, sent = self.sock, 0
         started = time.monotonic() if self.bytes_sent else 0.0
         try:
-            sock.timeout = self.write_budget()  # sock.settimeout(), inlined
+            # sock.settimeout(), inlined; before any byte went out, and any wait for the
+            # peer, the budget is write_timeout itself (write_budget(), spared a call).
+            sock.timeout = (self.config.write_timeout if not (self.bytes_sent or self.write_waited)
+                            else self.write_budget())
             if last:
                 sent = sock.send_before_close(data)
                 self.fin_awaited = sent == len(data)
