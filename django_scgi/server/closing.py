@@ -39,9 +39,10 @@ LINGER_TIMEOUT = 2.0
 _HTTP1 = frozenset({"HTTP/1.1", "HTTP/1.0"})
 
 
-def nothing_follows(environ: Mapping[str, Any]) -> bool:
-    """Whether no byte can follow a request that declared no body (CONTENT_LENGTH 0),
-    so that, once its reads took nothing past its head, closing cannot reset.
+def nothing_follows(cgi: Mapping[str, str]) -> bool:
+    """Whether no byte can follow a request whose front-end variables ``cgi`` declare
+    no body (CONTENT_LENGTH 0): once its reads took nothing past its head, closing
+    cannot reset.
 
     Only a front-end that did not know the body's length sends one after the head
     (nginx < 1.29.6 with ``scgi_request_buffering off`` declares CONTENT_LENGTH 0 and
@@ -49,10 +50,11 @@ def nothing_follows(environ: Mapping[str, Any]) -> bool:
     Content-Length, which the front-end passes on as CONTENT_LENGTH, or a
     Transfer-Encoding, which nginx passes on as HTTP_TRANSFER_ENCODING. HTTP/2 and 3
     can send a body with neither, so their requests keep the FIONREAD check
-    (``Exchange.can_close_at_once``), as does any other protocol (Gemini).
+    (``Exchange.can_close_at_once``), as does any other protocol (Gemini). A peer that
+    breaks both SCGI's and HTTP's framing may lose its answer to a reset.
     """
-    return ("HTTP_TRANSFER_ENCODING" not in environ
-            and environ.get("SERVER_PROTOCOL") in _HTTP1)
+    return ("HTTP_TRANSFER_ENCODING" not in cgi
+            and cgi.get("SERVER_PROTOCOL") in _HTTP1)
 
 
 def finish(exchange: Exchange, sock: Connection, workers: Workers) -> None:

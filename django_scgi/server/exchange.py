@@ -60,6 +60,7 @@ class Exchange:
         "environ",
         "fin_awaited",
         "gemini",
+        "head_is_all",
         "head_sent",
         "headers",
         "heads_waiting",
@@ -106,6 +107,9 @@ class Exchange:
         # Whether the header reads took bytes past the declared body (they are dropped,
         # and the peer may be sending more): then closing must linger.
         self.overread = True
+        # Whether nothing can follow the head: no body, and nothing else may come
+        # (closing.nothing_follows); then closing needs no FIONREAD check.
+        self.head_is_all = False
         self.nodelay = False
         # The application's iterable, closed by close_result() once the connection is.
         self.result: Any = None
@@ -136,6 +140,9 @@ class Exchange:
         if head is None:
             return False  # closed before the first byte: Apache does this; not an error
         cgi, parser, content_length = head
+        if parser is None:
+            # From the front-end's variables: environ.py drops HTTP_TRANSFER_ENCODING.
+            self.head_is_all = nothing_follows(cgi)
         self.body = NO_BODY if parser is None else BodyInput(
             self.sock, parser, BodyLimits(config.body_timeout, config.min_body_rate,
                                           self.started + config.request_timeout),
@@ -220,13 +227,13 @@ class Exchange:
         bytes past it and the peer may have sent more since: with neither, a plain
         close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
         The check is one ``FIONREAD`` ioctl, spared for a request without a body when
-        nothing can follow it (``closing.nothing_follows``).
+        nothing can follow it (``head_is_all``).
         """
         body = self.body
         if self.overread or body is None or body.timed_out or (
                 body.parser is not None and body.remaining):
             return False
-        if body.parser is None and self.environ is not None and nothing_follows(self.environ):
+        if self.head_is_all:
             return True
         try:
             return not has_unread_bytes(self.sock.fd)
