@@ -107,8 +107,9 @@ class Exchange:
         # Whether the header reads took bytes past the declared body (they are dropped,
         # and the peer may be sending more): then closing must linger.
         self.overread = True
-        # Whether nothing can follow the head: no body, and nothing else may come
-        # (closing.nothing_follows); then closing needs no FIONREAD check.
+        # Whether nothing can follow the head: no body, nothing read past the head, and
+        # nothing else may come (closing.nothing_follows); then closing needs no
+        # FIONREAD check.
         self.head_is_all = False
         self.nodelay = False
         # The application's iterable, closed by close_result() once the connection is.
@@ -140,19 +141,19 @@ class Exchange:
         if head is None:
             return False  # closed before the first byte: Apache does this; not an error
         cgi, parser, content_length = head
-        if parser is None:
+        if parser is None and not self.overread:
             # From the front-end's variables: environ.py drops HTTP_TRANSFER_ENCODING.
             self.head_is_all = nothing_follows(cgi)
         self.body = NO_BODY if parser is None else BodyInput(
             self.sock, parser, BodyLimits(config.body_timeout, config.min_body_rate,
                                           self.started + config.request_timeout),
             content_length)
-        self.environ = build_environ(
+        self.environ = environ = build_environ(
             cgi, self.body, self.base_environ,
             mount_prefix=config.mount_prefix, peer=self._get_peer,
         )
-        self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
-        self.gemini = self.environ.get(gemini.GEMINI) is True
+        self.is_head = environ["REQUEST_METHOD"] == "HEAD"
+        self.gemini = environ.get(_GEMINI) is True
         return True
 
     def _read_head(
@@ -229,12 +230,12 @@ class Exchange:
         The check is one ``FIONREAD`` ioctl, spared for a request without a body when
         nothing can follow it (``head_is_all``).
         """
+        if self.head_is_all:
+            return True
         body = self.body
         if self.overread or body is None or body.timed_out or (
                 body.parser is not None and body.remaining):
             return False
-        if self.head_is_all:
-            return True
         try:
             return not has_unread_bytes(self.sock.fd)
         except OSError:
@@ -497,6 +498,7 @@ class Exchange:
 
 
 _UNDECODED = object()
+_GEMINI = gemini.GEMINI
 
 
 # Bytes of the request's start kept to read its length prefix again: the digits of the
