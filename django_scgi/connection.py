@@ -148,6 +148,16 @@ def peer_address(raw: Any) -> Any:
     return ""  # AF_UNIX: what socket.accept() reports for an unnamed peer
 
 
+def _has_unread_bytes_python(fd: int) -> bool:
+    return fcntl.ioctl(fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+
+
+# Whether bytes wait in descriptor ``fd``'s receive buffer (true: a count of them): the
+# C function itself where built, called without a Python frame in between.
+has_unread_bytes: Callable[[int], int | bool] = (
+    _c_unread_bytes if _c_unread_bytes is not None else _has_unread_bytes_python)
+
+
 class Connection:
     """A connected, non-blocking stream descriptor with socket-like blocking methods.
 
@@ -220,7 +230,7 @@ class Connection:
         """Whether bytes wait in the receive buffer (an ioctl: no exception, no wait)."""
         if _c_unread_bytes is not None:
             return _c_unread_bytes(self.fd) != 0
-        return fcntl.ioctl(self.fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+        return _has_unread_bytes_python(self.fd)
 
     def wait_writable(self) -> None:
         self.wait(_WRITE)

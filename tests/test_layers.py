@@ -40,6 +40,7 @@ TABLE = {
     "django_scgi.server.listeners": (False, True),
     "django_scgi.server.body": (False, True),
     "django_scgi.server.exchange": (False, True),
+    "django_scgi.server.sendfile": (False, True),
     "django_scgi.server.accesslog": (False, True),
     "django_scgi.server.allowlist": (False, True),
     "django_scgi.server.closing": (False, True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gevent import socket
@@ -32,6 +33,28 @@ if TYPE_CHECKING:
 # way. A front-end closes as soon as it sees our FIN, so this costs one round trip;
 # the bound is for peers that do not. Apache's lingering close waits 2 s per read.
 LINGER_TIMEOUT = 2.0
+
+
+# HTTP versions whose requests declare a body with a header (RFC 9112 §6.3).
+_HTTP1 = frozenset({"HTTP/1.1", "HTTP/1.0"})
+
+
+def nothing_follows(cgi: Mapping[str, str]) -> bool:
+    """Whether no byte can follow a request whose front-end variables ``cgi`` declare
+    no body (CONTENT_LENGTH 0): once its reads took nothing past its head, closing
+    cannot reset.
+
+    Only a front-end that did not know the body's length sends one after the head
+    (nginx < 1.29.6 with ``scgi_request_buffering off`` declares CONTENT_LENGTH 0 and
+    streams the body behind it). In HTTP/1.x a request has a body only with a
+    Content-Length, which the front-end passes on as CONTENT_LENGTH, or a
+    Transfer-Encoding, which nginx passes on as HTTP_TRANSFER_ENCODING. HTTP/2 and 3
+    can send a body with neither, so their requests keep the FIONREAD check
+    (``Exchange.can_close_at_once``), as does any other protocol (Gemini). A peer that
+    breaks both SCGI's and HTTP's framing may lose its answer to a reset.
+    """
+    return ("HTTP_TRANSFER_ENCODING" not in cgi
+            and cgi.get("SERVER_PROTOCOL") in _HTTP1)
 
 
 def finish(exchange: Exchange, sock: Connection, workers: Workers) -> None:

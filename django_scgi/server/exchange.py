@@ -9,23 +9,27 @@ connection afterwards is ``closing.py``'s decision; the access line is ``accessl
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gevent import socket
 
 from .. import gemini, protocol
 from ..conf import ServerConfig
-from ..connection import peer_address
+from ..connection import has_unread_bytes, peer_address
 from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length
 from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
+from .closing import nothing_follows
 from .peerlog import peer_warnings
+from .sendfile import PEER_GONE_ERRNOS, FileWrapper, PeerGone, WriteTimeout, send_file, set_nodelay
+
+# What fcgi_exchange.py imports from here.
+__all__ = ["Exchange", "PeerGone", "_set_nodelay"]
+_set_nodelay = set_nodelay
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -36,44 +40,11 @@ logger = logging.getLogger(__name__)
 # Largest response chunk that is copied to join the head in one send(); larger chunks
 # go out in their own send() rather than being copied.
 COALESCE_LIMIT = 64 * 1024
-# Peer errors that mean "the front-end went away": close quietly.
-PEER_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ESHUTDOWN, errno.ECONNABORTED})
 
 INTERNAL_ERROR = protocol.encode_response_head(
     "500 Internal Server Error",
     [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
 ) + b"Internal Server Error"
-
-
-class PeerGone(Exception):
-    """The front-end closed the connection or stopped reading in time."""
-
-
-class WriteTimeout(PeerGone):
-    """The front-end accepted no response bytes for ``write_timeout`` seconds, or took
-    them slower than ``min_write_rate``; the message says which, for the log line."""
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: lets the server send a real file with ``os.sendfile``."""
-
-    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
-        self.filelike = filelike
-        self.block_size = block_size
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self) -> Iterator[bytes]:
-        read = self.filelike.read
-        while chunk := read(self.block_size):
-            yield chunk
-
-    def fileno(self) -> int | None:
-        try:
-            fd = self.filelike.fileno()
-            return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-        except (AttributeError, OSError, ValueError):
-            return None
 
 
 class Exchange:
@@ -89,6 +60,7 @@ class Exchange:
         "environ",
         "fin_awaited",
         "gemini",
+        "head_is_all",
         "head_sent",
         "headers",
         "heads_waiting",
@@ -135,6 +107,10 @@ class Exchange:
         # Whether the header reads took bytes past the declared body (they are dropped,
         # and the peer may be sending more): then closing must linger.
         self.overread = True
+        # Whether nothing can follow the head: no body, nothing read past the head, and
+        # nothing else may come (closing.nothing_follows); then closing needs no
+        # FIONREAD check.
+        self.head_is_all = False
         self.nodelay = False
         # The application's iterable, closed by close_result() once the connection is.
         self.result: Any = None
@@ -165,16 +141,19 @@ class Exchange:
         if head is None:
             return False  # closed before the first byte: Apache does this; not an error
         cgi, parser, content_length = head
+        if parser is None and not self.overread:
+            # From the front-end's variables: environ.py drops HTTP_TRANSFER_ENCODING.
+            self.head_is_all = nothing_follows(cgi)
         self.body = NO_BODY if parser is None else BodyInput(
             self.sock, parser, BodyLimits(config.body_timeout, config.min_body_rate,
                                           self.started + config.request_timeout),
             content_length)
-        self.environ = build_environ(
+        self.environ = environ = build_environ(
             cgi, self.body, self.base_environ,
             mount_prefix=config.mount_prefix, peer=self._get_peer,
         )
-        self.is_head = self.environ["REQUEST_METHOD"] == "HEAD"
-        self.gemini = self.environ.get(gemini.GEMINI) is True
+        self.is_head = environ["REQUEST_METHOD"] == "HEAD"
+        self.gemini = environ.get(_GEMINI) is True
         return True
 
     def _read_head(
@@ -248,14 +227,17 @@ class Exchange:
         Body reads never ask for more than the body, but the header reads may have taken
         bytes past it and the peer may have sent more since: with neither, a plain
         close sends FIN, sparing the lingering close's shutdown, wait and extra reads.
-        The check is one ``FIONREAD`` ioctl.
+        The check is one ``FIONREAD`` ioctl, spared for a request without a body when
+        nothing can follow it (``head_is_all``).
         """
+        if self.head_is_all:
+            return True
         body = self.body
         if self.overread or body is None or body.timed_out or (
                 body.parser is not None and body.remaining):
             return False
         try:
-            return not self.sock.has_unread_bytes()
+            return not has_unread_bytes(self.sock.fd)
         except OSError:
             return False
 
@@ -354,7 +336,7 @@ class Exchange:
                 # one is acknowledged, which delayed ACKs stretch to 40 ms. Set only
                 # here: a response sent in one send() never needs it.
                 self.nodelay = True
-                _set_nodelay(self.sock)
+                set_nodelay(self.sock)
             self._send(chunk)
             return
         head = self._head(streaming)
@@ -408,7 +390,10 @@ class Exchange:
         sock, sent = self.sock, 0
         started = time.monotonic() if self.bytes_sent else 0.0
         try:
-            sock.timeout = self._write_budget()  # sock.settimeout(), inlined
+            # sock.settimeout(), inlined; before any byte went out, and any wait for the
+            # peer, the budget is write_timeout itself (write_budget(), spared a call).
+            sock.timeout = (self.config.write_timeout if not (self.bytes_sent or self.write_waited)
+                            else self.write_budget())
             if last:
                 sent = sock.send_before_close(data)
                 self.fin_awaited = sent == len(data)
@@ -418,10 +403,10 @@ class Exchange:
                 started = started or time.monotonic()
                 view = memoryview(data)
                 while sent < len(view):
-                    sock.timeout = self._write_budget(time.monotonic() - started, sent)
+                    sock.timeout = self.write_budget(time.monotonic() - started, sent)
                     sent += sock.send(view[sent:])
         except (TimeoutError, socket.timeout):
-            raise self._write_timeout(time.monotonic() - started, sent) from None
+            raise self.write_timeout_error(time.monotonic() - started, sent) from None
         except OSError as error:
             if error.errno in PEER_GONE_ERRNOS:
                 raise PeerGone(str(error)) from None
@@ -431,7 +416,7 @@ class Exchange:
             if started:
                 self.write_waited += time.monotonic() - started
 
-    def _write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
+    def write_budget(self, waiting: float = 0.0, sending: int = 0) -> float:
         """Seconds the next send may wait for the peer: ``write_timeout``, less when the
         peer has taken what it has so far slower than ``min_write_rate`` allows.
 
@@ -443,10 +428,10 @@ class Exchange:
         allowance = (config.write_timeout - self.write_waited - waiting
                      + (self.bytes_sent + sending) / config.min_write_rate)
         if allowance <= 0:
-            raise self._write_timeout(waiting, sending)
+            raise self.write_timeout_error(waiting, sending)
         return min(allowance, config.write_timeout)
 
-    def _write_timeout(self, waiting: float = 0.0, sending: int = 0) -> WriteTimeout:
+    def write_timeout_error(self, waiting: float = 0.0, sending: int = 0) -> WriteTimeout:
         """The error for a send that waited too long, saying which limit it hit."""
         config = self.config
         if config.min_write_rate and (
@@ -458,38 +443,7 @@ class Exchange:
                             "(write timeout)")
 
     def _send_file(self, fd: int) -> None:
-        self.send_chunk(b"")
-        # The file follows the head in several segments; the last, short one would
-        # otherwise wait for the head's ACK (Nagle).
-        self.nodelay = True
-        _set_nodelay(self.sock)
-        offset = os.lseek(fd, 0, os.SEEK_CUR)
-        end = os.fstat(fd).st_size
-        out = self.sock.fileno()
-        while offset < end:
-            try:
-                sent = os.sendfile(out, fd, offset, end - offset)
-            except BlockingIOError:
-                self._wait_writable()
-                continue
-            except OSError as error:
-                if error.errno in PEER_GONE_ERRNOS:
-                    raise PeerGone(str(error)) from None
-                raise
-            if sent == 0:
-                break
-            offset += sent
-            self.bytes_sent += sent
-
-    def _wait_writable(self) -> None:
-        started = time.monotonic()
-        try:
-            self.sock.settimeout(self._write_budget())
-            self.sock.wait_writable()
-        except (TimeoutError, socket.timeout):
-            raise self._write_timeout(time.monotonic() - started) from None
-        finally:
-            self.write_waited += time.monotonic() - started
+        send_file(self, fd)  # FastCGI's exchange overrides it: no sendfile() into records
 
     def _application_failed(self, environ: Mapping[str, object]) -> None:
         where = request_line(environ)
@@ -544,6 +498,7 @@ class Exchange:
 
 
 _UNDECODED = object()
+_GEMINI = gemini.GEMINI
 
 
 # Bytes of the request's start kept to read its length prefix again: the digits of the
@@ -555,11 +510,3 @@ def _request_size(prefix: bytes, content_length: int) -> int:
     """Bytes of a whole request whose header netstring starts with ``prefix``."""
     colon = prefix.index(b":")
     return colon + 1 + int(prefix[:colon]) + 1 + content_length
-
-
-def _set_nodelay(sock: Any) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # the peer is already gone; reading the request will tell

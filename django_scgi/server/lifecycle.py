@@ -26,11 +26,12 @@ from . import closing
 from .accesslog import AccessLog
 from .allowlist import PeerFilter, PeerShares
 from .body import RECV_SIZE
-from .exchange import Exchange, FileWrapper
+from .exchange import Exchange
 from .fcgi_exchange import serve_connection
 from .listeners import Listener
 from .peerlog import peer_warnings
 from .pool import Accepted, Acceptor, Workers
+from .sendfile import FileWrapper
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
