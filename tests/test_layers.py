@@ -33,6 +33,7 @@ TABLE = {
     "django_scgi.gemini": (False, False),
     "django_scgi.capsule": (True, False),
     "django_scgi.conf": (False, False),
+    "django_scgi.values": (False, False),
     "django_scgi.client": (False, False),
     "django_scgi.response_head": (False, False),
     "django_scgi.launch": (False, False),
@@ -124,7 +125,8 @@ ALLOWED_INTERNAL = {
     "logtext": set(),
     "gemini": set(),  # pure Gemini rules: the standard library only
     "capsule": {"gemini"},  # Django views' API over them
-    "conf": set(),
+    "conf": {"values"},
+    "values": set(),
     "connection": {"_syscalls"},  # its C accelerator
     "launch": {"database"},  # the drivers, made cooperative right after patching
     "database": set(),
