@@ -25,6 +25,8 @@ TABLE = {
     "django_scgi": (False, False),
     "django_scgi.protocol": (False, False),
     "django_scgi.cgi_head": (False, False),
+    "django_scgi.scgi_block": (False, False),
+    "django_scgi.scgi_events": (False, False),
     "django_scgi.fastcgi": (False, False),
     "django_scgi.fcgi_records": (False, False),
     "django_scgi.fastcgi_client": (False, False),
@@ -119,7 +121,9 @@ def test_conf_functions_leave_django_alone_until_asked():
 # one way, command -> conf/server -> environ -> protocol; client -> protocol. A part is
 # the first name under django_scgi (a module, or a package such as server/).
 ALLOWED_INTERNAL = {
-    "protocol": {"_speedups", "cgi_head"},  # its C accelerator; the response side
+    "protocol": {"_speedups", "cgi_head", "scgi_block", "scgi_events"},  # and its C accelerator
+    "scgi_block": {"scgi_events"},
+    "scgi_events": set(),
     "cgi_head": {"_speedups", "protocol"},  # (protocol: a type annotation only)
     "environ": {"protocol", "gemini", "logtext"},
     "logtext": set(),
