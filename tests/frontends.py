@@ -266,6 +266,41 @@ class Backend:
         return host, int(port)
 
 
+class TwoListenerBackend:
+    """A runscgi of the demo project on a TCP port and a unix socket, stopped by PID.
+
+    ``args`` come before the two addresses (``--protocol fastcgi``, say); ``env`` is laid
+    over the test run's environment, from which ``dropped`` names are removed first.
+    """
+
+    def __init__(self, tmp_dir: Path, args: list[str], socket_name: str,
+                 dropped: Iterable[str], env: Mapping[str, str]) -> None:
+        from helpers import REPO, ServerProcess
+
+        self.socket_dir = make_socket_dir()
+        environ = {key: value for key, value in os.environ.items() if key not in set(dropped)}
+        environ.update({"DJANGO_SETTINGS_MODULE": "testproject.settings",
+                        "DJANGO_DB_PATH": str(tmp_dir / "db.sqlite3"),
+                        "PYTHONUNBUFFERED": "1", **env})
+        addresses = [f"{HOST}:0", f"unix:{self.socket_dir}/{socket_name}"]
+        self.server = ServerProcess([*args, *addresses], environ, REPO, None)
+        try:
+            self.server.wait_started()
+        except BaseException:
+            self.stop()
+            raise
+        self.by_transport = {Backend(a).transport: Backend(a) for a in self.server.addresses}
+
+    def output_tail(self) -> str:
+        return "\n".join(self.server.lines[-100:])
+
+    def stop(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
 # --- rendering --------------------------------------------------------------------------
 
 PLACEHOLDER = re.compile(r"\$\{(SCGI_[A-Z0-9_]+)\}")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import frontends
 import pytest
-from conftest import REPO, ServerProcess
+from conftest import REPO
 from fastcgi_frontends import FASTCGI_FRONT_ENDS, FastCGIAuthorizerApache, cgi_fcgi
-from frontends import Backend, Deployment
+from frontends import Deployment
 
 from django_scgi import fastcgi_client
 from django_scgi.client import parse_response
@@ -42,34 +42,12 @@ SAMPLE = REPO / "testproject" / "files" / "sample.txt"
 OFFLOAD_VIA = {"nginx": "x-accel-redirect", "lighttpd": "x-sendfile"}
 
 
-class FastCGIBackend:
+class FastCGIBackend(frontends.TwoListenerBackend):
     """``runscgi --protocol fastcgi`` on a TCP port and a unix socket, stopped by PID."""
 
     def __init__(self, tmp_dir: Path, **env: str) -> None:
-        self.socket_dir = frontends.make_socket_dir()
-        environ = {key: value for key, value in os.environ.items()
-                   if key not in ("SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME", "SCGI_PROTOCOL")}
-        environ.update({"DJANGO_SETTINGS_MODULE": "testproject.settings",
-                        "DJANGO_DB_PATH": str(tmp_dir / "db.sqlite3"), "PYTHONUNBUFFERED": "1",
-                        **env})
-        args = ["--protocol", "fastcgi", f"{frontends.HOST}:0",
-                f"unix:{self.socket_dir}/fcgi.sock"]
-        self.server = ServerProcess(args, environ, REPO, None)
-        try:
-            self.server.wait_started()
-        except BaseException:
-            self.stop()
-            raise
-        self.by_transport = {Backend(a).transport: Backend(a) for a in self.server.addresses}
-
-    def output_tail(self) -> str:
-        return "\n".join(self.server.lines[-100:])
-
-    def stop(self) -> None:
-        try:
-            self.server.stop()
-        finally:
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        super().__init__(tmp_dir, ["--protocol", "fastcgi"], "fcgi.sock",
+                         ("SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME", "SCGI_PROTOCOL"), env)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import random
 import shutil
 import socket
@@ -27,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 import frontends
 import pytest
 from django.utils.encoding import escape_uri_path
-from frontends import Backend, Deployment
-from helpers import REPO, ServerProcess
+from frontends import Deployment
+from helpers import REPO
 
 pytestmark = pytest.mark.frontend
 
@@ -75,38 +74,12 @@ def certificate():
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class BackendProcess:
+class BackendProcess(frontends.TwoListenerBackend):
     """One runscgi on a TCP port and a unix socket; stopped by PID at module end."""
 
     def __init__(self, offload_dir: Path, tmp_dir: Path, **env: str) -> None:
-        self.socket_dir = frontends.make_socket_dir()
-        environ = {key: value for key, value in os.environ.items()
-                   if key not in ("SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME")}
-        environ.update({
-            "DJANGO_SETTINGS_MODULE": "testproject.settings",
-            "DJANGO_DB_PATH": str(tmp_dir / "db.sqlite3"),
-            "PYTHONUNBUFFERED": "1",
-            "PROTECTED_FILES_DIR": str(offload_dir),
-            **env,
-        })
-        args = [f"{frontends.HOST}:0", f"unix:{self.socket_dir}/scgi.sock"]
-        self.server = ServerProcess(args, environ, REPO, None)
-        try:
-            self.server.wait_started()
-        except BaseException:
-            self.stop()
-            raise
-        backends = [Backend(address) for address in self.server.addresses]
-        self.by_transport = {backend.transport: backend for backend in backends}
-
-    def output_tail(self) -> str:
-        return "\n".join(self.server.lines[-100:])
-
-    def stop(self) -> None:
-        try:
-            self.server.stop()
-        finally:
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        super().__init__(tmp_dir, [], "scgi.sock", ("SCGI_BIND", "DJANGO_FORCE_SCRIPT_NAME"),
+                         {"PROTECTED_FILES_DIR": str(offload_dir), **env})
 
 
 @pytest.fixture(scope="module")
