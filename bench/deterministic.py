@@ -127,8 +127,9 @@ CALLGRIND_GAP = 0.02
 STRACE_GAP = 0.002
 
 
-def one_at_a_time(target: measure.Target, count: int, gap: float) -> scgi_load.LoadResult:
-    """``count`` direct requests to ``/``, each ``gap`` seconds after the previous answer.
+def one_at_a_time(target: measure.Target, count: int, gap: float,
+                  path: str = "/") -> scgi_load.LoadResult:
+    """``count`` direct requests to ``path``, each ``gap`` seconds after the previous answer.
 
     Back to back, the next connection may or may not be waiting already when a runscgi
     worker finishes one (then it takes it without a pass of the event loop: a
@@ -138,8 +139,8 @@ def one_at_a_time(target: measure.Target, count: int, gap: float) -> scgi_load.L
     ``--concurrency`` strace count shows the other case.
     """
     if target.protocol == "fastcgi":
-        return kept_alive(target, count, gap)
-    request = target.request("/")
+        return kept_alive(target, count, gap, path)
+    request = target.request(path)
     total = scgi_load.LoadResult()
     for _ in range(count):
         one = scgi_load.run_load(target.address, request, total=1, timeout=60.0)
@@ -149,13 +150,14 @@ def one_at_a_time(target: measure.Target, count: int, gap: float) -> scgi_load.L
     return total
 
 
-def kept_alive(target: measure.Target, count: int, gap: float) -> scgi_load.LoadResult:
-    """FastCGI: ``count`` requests to ``/`` on one kept connection (FCGI_KEEP_CONN, as
+def kept_alive(target: measure.Target, count: int, gap: float,
+               path: str = "/") -> scgi_load.LoadResult:
+    """FastCGI: ``count`` requests to ``path`` on one kept connection (FCGI_KEEP_CONN, as
     nginx's ``fastcgi_keep_conn on`` and Apache's ``enablereuse=on`` send them), each
     ``gap`` seconds after the previous END_REQUEST. The connect happens before the
     first, so what is counted is what a reused connection costs per request. A server
     that closes the connection anyway (uWSGI) gets a new one, as a front-end does."""
-    request = target.request("/", keep_conn=True)
+    request = target.request(path, keep_conn=True)
     total = scgi_load.LoadResult()
     family, sockaddr = scgi_load.parse_address(target.address)
     sock: socket.socket | None = None
@@ -220,47 +222,73 @@ def _one_kept(sock: socket.socket, request: bytes) -> bool | None:
 
 def callgrind_server(server, target_factory, workdir: Path, *, requests: int, warmup: int,
                      env: dict, cwd: Path, cpu: int | None, argv: list[str],
-                     port: int, check_local: bool = True) -> dict:
-    prefix = workdir / f"callgrind-{server.name}"
+                     port: int, check_local: bool = True, path: str = "/",
+                     compare: tuple[str, ...] = (), label: str | None = None) -> dict:
+    """Instructions per request to ``path`` (see the module's docstring).
+
+    ``compare``: further paths counted the same way in the same process afterwards
+    (``by_path``: k instructions per request of each), e.g. ``/`` beside a database
+    view. ``label`` names the dump and log files when one catalog server is measured
+    in several set-ups (bench/database.py).
+    """
+    label = label or server.name
+    prefix = workdir / f"callgrind-{label}"
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
                 "--vgdb=yes", f"--callgrind-out-file={prefix}.%p", *argv]
     proc = procs.Proc(server.name, valgrind, env=env, cwd=cwd,
-                      log_path=workdir / f"callgrind-{server.name}.log", cpu=cpu,
+                      log_path=workdir / f"callgrind-{label}.log", cpu=cpu,
                       stop_signal=server.stop_signal)
     target = target_factory(proc)
     try:
         if not measure.wait_ready(target, 300.0):
             return {"errors": 1, "log": proc.log_tail()}
         local = measure.local_class(target) if check_local else None
-        request = target.request("/")
-        scgi_load.run_load(target.address, request, total=warmup, timeout=60.0)
+        for each in (path, *compare):
+            scgi_load.run_load(target.address, target.request(each), total=warmup,
+                               timeout=60.0)
         pid = _serving_pid(proc)
         _control("-i", "on", str(pid))
-        scgi_load.run_load(target.address, request, total=10, timeout=60.0)
-        _control("-z", str(pid))
-        began = time.monotonic()
-        result = one_at_a_time(target, requests, CALLGRIND_GAP)
-        elapsed = time.monotonic() - began
-        _control("-d", str(pid))
-        dump = _latest_dump(prefix, pid)
-        total = _instructions(dump)
+        for each in (path, *compare):
+            scgi_load.run_load(target.address, target.request(each), total=10, timeout=60.0)
+        total, result, dump, elapsed = _counted(target, pid, prefix, path, requests)
         # The same length of idle time, to show that timers add next to nothing.
         _control("-z", str(pid))
         time.sleep(min(elapsed, 5.0))
         _control("-d", str(pid))
         idle = _instructions(_latest_dump(prefix, pid))
+        by_path = {}
+        for each in compare:
+            other, done, _, _ = _counted(target, pid, prefix, each, requests)
+            ok = done.ok == requests and other is not None
+            by_path[each] = round(other / done.ok / 1000, 1) if ok else None
         _control("-i", "off", str(pid))
         top, objects = top_functions(dump) if dump else ([], [])
         ok = result.ok == requests and total is not None
-        return {
+        found = {
             "k_instr_per_req": round(total / result.ok / 1000, 1) if ok else None,
             "instructions": total, "requests": result.ok, "errors": result.errors,
             "idle_k_instr": round(idle / 1000, 1) if idle is not None else None,
             "idle_window_s": round(min(elapsed, 5.0), 2), "local_class": local,
             "top": top, "objects": objects, "dump": str(dump) if dump else None,
         }
+        if compare:
+            found.update(path=path, by_path=by_path)
+        return found
     finally:
         proc.stop()
+
+
+def _counted(target: measure.Target, pid: int, prefix: Path, path: str,
+             requests: int) -> tuple[int | None, scgi_load.LoadResult, Path | None, float]:
+    """Counters zeroed, ``requests`` spaced requests to ``path``, dumped: (instructions,
+    the requests' result, the dump, seconds the requests took)."""
+    _control("-z", str(pid))
+    began = time.monotonic()
+    result = one_at_a_time(target, requests, CALLGRIND_GAP, path)
+    elapsed = time.monotonic() - began
+    _control("-d", str(pid))
+    dump = _latest_dump(prefix, pid)
+    return _instructions(dump), result, dump, elapsed
 
 
 # The in-process loop's variants: name -> inprocess.py's patching flag.

@@ -199,7 +199,7 @@ class Bench:
         needs = {"nginx": "nginx", "apache": "apache2", "json_nginx": "nginx",
                  "json_apache": "apache2", "callgrind": "valgrind",
                  "strace": "strace", "callgrind_null": "valgrind", "strace_null": "strace",
-                 "micro": "valgrind"}
+                 "micro": "valgrind", "db_callgrind": "valgrind"}
         for metric, tool in needs.items():
             if metric in self.args.metrics and not self.tools.get(tool):
                 log(f"no {tool}: skipping {metric}")
@@ -240,9 +240,7 @@ class Bench:
             raise SystemExit(f"port {port} is busy; choose another --base-port")
         ctx = server.context(self.ctx)
         env = {**(self.env if ctx == self.ctx else self.env_for(ctx)), **(env or {})}
-        argv = server.argv(ctx, port, many=many) + list(extra or [])
-        if app_spec:
-            argv = [app_spec if arg == server.app_spec(ctx) else arg for arg in argv]
+        argv = self.server_argv(name, many=many, extra=extra, app_spec=app_spec)
         proc = procs.Proc(name, argv, env=env, cwd=ROOT,
                           log_path=self.out / "logs" / f"{name}.log", cpu=self.server_cpu,
                           stop_signal=server.stop_signal)
@@ -253,6 +251,16 @@ class Bench:
             return None
         self.check_local(name, target)
         return target
+
+    def server_argv(self, name: str, *, many: bool = False, extra: list[str] | None = None,
+                    app_spec: str | None = None) -> list[str]:
+        """``name``'s command line on its port; ``app_spec`` as in ``start_server``."""
+        server = catalog.SERVERS[name]
+        ctx = server.context(self.ctx)
+        argv = server.argv(ctx, self.port(name), many=many) + list(extra or [])
+        if app_spec:
+            argv = [app_spec if arg == server.app_spec(ctx) else arg for arg in argv]
+        return argv
 
     def check_local(self, name: str, target: measure.Target) -> None:
         if catalog.SERVERS[name].context(self.ctx).app != "django" or name in self.checks:
@@ -516,7 +524,7 @@ def _brief(found: dict) -> str:
     keys = ("req_per_s", "p99_ms", "cpu_us_per_req", "k_instr_per_req", "syscalls_per_req",
             "gib_per_s", "rss_growth_mib", "first_chunk_ms", "wall_s", "kib_per_request",
             "ratio", "held", "kib_per_dribbler", "server_cpu_pct", "closed_by_server",
-            "errors", "cases")
+            "errors", "cases", "by_path")
     return ", ".join(f"{k}={found[k]}" for k in keys if found.get(k) is not None)
 
 
