@@ -21,6 +21,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import catalog  # noqa: E402
+import database  # noqa: E402
 
 ROOT = BENCH.parent
 DOCS = ROOT / "docs" / "benchmarks.rst"
@@ -295,18 +296,48 @@ def section_sleep(data: dict) -> str:
 def section_database(data: dict) -> str:
     """``/pg-item/`` (one indexed SELECT) on PostgreSQL through nginx (bench/database.py)."""
     summary = data["summary"]
-    servers = list(dict.fromkeys([*summary.get("db_nginx", {}), *summary.get("db_burst", {})]))
+    servers = list(dict.fromkeys(name for metric in database.METRICS
+                                 for name in summary.get(metric, {})))
     rows = []
     for name in servers:
         steady = summary.get("db_nginx", {}).get(name, {})
         burst = summary.get("db_burst", {}).get(name, {})
-        rows.append([_label(data, name), steady.get("req_per_s"), steady.get("cpu_us_per_req"),
-                     steady.get("errors"), burst.get("req_per_s"), burst.get("errors"),
-                     burst.get("p99_ms")])
+        k, over_hello, ratio = _db_instructions(summary, name)
+        rows.append([_db_label(data, name), steady.get("req_per_s"),
+                     steady.get("cpu_us_per_req"), steady.get("errors"), k, over_hello, ratio,
+                     burst.get("req_per_s"), burst.get("errors"), burst.get("p99_ms")])
     if not rows:
         return ""
     return table(["server", "req/s (16 conn.)", "server CPU µs/req", "errors",
+                  "k instr/req", "k instr over /", "instr ÷ runscgi's",
                   "burst req/s (200 conn.)", "burst errors", "burst p99 ms"], rows)
+
+
+def _db_instructions(summary: dict, name: str) -> tuple:
+    """(k instructions per /pg-item/ request, the same minus /'s in that process, ÷ those
+    of runscgi with the same driver and CONN_MAX_AGE 0) of ``name``'s db_callgrind."""
+    found = summary.get("db_callgrind", {}).get(name, {})
+    k = found.get("k_instr_per_req")
+    hello = (found.get("by_path") or {}).get("/")
+    over = round(k - hello, 1) if k is not None and hello is not None else None
+    base = _get(summary, "db_callgrind", DB_RUNSCGI[database.SERVERS[name][1]],
+                "k_instr_per_req") if name in database.SERVERS else None
+    return k, over, _ratio(k, base)
+
+
+# The runscgi row that each driver's servers are set against (CONN_MAX_AGE 0, like them).
+DB_RUNSCGI = {"psycopg": "runscgi", "psycopg2": "runscgi-psycopg2"}
+DRIVERS = {"psycopg": "psycopg 3", "psycopg2": "psycopg2"}
+
+
+def _db_label(data: dict, name: str) -> str:
+    """The server's label with its driver (and CONN_MAX_AGE when not 0)."""
+    if name not in database.SERVERS:
+        return _label(data, name)
+    server, driver, max_age, app = database.SERVERS[name]
+    text = f"{_label(data, server)}, {DRIVERS.get(driver, driver)}"
+    text += " + psycogreen" if app else ""
+    return text + (f", CONN_MAX_AGE {max_age}" if max_age != "0" else "")
 
 
 def section_slowloris(data: dict) -> str:
@@ -343,7 +374,7 @@ def _pair(a, b) -> str | None:
 
 
 def targets(data: dict) -> list[list]:
-    """[target, measured, verdict] rows for issues 6 §2 and 21."""
+    """[target, measured, verdict] rows for issues 6 §2, 19 §5 and 21."""
     s = data["summary"]
     rows: list[list] = []
 
@@ -406,6 +437,9 @@ def targets(data: dict) -> list[list]:
         complete == 5000 and not row.get("errors"))
     per = row.get("kib_per_request") if row else None
     add("… ≤ 40 KiB per open request", per, per is not None and per <= 40)
+    errors = _get(s, "db_burst", "runscgi", "errors")
+    add("PostgreSQL: a burst of 10× its connection limit via nginx (issue 19 §5): 0 errors",
+        errors, errors == 0)
     local = data.get("checks", {}).get("runscgi")
     add("runscgi is correctly gevent-patched (connection local is gevent's)", local,
         bool(local) and local.startswith("gevent"))
@@ -462,7 +496,8 @@ LOAD_CORE_SATURATED = 90
 
 
 def section_targets(data: dict) -> str:
-    return table(["target (issues 6 §2 and 21)", "measured", "verdict"], targets(data))
+    return table(["target (issues 6 §2, 19 §5 and 21)", "measured", "verdict"],
+                 targets(data))
 
 
 # runscgi --protocol fastcgi ÷ each, through a front-end that keeps its connections.
@@ -657,7 +692,15 @@ NOTES = {
         "Through nginx with wrk: 16 connections, then 200 (10x the limit) for the burst. "
         "runscgi with psycopg 3 (binary) and with psycopg2; gunicorn -k gevent and uWSGI "
         "--gevent with psycopg2 and psycogreen's wait callback (bench/pg_app.py). "
-        "PostgreSQL is not pinned: it shares the machine's cores with everything else."),
+        "PostgreSQL is not pinned: it shares the machine's cores with everything else. "
+        "k instr/req: the server's user-space instructions (callgrind) per /pg-item/ "
+        "request, sequential direct requests after a warm-up (gunicorn over HTTP), Django, "
+        "the driver and libpq included, and with CONN_MAX_AGE 0 the connection each "
+        "request opens and closes; PostgreSQL's own work is not counted. k instr over /: "
+        "the same minus a / (hello) request counted the same way in the same process: "
+        "what the query costs the server. instr ÷ runscgi's: this row's instructions ÷ "
+        "those of runscgi with the same driver and CONN_MAX_AGE 0 (runscgi for psycopg 3, "
+        "runscgi-psycopg2 for psycopg2); above 1, this server spends more."),
     "Many sleeping requests": (
         "All requests are opened at once (512 new connections per loop turn of the "
         "client); wall = first connect to last response; KiB/open request = peak RSS "
