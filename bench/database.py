@@ -96,7 +96,7 @@ def one_server(bench, cluster, postgres, name: str, rep: int, log) -> None:
                                   "exception": "did not start"})
         return
     frontend = bench.frontends["nginx"]
-    url = f"http://127.0.0.1:{bench.port(server, 10)}{PATH}"
+    url = bench.frontend_url("nginx", server, PATH)
     load = {"duration": bench.args.duration, "warmup": bench.args.warmup,
             "cpu": bench.load_cpu}
     try:

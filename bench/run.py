@@ -227,6 +227,10 @@ class Bench:
     def port(self, name: str, offset: int = 0) -> int:
         return self.args.base_port + offset + catalog.SERVERS[name].offset
 
+    def frontend_url(self, kind: str, name: str, path: str) -> str:
+        """Where front-end ``kind`` serves ``path`` from server ``name``."""
+        return f"http://127.0.0.1:{self.port(name, dict(FRONTEND_OFFSETS)[kind])}{path}"
+
     # -- processes --
 
     def start_server(self, name: str, *, many: bool = False,
@@ -372,9 +376,9 @@ class Bench:
         if prefix + "direct" in metrics:
             self.record(prefix + "direct", name, rep, measure.direct_load, target, path=path,
                         **load)
-        for kind, offset in FRONTEND_OFFSETS:
+        for kind, _ in FRONTEND_OFFSETS:
             if prefix + kind in metrics and kind in self.frontends:
-                url = f"http://127.0.0.1:{self.port(name, offset)}{path}"
+                url = self.frontend_url(kind, name, path)
                 self.record(prefix + kind, name, rep, measure.wrk_load, url, target,
                             self.frontends[kind], cpu=self.load_cpu, **load)
 
