@@ -95,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="slowloris: seconds between two bytes on one dribbling connection (0.5)")
     add("--good-requests", type=int, default=200,
         help="slowloris: sequential / requests timed while they dribble (200)")
-    add("--callgrind-requests", type=int, default=100)
+    add("--callgrind-requests", type=int, default=100,
+        help="sequential requests counted per server by callgrind and db_callgrind (100)")
     add("--strace-requests", type=int, default=1000)
     add("--base-port", type=int, default=18400)
     add("--no-install", action="store_true", help="do not apt-get or pip install anything")
@@ -109,7 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.big_mib = args.big_mib or 1024
     default = [m for m in METRICS if m not in GROUPS["null"]]
     if quick:  # a quick look: the timed metrics only, unless --only says otherwise
-        default = [m for m in default if m not in GROUPS["deterministic"]]
+        default = [m for m in default
+                   if m not in GROUPS["deterministic"] and m != "db_callgrind"]
     args.metrics = _expand(args.only) or default
     args.metrics = [m for m in args.metrics if m not in set(_expand(args.skip))]
     args.servers = [s for s in args.server.split(",") if s] or [
