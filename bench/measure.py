@@ -166,7 +166,8 @@ def wrk_load(url: str, target: Target, frontend, *, duration: float, concurrency
     # machine changes much.
     found["frontend_wakeups_per_req"] = round(fe_sleeps / done, 2) if done else None
     found["load_core_busy_pct"] = load_core_busy
-    if not done:
+    if not done:  # nothing answered (a closed port, say): an error, not a clean 0 req/s
+        found["errors"] = max(found["errors"], 1)
         found["wrk_output"] = output[-800:]
     return found
 
