@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent import socket
 from gevent.hub import get_hub, getcurrent
@@ -30,6 +30,9 @@ from ..conf import ServerConfig
 from ..protocol import ProtocolError
 from .body import RECV_SIZE, BodyInput, BodyLimits, IncompleteBody
 from .peerlog import peer_warnings
+
+if TYPE_CHECKING:
+    from .fcgi_batch import HeldWrites
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,12 @@ class Channel:
         self._backlog: deque[bytes] = deque()
         self._backlog_size = 0
         self._handler: Any = None  # the greenlet running the application, while it does
+        # The server's held final writes (fcgi_batch); whether one of them is this
+        # connection's; and, while it is and the greenlet already waits for the next
+        # request, the kept-connection registration the write will make (_recv_kept).
+        self.batch: HeldWrites | None = None
+        self.held = False
+        self.kept_wait: tuple[dict[Any, float], float] | None = None
 
     # -- between requests --
 
@@ -161,7 +170,12 @@ class Channel:
         server's sweeper closes the socket once ``deadline`` has passed, and so does
         shutdown; either wakes this wait with an error."""
         sock = self.sock
-        kept[sock] = deadline
+        if self.held:
+            # Registered once its response is written (HeldWrites): shutdown closes
+            # kept connections, and must not close this one before that.
+            self.kept_wait = (kept, deadline)
+        else:
+            kept[sock] = deadline
         sock.timeout = None  # settimeout(None), one call less
         try:
             while True:
@@ -176,6 +190,7 @@ class Channel:
         except OSError:  # closed by the sweeper or shutdown, or reset
             return None
         finally:
+            self.kept_wait = None
             kept.pop(sock, None)
 
     def _timed_out(self, idle_set: set[Any] | None) -> None:
@@ -194,6 +209,8 @@ class Channel:
 
     def _reply(self, reply: fastcgi.Reply) -> bool:
         """Write a reply of the protocol; False when the connection is to close."""
+        if self.held:
+            self.release()
         try:
             self.sock.settimeout(self.config.write_timeout)
             self.sock.sendall(reply.data)
@@ -286,6 +303,11 @@ class Channel:
             self.broken = self.stdin_done = True
             raise IncompleteBody(errno.ETIMEDOUT, f"no request body bytes for {timeout}s") from None
         self.conn.receive_data(data)
+
+    def release(self) -> None:
+        """Write this connection's held response (and those held before it) now."""
+        if self.batch is not None:
+            self.batch.flush()
 
     def _queue_reply(self, reply: fastcgi.Reply) -> None:
         # Written by the request's greenlet before its next write: never in the middle
@@ -383,6 +405,8 @@ class Channel:
         """Close the socket; lingering when unread bytes could turn the FIN into a reset."""
         from .closing import close_lingering
 
+        if self.held:
+            self.release()
         if self._io is not None:
             self.leave_watching()
             self._io.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ..environ import build_environ, request_line
 from ..protocol import encode_response_head
 from .closing import close_abortive
 from .exchange import Exchange, PeerGone, _set_nodelay
+from .fcgi_batch import HeldWrites
 from .fcgi_channel import UNKNOWN_LENGTH, Channel, FastCGIBody, RequestInterrupted
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ def serve_connection(server: SCGIServer, sock: Connection, raw_peer: Any) -> Non
     # one until the previous is acknowledged, 40 ms with delayed ACKs. Once per connection.
     _set_nodelay(sock)
     channel = Channel(sock, server.config, _peer_text(raw_peer), server.heads_waiting)
+    channel.batch = held_writes(server)
     # The first request is waited for like an SCGI one; later ones up to keepalive_timeout.
     idle: set[Any] | dict[Any, float] = server.idle_sockets
     idle_timeout = server.config.header_timeout
@@ -66,6 +69,17 @@ def serve_connection(server: SCGIServer, sock: Connection, raw_peer: Any) -> Non
         logger.exception("Unexpected error on a FastCGI connection from %s", channel.peer_text)
     finally:
         channel.close()
+
+
+# Each server's held writes, made with its first FastCGI connection.
+_held_writes: weakref.WeakKeyDictionary[SCGIServer, HeldWrites] = weakref.WeakKeyDictionary()
+
+
+def held_writes(server: SCGIServer) -> HeldWrites:
+    batch = _held_writes.get(server)
+    if batch is None:
+        batch = _held_writes[server] = HeldWrites(server)
+    return batch
 
 
 def _peer_text(raw_peer: Any) -> str:
@@ -199,7 +213,7 @@ class FastCGIExchange(Exchange):
         channel = self.channel
         try:
             data = channel.take_replies() + channel.conn.end_request(self.request_id)
-            self._write(data)
+            self._write_final(data)
         except (PeerGone, OSError):
             channel.broken = True
             return False
@@ -233,10 +247,24 @@ class FastCGIExchange(Exchange):
             # response and of the request at once.
             records += channel.conn.end_request(self.request_id)
             self.ended = True
+            self._write_final(records)
+            return
         self._write(records)
+
+    def _write_final(self, data: bytes) -> None:
+        """The response's last write (END_REQUEST in it): held for a batch
+        (fcgi_batch) when the connection is kept and the server busy, else written."""
+        channel = self.channel
+        batch = channel.batch
+        if self.keep_conn and batch is not None and batch.hold(channel, data):
+            self.bytes_sent += len(data)
+            return
+        self._write(data)
 
     def _write(self, data: bytes) -> None:
         channel = self.channel
+        if channel.held:  # its previous response is still held: that one goes first
+            channel.release()
         channel.writing = True  # stays set when a write is cut short: the stream is broken
         try:
             super()._send(data)
