@@ -230,8 +230,10 @@ OPTIONS: tuple[Option, ...] = (
         "holds up to N-1 finished TCP connections open and closes them with the N-th, "
         "so the front-end wakes once for all their responses. Only quick requests are "
         "held (a batch spans at most 1 ms), only while at least as many connections "
-        "wait in the backlog, and never while the worker waits for anything. 1 closes "
-        "each connection as soon as its response is sent.",
+        "wait in the backlog, and never while the worker waits for anything. FastCGI: "
+        "the same bounds for kept connections, whose final writes (END_REQUEST) are "
+        "held while other connections are ready, and written together. 1 closes "
+        "each connection (writes each FastCGI response) as soon as its response is sent.",
         metavar="N",
     ),
     Option(
