@@ -46,7 +46,7 @@ HOLD_SIZE = 8 * 1024
 class HeldWrites:
     """The held final writes of one server, oldest first (see the module docstring)."""
 
-    __slots__ = ("_items", "_loop", "_scheduled", "_since", "limit", "server")
+    __slots__ = ("_scheduled", "_since", "items", "limit", "loop", "server")
 
     def __init__(self, server: SCGIServer) -> None:
         self.server = server
@@ -55,29 +55,30 @@ class HeldWrites:
             loop.pendingcnt  # noqa: B018 -- libev has it; a loop without it never holds
         except (AttributeError, NotImplementedError):
             loop = None
-        self._loop = loop
         # close_batch N: N-1 held, written with the N-th (1: nothing is ever held).
         self.limit = server.config.close_batch if loop is not None else 1
-        self._items: list[tuple[Channel, bytes]] = []
+        # The loop whose pending watchers tell whether others are ready; None: never hold.
+        self.loop = loop if self.limit > 1 else None
+        self.items: list[tuple[Channel, bytes]] = []
         self._since = 0.0
         self._scheduled = False
 
     def hold(self, channel: Channel, data: bytes) -> bool:
         """Hold ``data``, the final write of ``channel``'s response; False when the
         caller is to write it now (after everything held, written here first)."""
-        items = self._items
+        items = self.items
         # Only a kept connection's later requests: their greenlet is woken by its own
         # socket's watcher, so the pending count is exactly the other ready watchers.
         # A first request runs from gevent's callbacks (the acceptor hands it over),
         # where the count includes gevent's own prepare watcher.
-        if (self.limit > 1 and channel.requests > 1 and len(data) <= HOLD_SIZE
-                and self._loop.pendingcnt):
+        if (self.loop is not None and channel.requests > 1 and len(data) <= HOLD_SIZE
+                and self.loop.pendingcnt):
             now = time.monotonic()
             if not items:
                 self._since = now
                 if not self._scheduled:
                     self._scheduled = True
-                    self._loop.run_callback(self._flush_from_loop)
+                    self.loop.run_callback(self._flush_from_loop)
             elif len(items) + 1 >= self.limit or now - self._since > CLOSE_HOLD:
                 self.flush()
                 return False
@@ -90,7 +91,7 @@ class HeldWrites:
 
     def flush(self) -> None:
         """Write everything held, oldest first."""
-        items, self._items = self._items, []
+        items, self.items = self.items, []
         for channel, data in items:
             self._write(channel, data)
         # Once per batch, not per request; the tests read it to see batches happen.
@@ -99,7 +100,7 @@ class HeldWrites:
     def _flush_from_loop(self) -> None:
         """Before the loop polls again: nothing held waits for another pass."""
         self._scheduled = False
-        if self._items:
+        if self.items:
             self.flush()
 
     def _write(self, channel: Channel, data: bytes) -> None:

@@ -130,7 +130,7 @@ class Channel:
                     if data is None:
                         return None
                     self.conn.receive_data(data)
-                elif isinstance(event, fastcgi.RequestHead):
+                elif type(event) is fastcgi.RequestHead:
                     self._start(event)
                     return event
                 elif isinstance(event, fastcgi.Reply):

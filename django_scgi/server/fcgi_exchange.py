@@ -256,7 +256,10 @@ class FastCGIExchange(Exchange):
         (fcgi_batch) when the connection is kept and the server busy, else written."""
         channel = self.channel
         batch = channel.batch
-        if self.keep_conn and batch is not None and batch.hold(channel, data):
+        # hold() only when something is held or others are ready: a lone request
+        # (the sequential case) spares the call.
+        if (self.keep_conn and batch is not None and batch.loop is not None
+                and (batch.items or batch.loop.pendingcnt) and batch.hold(channel, data)):
             self.bytes_sent += len(data)
             return
         self._write(data)
