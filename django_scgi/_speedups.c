@@ -517,7 +517,7 @@ fcgi_params(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             Py_DECREF(environ);
             return NULL;
         }
-        if (added == 0 && name_length > 5 && memcmp(name, "HTTP_", 5) == 0
+        if (added == 0 && name_length >= 5 && memcmp(name, "HTTP_", 5) == 0
             && !(name_length == 9 && memcmp(name, "HTTP_HOST", 9) == 0)) {
             goto let_python_decide; /* a repeated client header: Python joins the copies */
         }

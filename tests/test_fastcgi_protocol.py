@@ -609,3 +609,5 @@ def test_c_params_parser_takes_the_usual_stream_and_declines_the_rest():
     assert c_fcgi_params(LONG + b"\x01abc", 65536, 1000) is None  # 2 GiB: Python refuses
     assert c_fcgi_params(b"\x05\x01ab", 65536, 1000) is None  # truncated
     assert c_fcgi_params(bytearray(b"\x01\x01ab"), 65536, 1000) is None  # not bytes
+    # A repeated name that is "HTTP_" and nothing more is a client header too (joined).
+    assert c_fcgi_params(fastcgi.encode_pairs([("HTTP_", ""), ("HTTP_", "")]), 65536, 9) is None
