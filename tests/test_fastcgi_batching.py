@@ -106,8 +106,7 @@ def test_a_lone_client_is_never_held(start_server):
         for index in range(30):
             send_request(conn, f"/info/{index}")
             assert path_of(conn) == f"/info/{index}"
-    assert "Serving" in server.output or server.addresses
-    assert batches(server) == []
+    assert batches(server) == []  # each written at once: nothing else was ever ready
 
 
 def test_order_per_connection_is_kept_when_requests_follow_a_held_one(start_server):
