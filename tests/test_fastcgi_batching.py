@@ -67,15 +67,19 @@ def test_responses_ready_together_are_written_together_and_all_arrive(start_serv
         for conn in connections:  # connected and kept: the next requests are follow-ups
             assert conn.request("/").status == 200
         assert batches(server) == [], server.output  # one request at a time: nothing is ever held
-        for round_ in range(3):
+        # Rounds until one batch had several responses: a batch spans at most 1 ms
+        # (CLOSE_HOLD), which a slow machine may cut into batches of one now and then.
+        for round_ in range(10):
             with stopped(server):
                 for index, conn in enumerate(connections):
                     send_request(conn, f"/info/{round_}-{index}")
             for index, conn in enumerate(connections):
                 assert path_of(conn) == f"/info/{round_}-{index}"
-        # At least one batch of several responses; none past close_batch (8) - 1.
-        assert server.wait_for_output("held FastCGI response"), server.output
+            assert server.wait_for_output("held FastCGI response"), server.output
+            if max(batches(server)) >= 2:
+                break
         assert max(batches(server)) >= 2, server.output
+        # None past close_batch (8) - 1.
         assert max(batches(server)) <= 7
         for conn in connections:  # the kept connections serve on
             assert conn.request("/").status == 200
