@@ -14,8 +14,8 @@ Bounds, as for SCGI: at most ``close_batch - 1`` held (written with the next), n
 added to a batch more than ``CLOSE_HOLD`` after its first, and everything held is
 written before the loop polls again (a callback) or when its own connection writes,
 replies or closes. So a held response waits at most for the requests that were ready
-in the same pass (a view that computes for long without yielding delays them all, as
-it would delay the writes of the others anyway).
+in the same pass: a view that computes for long without yielding delays the
+responses held before it by as long.
 A response is never held when nothing else is ready to run: a lone client sees no
 added latency. Shutdown cannot lose a held write: a held connection is registered
 with the server's kept connections (which shutdown closes) only once written.
