@@ -132,6 +132,7 @@ BUILDERS = {
     "uwsgi-gevent-fcgi": lambda ctx, port, many: _uwsgi(ctx, port, many, gevent=True,
                                                         protocol="fastcgi"),
     "flup-fcgi": lambda ctx, port, many: _flup(ctx, port, many, protocol="fastcgi"),
+    "ceiling-fcgi": lambda ctx, port, many: _runscgi(ctx, port, many, protocol="fastcgi"),
 }
 
 SERVERS: dict[str, Server] = {
@@ -173,6 +174,12 @@ SERVERS: dict[str, Server] = {
         Server("flup-fcgi", "flup threaded (FastCGI)", "fastcgi", 14, "_thread",
                tags=("fastcgi",),
                notes="flup.server.fcgi.WSGIServer (a thread per connection)"),
+        # The front-ends' ceiling over FastCGI with kept connections: set against the
+        # SCGI ceiling, the most any FastCGI server could gain over SCGI through them.
+        Server("ceiling-fcgi", "front-end's FastCGI ceiling (do-nothing app)", "fastcgi", 10,
+               "gevent", anchor=False, ceiling=True, tags=("fastcgi",),
+               notes="manage.py runscgi --protocol fastcgi --no-access-log serving "
+                     "bench/nullapp.py, through the front-ends only"),
     )
 }
 

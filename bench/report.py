@@ -529,6 +529,33 @@ def fastcgi_targets(data: dict) -> list[list]:
                 _with_rep_range(ratio, _rep_ratios(data, metric, anchor, ours="runscgi-fcgi"),
                                 _get(s, metric, "runscgi-fcgi", "load_core_busy_pct")),
                 ratio is not None and ratio >= wanted)
+        rows.extend(_fastcgi_ceiling_rows(data, metric))
+    return rows
+
+
+def _fastcgi_ceiling_rows(data: dict, metric: str) -> list[list]:
+    """Not targets: the front-end's FastCGI ceiling against its SCGI one (a do-nothing app
+    behind both), the most a FastCGI server could gain over SCGI through it, and how much
+    of the FastCGI ceiling runscgi reached."""
+    s = data["summary"]
+    fcgi_ceiling = _get(s, metric, "ceiling-fcgi", "req_per_s")
+    if not fcgi_ceiling:
+        return []
+    rows = []
+    scgi_ceiling = _get(s, metric, "ceiling", "req_per_s")
+    if scgi_ceiling:
+        rows.append([f"(for reference) {metric}'s FastCGI ceiling ÷ its SCGI ceiling: the "
+                     f"highest FastCGI ÷ SCGI ratio any server could show here",
+                     _with_rep_range(fcgi_ceiling / scgi_ceiling,
+                                     _rep_ratios(data, metric, "ceiling", ours="ceiling-fcgi")),
+                     "–"])
+    fast = _get(s, metric, "runscgi-fcgi", "req_per_s")
+    if fast:
+        rows.append([f"(for reference) runscgi --protocol fastcgi's /hello req/s via {metric} "
+                     f"÷ {metric}'s FastCGI ceiling",
+                     _with_rep_range(fast / fcgi_ceiling,
+                                     _rep_ratios(data, metric, "ceiling-fcgi",
+                                                 ours="runscgi-fcgi")), "–"])
     return rows
 
 
