@@ -99,6 +99,9 @@ _DROPPED = frozenset(
     {"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING"}
 )
 
+# SERVER_PROTOCOL values that are not Gemini's, checked without a call (is_gemini).
+_HTTP_PROTOCOLS = frozenset({"HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/3.0", "HTTP/2", "HTTP/3"})
+
 # Values of HTTPS that mean TLS. All three front-ends send "on"; others use "1".
 _HTTPS_ON = frozenset({"on", "1", "yes", "true"})
 
@@ -168,10 +171,14 @@ def build_environ(
             del environ[name]
     environ.update(base)
     environ["wsgi.input"] = body
-    gemini = is_gemini(cgi)
+    # The usual request's SERVER_PROTOCOL and scheme are told apart without a call.
+    gemini = cgi.get("SERVER_PROTOCOL") not in _HTTP_PROTOCOLS and is_gemini(cgi)
     if gemini:
         _gemini_request(environ, cgi)
-    environ["wsgi.url_scheme"] = scheme = _url_scheme(cgi)
+    if cgi.get("REQUEST_SCHEME") == "http" and not cgi.get("HTTPS"):
+        environ["wsgi.url_scheme"] = scheme = "http"  # what _url_scheme() gives it
+    else:
+        environ["wsgi.url_scheme"] = scheme = _url_scheme(cgi)
     # The rest fills in only what the front-end left out: all three send these.
     if not cgi.get("REQUEST_METHOD"):
         environ["REQUEST_METHOD"] = "GET"
@@ -183,15 +190,32 @@ def build_environ(
         _set_server(environ, cgi, scheme)
     if peer is not None and not cgi.get("REMOTE_ADDR"):
         _set_remote(environ, peer() if callable(peer) else peer)
+    whole = None
+    if not (gemini or mount_prefix or fastcgi or cgi.get("SCRIPT_NAME")):
+        # No mount anywhere (nginx's scgi_params, lighttpd at the root): the whole
+        # path is PATH_INFO, else DOCUMENT_URI, as _locate() finds it (rules 1 and 2).
+        whole = cgi.get("PATH_INFO")
+        if whole is None:
+            whole = cgi.get("DOCUMENT_URI")
+    if whole:
+        environ["PATH_INFO"] = whole
+        environ["SCRIPT_NAME"] = ""
+    else:
+        _set_path(environ, cgi, mount_prefix, gemini, fastcgi)
+    if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
+        environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
+    return environ
+
+
+def _set_path(environ: dict[str, object], cgi: Mapping[str, str], mount_prefix: str | None,
+              gemini: bool, fastcgi: bool) -> None:
+    """SCRIPT_NAME and PATH_INFO by the module docstring's rules."""
     if gemini:
         script_name, path_info = _split_gemini_path(cgi, mount_prefix)
     else:
         script_name, path_info = _split_path(cgi, mount_prefix, fastcgi)
     environ["PATH_INFO"] = path_info
     environ["SCRIPT_NAME"] = script_name if script_name.isascii() else _utf8_safe(script_name)
-    if ", " in cgi.get("HTTP_COOKIE", "") and _from_apache(cgi):
-        environ["HTTP_COOKIE"] = _apache_cookie(cgi["HTTP_COOKIE"])
-    return environ
 
 
 def _utf8_safe(path: str) -> str:

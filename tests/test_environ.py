@@ -17,7 +17,10 @@ import sys
 import pytest
 from frontend_dumps import DUMPS, cgi_from_dump
 from helpers import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from django_scgi import environ as environ_module
 from django_scgi.environ import (
     build_environ,
     make_base_environ,
@@ -25,6 +28,7 @@ from django_scgi.environ import (
     request_line,
     response_head,
 )
+from django_scgi.gemini import GEMINI, is_gemini
 
 CAFE = "/caf\xc3\xa9/\xe2\x82\xac x/sp ace+plus?"  # decoded %C3%A9 / %E2%82%AC%20x / …%3F
 ROOT_CAFE = "/caf\xc3\xa9/\xe2\x82\xac x/y"
@@ -802,3 +806,36 @@ def test_doubled_http_host_reaches_django_as_the_later_copy():
     request = WSGIRequest(environ)
     assert request.get_host() == "127.0.0.1:8090"
     assert f"{request.scheme}://{request.get_host()}" == environ["HTTP_ORIGIN"]
+
+
+# --- the usual request's shortcuts agree with the general rules ----------------------------
+
+_PATHS = st.sampled_from(["", "/", "/x", "/app/x", "/caf\xc3\xa9", "/a%2Fb", "/a b/"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path_info=st.none() | _PATHS,
+    document_uri=st.none() | _PATHS,
+    script_name=st.none() | st.sampled_from(["", "/app", "/"]),
+    server_protocol=st.none() | st.sampled_from(["HTTP/1.1", "HTTP/2.0", "GEMINI", "gemini"]),
+    https=st.none() | st.sampled_from(["", "on", "off", "1"]),
+    scheme=st.none() | st.sampled_from(["http", "https", "HTTP", ""]),
+)
+def test_shortcuts_give_what_the_rules_give(path_info, document_uri, script_name,
+                                             server_protocol, https, scheme):
+    """build_environ() skips _split_path() and _url_scheme() for the usual request
+    (no mount anywhere, an HTTP SERVER_PROTOCOL, REQUEST_SCHEME http): same answers."""
+    sent = {"PATH_INFO": path_info, "DOCUMENT_URI": document_uri, "SCRIPT_NAME": script_name,
+            "SERVER_PROTOCOL": server_protocol, "HTTPS": https, "REQUEST_SCHEME": scheme}
+    cgi = {name: value for name, value in sent.items() if value is not None}
+    cgi.update(REQUEST_METHOD="GET", SERVER_NAME="h", SERVER_PORT="80", REQUEST_URI="/u")
+    environ = environ_for(cgi)
+    if is_gemini(cgi):
+        expected_split = environ_module._split_gemini_path(cgi, None)
+    else:
+        expected_split = environ_module._split_path(cgi, None)
+    assert split(environ) == expected_split
+    # From the environ: a Gemini request is made secure (HTTPS=on) before its scheme.
+    assert environ["wsgi.url_scheme"] == environ_module._url_scheme(environ)
+    assert (environ.get(GEMINI) is True) == is_gemini(cgi)

@@ -25,18 +25,20 @@ class PeerFilter:
 
     def __init__(self, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]):
         self.networks = tuple(networks)
-        self._verdicts: dict[str, bool] = {}
+        # Verdicts by peer_host() key; the server looks a known peer up here itself
+        # (lifecycle.handle), sparing a call per connection.
+        self.verdicts: dict[Any, bool] = {}
         self._last_logged: dict[str, float] = {}
 
     def admits(self, host_key: Any, raw_peer: Any) -> bool:
         """``host_key``: ``peer_host(raw_peer, family)``, the verdict cache's key; the address
         is decoded only for a verdict not in the cache and for a refusal's log line."""
-        verdict = self._verdicts.get(host_key)
+        verdict = self.verdicts.get(host_key)
         if verdict is None:
             verdict = self._verdict(peer_address(raw_peer)[0])
-            if len(self._verdicts) >= PEER_CACHE_SIZE:
-                self._verdicts.clear()
-            self._verdicts[host_key] = verdict
+            if len(self.verdicts) >= PEER_CACHE_SIZE:
+                self.verdicts.clear()
+            self.verdicts[host_key] = verdict
         if not verdict:
             self._log_refusal(peer_address(raw_peer)[0])
         return verdict

@@ -21,7 +21,7 @@ from .. import gemini, protocol
 from ..conf import ServerConfig
 from ..connection import has_unread_bytes, peer_address
 from ..environ import build_environ, mask_environ, request_line, response_head
-from ..protocol import declared_length
+from ..protocol import declared_length, encode_response_head
 from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
 from .closing import nothing_follows
 from .peerlog import peer_warnings
@@ -360,8 +360,10 @@ class Exchange:
             raise AssertionError("the application sent body bytes before start_response()")
         if self.gemini:
             head = gemini.response_head(self.status, self.headers, self.environ or {}).encode()
-        else:
-            head = response_head(self.status, self.headers, streaming=streaming)
+        elif streaming:  # may add X-Accel-Buffering (environ.response_head)
+            head = response_head(self.status, self.headers, streaming=True)
+        else:  # what response_head() does for the rest, spared a call
+            head = encode_response_head(self.status, self.headers)
         body = self.body
         assert body is not None  # read_request() set it before the application ran
         if body.parser is not None:  # a request without a body has none to discard

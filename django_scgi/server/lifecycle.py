@@ -86,6 +86,7 @@ class SCGIServer:
         self._stopping = False
         self._stopped = Event()
         self.allowed = PeerFilter(config.allow_from)
+        self._verdicts = self.allowed.verdicts
         self.shares = (PeerShares(config.max_connections_per_peer)
                        if config.max_connections_per_peer else None)
         # After Django configured logging: whether django.server is its default decides
@@ -104,7 +105,9 @@ class SCGIServer:
         """Serve one accepted connection: ``fd`` and ``raw_peer`` as accept() gave them."""
         sock = Connection(fd, family)
         host = peer_host(raw_peer, family)
-        if host is not None and not self.allowed.admits(host, raw_peer):
+        # admits() for a peer already known to be allowed, inlined: once per connection.
+        if host is not None and self._verdicts.get(host) is not True and (
+                not self.allowed.admits(host, raw_peer)):
             sock.close()
             return
         shares = self.shares

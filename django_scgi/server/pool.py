@@ -46,9 +46,11 @@ FOLLOW_UP_COOLDOWN = 7
 # Each further attempt that finds the backlog empty doubles the cool-down, up to this
 # many connections; one that finds a connection waiting brings it back to
 # FOLLOW_UP_COOLDOWN. Requests arriving one at a time then pay a failed accept4() once
-# per 64 instead of once per 8 (issue 18); a burst after a quiet spell goes through
-# the loop for at most this many connections before follow-ups resume.
-FOLLOW_UP_COOLDOWN_MAX = 63
+# per 256 instead of once per 8 (issues 18 and 21: at one per 64 it was 0.016 of the
+# 6 system calls of a request); a burst after a quiet spell goes through the loop for
+# at most this many connections before follow-ups resume, which costs it what the
+# loop costs anyway (an epoll_wait per connection), not a failure.
+FOLLOW_UP_COOLDOWN_MAX = 255
 
 # While every slot is taken and connections wait, how often the acceptor asks the
 # server to shed connections that hold a slot without sending their request
