@@ -71,7 +71,7 @@ def finish(exchange: Exchange, sock: Connection, workers: Workers) -> None:
     elif exchange.abort:
         close_abortive(sock)
         exchange.close_result()
-    elif exchange.can_close_at_once():
+    elif exchange.head_is_all or exchange.can_close_at_once():  # the usual one: no call
         if exchange.fin_awaited and workers.closing.holder is not None:
             workers.close(sock)  # or held for a batch: Workers._may_hold
         else:

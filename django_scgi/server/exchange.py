@@ -24,6 +24,7 @@ from ..environ import build_environ, mask_environ, request_line, response_head
 from ..protocol import declared_length, encode_response_head
 from .body import NO_BODY, RECV_SIZE, BodyInput, BodyLimits
 from .closing import nothing_follows
+from .headwait import PREFIX_KEEP, wait_for_headers
 from .peerlog import peer_warnings
 from .sendfile import PEER_GONE_ERRNOS, FileWrapper, PeerGone, WriteTimeout, send_file, set_nodelay
 
@@ -183,43 +184,16 @@ class Exchange:
         )
         deadline = self.started + min(config.header_timeout, config.request_timeout)
         if first is None:
-            event = self._wait_for_headers(parser, deadline, 0, b"")
+            event = wait_for_headers(self, parser, deadline, 0, b"")
         else:
             parser.receive_data(first)
             event = parser.next_event()
             if event is protocol.NEED_DATA:
-                event = self._wait_for_headers(parser, deadline, len(first), first[:_PREFIX_KEEP])
+                event = wait_for_headers(self, parser, deadline, len(first),
+                                         first[:PREFIX_KEEP])
         if type(event) is not protocol.Headers:
             return None
         return event.environ, parser, event.content_length
-
-    def _wait_for_headers(self, parser: protocol.RequestParser, deadline: float,
-                          received: int, prefix: bytes) -> protocol.Event | protocol._NeedData:
-        sock = self.sock
-        idle = self.idle_sockets
-        if not received:
-            idle.add(sock)  # until its first bytes arrive, shutdown may close it
-        self.heads_waiting[sock] = self.started
-        try:
-            while True:
-                remaining_time = deadline - time.monotonic()
-                if remaining_time <= 0:
-                    raise TimeoutError
-                sock.settimeout(remaining_time)
-                data = sock.recv(RECV_SIZE)
-                idle.discard(sock)
-                received += len(data)
-                if len(prefix) < _PREFIX_KEEP:
-                    prefix += data[:_PREFIX_KEEP]
-                parser.receive_data(data)
-                event = parser.next_event()
-                if event is not protocol.NEED_DATA:
-                    if type(event) is protocol.Headers:
-                        self.overread = received > _request_size(prefix, event.content_length)
-                    return event
-        finally:
-            idle.discard(sock)
-            self.heads_waiting.pop(sock, None)
 
     def can_close_at_once(self) -> bool:
         """True when nothing of the request is left unread, so close() cannot reset.
@@ -502,13 +476,3 @@ class Exchange:
 _UNDECODED = object()
 _GEMINI = gemini.GEMINI
 
-
-# Bytes of the request's start kept to read its length prefix again: the digits of the
-# largest header block plus ":" fit (the parser refuses longer prefixes).
-_PREFIX_KEEP = 24
-
-
-def _request_size(prefix: bytes, content_length: int) -> int:
-    """Bytes of a whole request whose header netstring starts with ``prefix``."""
-    colon = prefix.index(b":")
-    return colon + 1 + int(prefix[:colon]) + 1 + content_length
