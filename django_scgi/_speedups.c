@@ -374,6 +374,31 @@ plain_header(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
     return 1;
 }
 
+/* The header's name and value as latin-1 text, unchecked: 0 when it is not a (str, str)
+ * pair of latin-1 strings. For what does not depend on the bytes being valid. */
+static int
+header_texts(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
+             const Py_UCS1 **value, Py_ssize_t *value_length)
+{
+    if (!PyTuple_CheckExact(header) || PyTuple_GET_SIZE(header) != 2) {
+        return 0;
+    }
+    PyObject *name_text = PyTuple_GET_ITEM(header, 0);
+    PyObject *value_text = PyTuple_GET_ITEM(header, 1);
+    if (!PyUnicode_CheckExact(name_text) || !PyUnicode_CheckExact(value_text)
+        || ENSURE_READY(name_text) < 0 || ENSURE_READY(value_text) < 0
+        || PyUnicode_KIND(name_text) != PyUnicode_1BYTE_KIND
+        || PyUnicode_KIND(value_text) != PyUnicode_1BYTE_KIND) {
+        PyErr_Clear();
+        return 0;
+    }
+    *name = PyUnicode_1BYTE_DATA(name_text);
+    *name_length = PyUnicode_GET_LENGTH(name_text);
+    *value = PyUnicode_1BYTE_DATA(value_text);
+    *value_length = PyUnicode_GET_LENGTH(value_text);
+    return 1;
+}
+
 static PyObject *
 encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -386,28 +411,32 @@ encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         Py_RETURN_NONE;
     }
     Py_ssize_t count = PyList_GET_SIZE(headers);
+    /* An upper bound from the lengths alone (each header as it is, plus ": " and CRLF),
+     * then one pass that checks and copies: the head is cut to what was written. */
     Py_ssize_t size = PyBytes_GET_SIZE(status_line) + 2;
     const Py_UCS1 *name, *value;
     Py_ssize_t name_length, value_length;
     for (Py_ssize_t i = 0; i < count; i++) {
-        if (!plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
+        if (!header_texts(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
                           &value_length)) {
             Py_RETURN_NONE;
         }
-        if (!is_hop_by_hop(name, name_length)) {
-            size += name_length + 2 + value_length + 2;
-        }
+        size += name_length + 2 + value_length + 2;
     }
     PyObject *head = PyBytes_FromStringAndSize(NULL, size);
     if (head == NULL) {
         return NULL;
     }
-    char *out = PyBytes_AS_STRING(head);
+    char *start = PyBytes_AS_STRING(head), *out = start;
     memcpy(out, PyBytes_AS_STRING(status_line), (size_t)PyBytes_GET_SIZE(status_line));
     out += PyBytes_GET_SIZE(status_line);
     for (Py_ssize_t i = 0; i < count; i++) {
         /* The list is not changed in between: nothing here runs Python code. */
-        plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value, &value_length);
+        if (!plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
+                          &value_length)) {
+            Py_DECREF(head);
+            Py_RETURN_NONE;
+        }
         if (is_hop_by_hop(name, name_length)) {
             continue;
         }
@@ -422,11 +451,15 @@ encode_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     *out++ = '\r';
     *out++ = '\n';
+    if (out - start != size && _PyBytes_Resize(&head, out - start) < 0) {
+        return NULL;
+    }
     return head;
 }
 
 /* declared_length(headers): see protocol.declared_length, which this agrees with for
- * a list of plain headers and answers None for anything else. */
+ * a list of (str, str) latin-1 pairs and answers None for anything else. Like it, it
+ * does not check the headers' bytes (encode_head does). */
 static PyObject *
 declared_length(PyObject *Py_UNUSED(module), PyObject *headers)
 {
@@ -438,12 +471,19 @@ declared_length(PyObject *Py_UNUSED(module), PyObject *headers)
     const Py_UCS1 *name, *value;
     Py_ssize_t name_length, value_length;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        if (!plain_header(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
+        if (!header_texts(PyList_GET_ITEM(headers, i), &name, &name_length, &value,
                           &value_length)) {
             Py_RETURN_NONE;
         }
-        if (lower_cases_to(name, name_length, "content-length")) {
-            found = seen ? -1 : read_digits((const char *)value, value_length, 18);
+        if (name_length == 14 && lower_cases_to(name, name_length, "content-length")) {
+            const Py_UCS1 *end = value + value_length;
+            while (value < end && is_optional_whitespace(value[0])) {
+                value++;
+            }
+            while (end > value && is_optional_whitespace(end[-1])) {
+                end--;
+            }
+            found = seen ? -1 : read_digits((const char *)value, end - value, 18);
             seen = 1;
         }
     }
