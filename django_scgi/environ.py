@@ -142,7 +142,6 @@ def build_environ(
     cgi: dict[str, str],
     body: InputStream,
     base: Mapping[str, object],
-    *,
     mount_prefix: str | None = None,
     peer: Peer | Callable[[], Peer] = None,
     fastcgi: bool = False,
@@ -161,7 +160,8 @@ def build_environ(
     peer, used for REMOTE_ADDR/REMOTE_PORT only when the front-end sent no REMOTE_ADDR;
     it may be a function returning it, called only then (decoding costs). ``fastcgi``:
     the variables came in a FastCGI PARAMS stream, whose front-ends fill SCRIPT_NAME
-    differently (see the module docstring).
+    differently (see the module docstring). They may be passed by position: the
+    server does, as Python 3.11 runs a call with keywords through a slower path.
     """
     environ: dict[str, object] = cgi  # type: ignore[assignment]
     # keys().isdisjoint() looks the four names up in the dict; the frozenset's

@@ -14,9 +14,10 @@ Two ways out, one output:
 
 Batches: a line that comes when nothing was written for ``FLUSH_INTERVAL`` is written at
 once; later ones wait at most ``FLUSH_INTERVAL`` (a timer), or less when ``FLUSH_LINES``
-are waiting. They are written in order, on every way out of the process that runs
-Python code (stop, second signal, a worker's exit, ``SystemExit``, ``atexit``); only a
-kill (SIGKILL, a crash of the interpreter) can lose the last ``FLUSH_INTERVAL`` of lines.
+are waiting or a line comes once the batch is nearly due (``FLUSH_IN_LINE_AFTER``).
+They are written in order, on every way out of the process that runs Python code
+(stop, second signal, a worker's exit, ``SystemExit``, ``atexit``); only a kill
+(SIGKILL, a crash of the interpreter) can lose the last ``FLUSH_INTERVAL`` of lines.
 Lines of *other* loggers sharing the stream may come before access lines of requests
 that finished up to ``FLUSH_INTERVAL`` earlier. docs/production.rst says all this.
 
@@ -66,6 +67,11 @@ access_logger = logging.getLogger("django.server")
 # writes its lines in a few large writes instead of one per request. A write costs about
 # as much as six lines (the handler's lock, the write and flush, the timer's wake-up).
 FLUSH_INTERVAL = 0.5
+# A line that comes when its batch has waited this long writes the batch with it: the
+# timer would end the batch within FLUSH_INTERVAL - this anyway, and writing from the
+# request's greenlet spares the event loop a wake-up for the timer (an epoll_wait and
+# libev's getpid: under steady load, one per batch; issue 21).
+FLUSH_IN_LINE_AFTER = 0.45
 # A batch this long is written at once, timer or not: it bounds the memory held and the
 # size of one write (a line is about a hundred bytes, at most the request's URI more).
 FLUSH_LINES = 128
@@ -135,6 +141,8 @@ class DefaultOutput:
         self.style = None if _plain(style) else style
         self.lines: list[str] = []
         self.last_write = 0.0  # time.monotonic() of the last write
+        # time.monotonic() from which a line added to the batch writes it (add()).
+        self.due = 0.0
         self.timer: Any = None  # the gevent timer that ends a batch, made on first use
         self.owner = 0  # the ident of the serving thread, whose loop has the timer
         # The second that self.stamp was formatted for: [start, end).
@@ -171,7 +179,8 @@ class DefaultOutput:
         now = _wall_clock()  # the record's time: LogRecord takes time.time() too
         if not self.second_start <= now < self.second_end:
             self._new_second(now)
-        duration = _monotonic() - exchange.started
+        mono = _monotonic()
+        duration = mono - exchange.started
         c_line = self.c_line
         # environ's masking words (SCGI_MASK_WORDS): the C side leaves a query that holds
         # one to request_line(), which masks it.
@@ -185,8 +194,8 @@ class DefaultOutput:
         lines.append(line)
         count = len(lines)
         if count == 1:
-            self._schedule()
-        elif count >= FLUSH_LINES:
+            self._schedule(mono)
+        elif count >= FLUSH_LINES or mono >= self.due:
             self.flush()
 
     def _line(self, exchange: Exchange, environ: dict[str, Any], now: float,
@@ -203,11 +212,13 @@ class DefaultOutput:
         self.second_start, self.second_end = float(second), float(second + 1)
         self.stamp = time.strftime(DJANGO_TIME_FORMAT, time.localtime(now))
 
-    def _schedule(self) -> None:
-        """The first line of a batch: at once when the log was quiet, else on a timer."""
-        if self.last_write + FLUSH_INTERVAL <= time.monotonic():
+    def _schedule(self, now: float) -> None:
+        """The first line of a batch (``now``: time.monotonic()): at once when the log
+        was quiet, else on a timer, or with a line that comes once it is nearly due."""
+        if self.last_write + FLUSH_INTERVAL <= now:
             self.flush()
             return
+        self.due = now + FLUSH_IN_LINE_AFTER
         timer = self.timer
         if timer is None:
             gevent = sys.modules.get("gevent")

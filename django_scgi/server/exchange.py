@@ -149,10 +149,9 @@ class Exchange:
             self.sock, parser, BodyLimits(config.body_timeout, config.min_body_rate,
                                           self.started + config.request_timeout),
             content_length)
+        # By position (mount_prefix, peer): a call with keywords costs more.
         self.environ = environ = build_environ(
-            cgi, self.body, self.base_environ,
-            mount_prefix=config.mount_prefix, peer=self._get_peer,
-        )
+            cgi, self.body, self.base_environ, config.mount_prefix, self._get_peer)
         self.is_head = environ["REQUEST_METHOD"] == "HEAD"
         self.gemini = environ.get(_GEMINI) is True
         return True
