@@ -64,6 +64,201 @@ static const char *known_text_by_length[MAX_KNOWN_LENGTH + 1][MAX_PER_LENGTH];
  * the environ builder adds about ten; growing a dict re-inserts every entry. */
 #define PRESIZED_VARIABLES 40
 
+/* ---- usual_environ: environ.build_environ's usual request, in place ----------------
+ *
+ * usual_environ(cgi, base, body) makes the WSGI environ of the usual request out of
+ * its variables ``cgi`` (a dict, changed in place) exactly as environ.build_environ
+ * would, and returns True; or changes nothing and returns False, and the Python code
+ * does it all. The usual request (nginx's scgi_params, lighttpd at the root): none of
+ * the dropped HTTP_* names, SERVER_PROTOCOL HTTP/1.0 or HTTP/1.1, REQUEST_SCHEME http
+ * and no HTTPS (or an empty one), REQUEST_METHOD, QUERY_STRING, SERVER_NAME,
+ * SERVER_PORT and REMOTE_ADDR sent, no SCRIPT_NAME (or an empty one), a PATH_INFO, or
+ * none and a DOCUMENT_URI, that is not empty, and no ", " in HTTP_COOKIE; ``base``
+ * holds only wsgi.* names. The caller passes no mount prefix and no FastCGI request.
+ * tests/test_environ.py holds the two equal. */
+
+static PyObject *u_dropped[4];
+static PyObject *u_server_protocol, *u_request_scheme, *u_https, *u_request_method,
+    *u_query_string, *u_server_name, *u_server_port, *u_remote_addr, *u_script_name,
+    *u_path_info, *u_document_uri, *u_http_cookie, *u_wsgi_input, *u_wsgi_url_scheme,
+    *u_http, *u_empty, *u_comma_space;
+static int usual_names_ready = 0;
+
+static int
+init_usual_names(void)
+{
+    static const char *const dropped[4] = {
+        "HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING",
+    };
+    for (int i = 0; i < 4; i++) {
+        if ((u_dropped[i] = PyUnicode_InternFromString(dropped[i])) == NULL) {
+            return -1;
+        }
+    }
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&u_server_protocol, "SERVER_PROTOCOL"}, {&u_request_scheme, "REQUEST_SCHEME"},
+        {&u_https, "HTTPS"}, {&u_request_method, "REQUEST_METHOD"},
+        {&u_query_string, "QUERY_STRING"}, {&u_server_name, "SERVER_NAME"},
+        {&u_server_port, "SERVER_PORT"}, {&u_remote_addr, "REMOTE_ADDR"},
+        {&u_script_name, "SCRIPT_NAME"}, {&u_path_info, "PATH_INFO"},
+        {&u_document_uri, "DOCUMENT_URI"}, {&u_http_cookie, "HTTP_COOKIE"},
+        {&u_wsgi_input, "wsgi.input"}, {&u_wsgi_url_scheme, "wsgi.url_scheme"},
+        {&u_http, "http"}, {&u_empty, ""}, {&u_comma_space, ", "},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    usual_names_ready = 1;
+    return 0;
+}
+
+/* cgi[name] when it is an exact str, NULL when absent; *bad set when present as
+ * anything else or on an error (then the caller answers False, or NULL on an error). */
+static PyObject *
+usual_text(PyObject *cgi, PyObject *name, int *bad)
+{
+    PyObject *value = PyDict_GetItemWithError(cgi, name);
+    if (value == NULL) {
+        if (PyErr_Occurred()) {
+            *bad = -1;
+        }
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(value)) {
+        *bad = 1;
+        return NULL;
+    }
+    return value;
+}
+
+/* Whether cgi[name] is a non-empty str (0 for absent, empty or not a str; -1 error). */
+static int
+usual_nonempty(PyObject *cgi, PyObject *name)
+{
+    int bad = 0;
+    PyObject *value = usual_text(cgi, name, &bad);
+    if (bad < 0) {
+        return -1;
+    }
+    return value != NULL && PyUnicode_GET_LENGTH(value) > 0;
+}
+
+/* Whether every name of ``base`` is an exact str starting with "wsgi.". */
+static int
+usual_base(PyObject *base)
+{
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(base, &at, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND
+            || PyUnicode_GET_LENGTH(key) < 5
+            || memcmp(PyUnicode_1BYTE_DATA(key), "wsgi.", 5) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when the variables are the usual request's (*whole: the path), 0 when not, -1 on
+ * an error. */
+static int
+usual_request(PyObject *cgi, PyObject **whole)
+{
+    int bad = 0, found;
+    for (int i = 0; i < 4; i++) {
+        if ((found = PyDict_Contains(cgi, u_dropped[i])) != 0) {
+            return found < 0 ? -1 : 0;
+        }
+    }
+    PyObject *value = usual_text(cgi, u_server_protocol, &bad);
+    if (value == NULL || (PyUnicode_CompareWithASCIIString(value, "HTTP/1.1") != 0
+                          && PyUnicode_CompareWithASCIIString(value, "HTTP/1.0") != 0)) {
+        return bad < 0 ? -1 : 0;
+    }
+    value = usual_text(cgi, u_request_scheme, &bad);
+    if (value == NULL || PyUnicode_CompareWithASCIIString(value, "http") != 0) {
+        return bad < 0 ? -1 : 0;
+    }
+    value = usual_text(cgi, u_https, &bad);
+    if (bad || (value != NULL && PyUnicode_GET_LENGTH(value) > 0)) {
+        return bad < 0 ? -1 : 0;
+    }
+    if ((found = PyDict_Contains(cgi, u_query_string)) <= 0) {
+        return found;
+    }
+    PyObject *required[4] = {u_request_method, u_server_name, u_server_port, u_remote_addr};
+    for (int i = 0; i < 4; i++) {
+        if ((found = usual_nonempty(cgi, required[i])) <= 0) {
+            return found;
+        }
+    }
+    value = usual_text(cgi, u_script_name, &bad);
+    if (bad || (value != NULL && PyUnicode_GET_LENGTH(value) > 0)) {
+        return bad < 0 ? -1 : 0;
+    }
+    value = usual_text(cgi, u_path_info, &bad);
+    if (bad) {
+        return bad < 0 ? -1 : 0;
+    }
+    if (value == NULL && (value = usual_text(cgi, u_document_uri, &bad)) == NULL) {
+        return bad < 0 ? -1 : 0;
+    }
+    if (PyUnicode_GET_LENGTH(value) == 0) {
+        return 0;
+    }
+    *whole = value;
+    PyObject *cookie = usual_text(cgi, u_http_cookie, &bad);
+    if (bad) {
+        return bad < 0 ? -1 : 0;
+    }
+    if (cookie != NULL) {
+        Py_ssize_t at = PyUnicode_Find(cookie, u_comma_space, 0, PY_SSIZE_T_MAX, 1);
+        if (at != -1) {
+            return at == -2 ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+usual_environ(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "usual_environ(cgi, base, body) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *cgi = args[0], *base = args[1], *body = args[2], *whole = NULL;
+    if (!PyDict_CheckExact(cgi) || !PyDict_CheckExact(base)) {
+        Py_RETURN_FALSE;
+    }
+    if (!usual_names_ready && init_usual_names() < 0) {
+        return NULL;
+    }
+    int usual = usual_request(cgi, &whole);
+    if (usual < 0) {
+        return NULL;
+    }
+    if (!usual || !usual_base(base)) {
+        Py_RETURN_FALSE;
+    }
+    /* As build_environ does it, in its order: whole is held while PATH_INFO changes. */
+    Py_INCREF(whole);
+    int failed = PyDict_Update(cgi, base) < 0
+                 || PyDict_SetItem(cgi, u_wsgi_input, body) < 0
+                 || PyDict_SetItem(cgi, u_wsgi_url_scheme, u_http) < 0
+                 || PyDict_SetItem(cgi, u_path_info, whole) < 0
+                 || PyDict_SetItem(cgi, u_script_name, u_empty) < 0;
+    Py_DECREF(whole);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* ---- end of usual_environ ---------------------------------------------------------- */
+
 static PyObject *
 new_variables_dict(void)
 {
@@ -859,6 +1054,9 @@ init_access_names(void)
 }
 
 static PyMethodDef methods[] = {
+    {"usual_environ", (PyCFunction)(void (*)(void))usual_environ, METH_FASTCALL,
+     "usual_environ(cgi, base, body) -> True: the usual request's environ made in place, "
+     "as environ.build_environ makes it; False: nothing changed, let the Python code."},
     {"access_line", (PyCFunction)(void (*)(void))access_line, METH_FASTCALL,
      "access_line(stamp, now, environ, status, bytes_sent, duration, secret_words) -> "
      "Django's default django.server line for a request whose fields need no escaping "

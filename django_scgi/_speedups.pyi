@@ -33,3 +33,8 @@ def access_line(
     stamp: object, now: object, environ: object, status: object, bytes_sent: object,
     duration: object, secret_words: object, /,
 ) -> str | None: ...
+
+# environ.build_environ's work for the usual request (no mount prefix, not FastCGI):
+# True when ``cgi`` (a dict) was made the environ in place; False: nothing changed, let
+# the Python code do it.
+def usual_environ(cgi: object, base: object, body: object, /) -> bool: ...

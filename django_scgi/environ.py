@@ -56,6 +56,7 @@ the client certificate). docs/gemini.rst lists them.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
@@ -88,6 +89,18 @@ __all__ = [
     "sendfile_path_is_decoded",
     "set_secret_words",
 ]
+
+# The usual request's environ in C (_speedups.usual_environ), like protocol.py's head
+# parser: not built, or switched off with DJANGO_SCGI_PURE_PYTHON=1, build_environ()
+# does it all. Its type: _speedups.pyi.
+_c_usual_environ: Callable[[object, object, object], bool] | None = None
+if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
+    try:
+        from . import _speedups
+    except ImportError:
+        pass
+    else:
+        _c_usual_environ = getattr(_speedups, "usual_environ", None)
 
 # Variables removed from every environ. HTTP_PROXY: a client "Proxy:" header, forwarded
 # by nginx, would be read as the proxy setting by HTTP libraries (httpoxy).
@@ -163,6 +176,9 @@ def build_environ(
     differently (see the module docstring). They may be passed by position: the
     server does, as Python 3.11 runs a call with keywords through a slower path.
     """
+    if (_c_usual_environ is not None and not (mount_prefix or fastcgi)
+            and _c_usual_environ(cgi, base, body)):
+        return cgi  # type: ignore[return-value]  # made the environ in place, as below
     environ: dict[str, object] = cgi  # type: ignore[assignment]
     # keys().isdisjoint() looks the four names up in the dict; the frozenset's
     # isdisjoint() would look every variable up in the set instead.

@@ -21,7 +21,7 @@ from django_scgi.server import accesslog
 def output(monkeypatch):
     """A DefaultOutput over a logger configured as DEFAULT_LOGGING configures
     django.server, its stream, and a function that sets the output's clock."""
-    logger = logging.Logger("django.server.batches")
+    logger = logging.getLogger("django_scgi.tests.batches")
     logger.propagate = False
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -37,6 +37,7 @@ def output(monkeypatch):
 
     yield output, stream, at
     output.close()
+    logger.removeHandler(handler)
 
 
 def exchange(number: int) -> SimpleNamespace:

@@ -839,3 +839,55 @@ def test_shortcuts_give_what_the_rules_give(path_info, document_uri, script_name
     # From the environ: a Gemini request is made secure (HTTPS=on) before its scheme.
     assert environ["wsgi.url_scheme"] == environ_module._url_scheme(environ)
     assert (environ.get(GEMINI) is True) == is_gemini(cgi)
+
+
+# --- the C accelerator of the usual request (_speedups.usual_environ) ---------------------
+
+_VALUES = st.sampled_from(["", "/", "/x", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "GEMINI", "http",
+                           "https", "on", "GET", "a=1, b=2", "a=1; b=2", "h", "80", "1.2.3.4"])
+_NAMES = st.sampled_from([
+    "SERVER_PROTOCOL", "REQUEST_SCHEME", "HTTPS", "REQUEST_METHOD", "QUERY_STRING",
+    "SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "SCRIPT_NAME", "PATH_INFO", "DOCUMENT_URI",
+    "HTTP_COOKIE", "HTTP_PROXY", "HTTP_CONTENT_LENGTH", "SCRIPT_FILENAME", "REQUEST_URI",
+    "HTTP_HOST", "wsgi.errors",
+])
+USUAL = {"SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_SCHEME": "http", "REQUEST_METHOD": "GET",
+         "QUERY_STRING": "", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+         "REMOTE_ADDR": "127.0.0.1", "SCRIPT_NAME": "", "PATH_INFO": "/", "HTTP_HOST": "h"}
+
+
+def python_environ(cgi, base, body, peer=None):
+    saved, environ_module._c_usual_environ = environ_module._c_usual_environ, None
+    try:
+        return build_environ(dict(cgi), body, base, None, peer)
+    finally:
+        environ_module._c_usual_environ = saved
+
+
+@pytest.mark.skipif(environ_module._c_usual_environ is None, reason="_speedups not built")
+@settings(max_examples=500, deadline=None)
+@given(changes=st.dictionaries(_NAMES, st.none() | _VALUES, max_size=6))
+def test_c_usual_environ_agrees_with_python_wherever_it_answers(changes):
+    cgi = {**USUAL, **{name: value for name, value in changes.items() if value is not None}}
+    for name in [name for name, value in changes.items() if value is None]:
+        cgi.pop(name, None)
+    base = make_base_environ(errors=io.StringIO())
+    body = io.BytesIO()
+    made = dict(cgi)
+    if environ_module._c_usual_environ(made, base, body):
+        expected = python_environ(cgi, base, body, peer=("10.0.0.1", 5))
+        assert list(made.items()) == list(expected.items())  # the same, in the same order
+    else:
+        assert made == cgi  # nothing changed
+
+
+@pytest.mark.skipif(environ_module._c_usual_environ is None, reason="_speedups not built")
+def test_the_usual_requests_take_the_c_path():
+    base = make_base_environ(errors=io.StringIO())
+    nginx = {**USUAL, "DOCUMENT_URI": "/x"}
+    del nginx["PATH_INFO"], nginx["SCRIPT_NAME"]
+    for cgi in (dict(USUAL), nginx):
+        assert environ_module._c_usual_environ(cgi, base, io.BytesIO()) is True
+    # A front-end's mount, or a base with other names, is left to Python.
+    assert environ_module._c_usual_environ({**USUAL, "SCRIPT_NAME": "/app"}, base, None) is False
+    assert environ_module._c_usual_environ(dict(USUAL), {"X": 1}, None) is False

@@ -128,7 +128,7 @@ ALLOWED_INTERNAL = {
     "scgi_block": {"scgi_events"},
     "scgi_events": set(),
     "cgi_head": {"_speedups", "protocol"},  # (protocol: a type annotation only)
-    "environ": {"protocol", "gemini", "logtext"},
+    "environ": {"protocol", "gemini", "logtext", "_speedups"},  # and its C accelerator
     "logtext": set(),
     "gemini": set(),  # pure Gemini rules: the standard library only
     "capsule": {"gemini"},  # Django views' API over them
