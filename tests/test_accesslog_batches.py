@@ -18,10 +18,10 @@ from django_scgi.server import accesslog
 
 
 @pytest.fixture
-def output(monkeypatch):
+def output(monkeypatch, request):
     """A DefaultOutput over a logger configured as DEFAULT_LOGGING configures
     django.server, its stream, and a function that sets the output's clock."""
-    logger = logging.getLogger("django_scgi.tests.batches")
+    logger = logging.getLogger(f"django_scgi.tests.{request.node.name}")
     logger.propagate = False
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
