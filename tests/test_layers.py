@@ -33,6 +33,7 @@ TABLE = {
     "django_scgi.environ": (False, False),
     "django_scgi.logtext": (False, False),
     "django_scgi.gemini": (False, False),
+    "django_scgi.gemini_environ": (False, False),
     "django_scgi.capsule": (True, False),
     "django_scgi.conf": (False, False),
     "django_scgi.values": (False, False),
@@ -128,7 +129,8 @@ ALLOWED_INTERNAL = {
     "scgi_block": {"scgi_events"},
     "scgi_events": set(),
     "cgi_head": {"_speedups", "protocol"},  # (protocol: a type annotation only)
-    "environ": {"protocol", "gemini", "logtext", "_speedups"},  # and its C accelerator
+    "environ": {"protocol", "gemini", "gemini_environ", "logtext", "_speedups"},
+    "gemini_environ": {"gemini"},  # environ's Gemini rules and shared path helpers
     "logtext": set(),
     "gemini": set(),  # pure Gemini rules: the standard library only
     "capsule": {"gemini"},  # Django views' API over them
