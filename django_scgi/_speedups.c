@@ -1053,6 +1053,102 @@ init_access_names(void)
     return (s_remote_addr && s_request_method && s_request_uri && s_server_protocol) ? 0 : -1;
 }
 
+/* ---- FastCGI: the usual request head in one call (fastcgi.ServerConnection) ---------- */
+
+/* Whether a version-1 record of `type` and `request_id` starts at data[pos] and ends
+ * (padding included) within size; its content length and end if so. */
+static int
+fcgi_record_at(const unsigned char *data, Py_ssize_t size, Py_ssize_t pos, int type,
+               unsigned int request_id, Py_ssize_t *length, Py_ssize_t *end)
+{
+    if (size - pos < 8 || data[pos] != 1 || data[pos + 1] != type
+        || (((unsigned int)data[pos + 2] << 8) | data[pos + 3]) != request_id) {
+        return 0;
+    }
+    Py_ssize_t content = ((Py_ssize_t)data[pos + 4] << 8) | data[pos + 5];
+    Py_ssize_t next = pos + 8 + content + data[pos + 6];
+    if (next > size) {
+        return 0;
+    }
+    *length = content;
+    *end = next;
+    return 1;
+}
+
+/* fcgi_head(buffer, pos, max_size, max_pairs): the request head that front-ends write
+ * in one go, for fastcgi.ServerConnection._whole_head. When the bytes of `buffer`
+ * (bytes or bytearray) from `pos` are a BEGIN_REQUEST (id not 0, 8 bytes of content,
+ * role RESPONDER or AUTHORIZER), one PARAMS record with content and the empty PARAMS
+ * record of the same id, and fcgi_params takes that content: (request id, role,
+ * keep_conn, environ, end, stdin_end). `end` is past the PARAMS stream, or, for a
+ * RESPONDER, past the empty STDIN record of the same id that follows it when one does
+ * (stdin_end true: a request without a body). Anything else: None, and the Python
+ * code (fcgi_records.RecordReader.whole_head and the record-by-record path) judges. */
+static PyObject *
+fcgi_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "fcgi_head(buffer, pos, max_size, max_pairs) takes 4 arguments");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *data;
+    Py_ssize_t size;
+    if (PyByteArray_CheckExact(args[0])) {
+        data = (const unsigned char *)PyByteArray_AS_STRING(args[0]);
+        size = PyByteArray_GET_SIZE(args[0]);
+    } else if (PyBytes_CheckExact(args[0])) {
+        data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+        size = PyBytes_GET_SIZE(args[0]);
+    } else {
+        Py_RETURN_NONE;
+    }
+    if (pos < 0 || size - pos < 16) {
+        Py_RETURN_NONE;
+    }
+    unsigned int request_id = ((unsigned int)data[pos + 2] << 8) | data[pos + 3];
+    Py_ssize_t length, at, params_start, params_length, stdin_stop;
+    if (request_id == 0 || !fcgi_record_at(data, size, pos, 1, request_id, &length, &at)
+        || length != 8) {
+        Py_RETURN_NONE;
+    }
+    int role = (data[pos + 8] << 8) | data[pos + 9];
+    int keep_conn = data[pos + 10] & 1;
+    if (role != 1 && role != 2) { /* RESPONDER, AUTHORIZER; others are refused in Python */
+        Py_RETURN_NONE;
+    }
+    params_start = at + 8;
+    if (!fcgi_record_at(data, size, at, 4, request_id, &params_length, &at)
+        || params_length == 0 || !fcgi_record_at(data, size, at, 4, request_id, &length, &at)
+        || length != 0) {
+        Py_RETURN_NONE;
+    }
+    int stdin_end = role == 1
+                    && fcgi_record_at(data, size, at, 5, request_id, &length, &stdin_stop)
+                    && length == 0;
+    if (stdin_end) {
+        at = stdin_stop;
+    }
+    /* A copy: nothing below may see the buffer change under it. */
+    PyObject *params = PyBytes_FromStringAndSize((const char *)data + params_start,
+                                                 params_length);
+    if (params == NULL) {
+        return NULL;
+    }
+    PyObject *call_args[3] = {params, args[2], args[3]};
+    PyObject *environ = fcgi_params(module, call_args, 3);
+    Py_DECREF(params);
+    if (environ == NULL || environ == Py_None) {
+        return environ;
+    }
+    return Py_BuildValue("(IiNNnN)", request_id, role, PyBool_FromLong(keep_conn), environ,
+                         at, PyBool_FromLong(stdin_end));
+}
+
 static PyMethodDef methods[] = {
     {"usual_environ", (PyCFunction)(void (*)(void))usual_environ, METH_FASTCALL,
      "usual_environ(cgi, base, body) -> True: the usual request's environ made in place, "
@@ -1075,6 +1171,10 @@ static PyMethodDef methods[] = {
     {"fcgi_params", (PyCFunction)(void (*)(void))fcgi_params, METH_FASTCALL,
      "fcgi_params(data, max_size, max_pairs) -> the variables of a whole, plainly valid "
      "FastCGI PARAMS stream without repeated names; None: let the Python parser decide."},
+    {"fcgi_head", (PyCFunction)(void (*)(void))fcgi_head, METH_FASTCALL,
+     "fcgi_head(buffer, pos, max_size, max_pairs) -> (request_id, role, keep_conn, "
+     "environ, end, stdin_end) for the usual whole FastCGI request head; None: let the "
+     "Python code decide."},
     {NULL, NULL, 0, NULL},
 };
 

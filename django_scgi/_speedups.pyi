@@ -38,3 +38,12 @@ def access_line(
 # True when ``cgi`` (a dict) was made the environ in place; False: nothing changed, let
 # the Python code do it.
 def usual_environ(cgi: object, base: object, body: object, /) -> bool: ...
+
+# The usual FastCGI request head at ``pos`` of ``buffer`` (bytes or bytearray): a
+# BEGIN_REQUEST (RESPONDER or AUTHORIZER), one PARAMS record that fcgi_params takes and
+# the empty one, then for a RESPONDER perhaps its empty STDIN record: (request id, role,
+# keep_conn, environ, end offset, whether the empty STDIN record was there); None: let
+# fastcgi.py's Python path decide.
+def fcgi_head(
+    buffer: object, pos: int, max_size: int, max_pairs: int, /
+) -> tuple[int, int, bool, dict[str, str], int, bool] | None: ...

@@ -130,6 +130,17 @@ if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
         from ._speedups import fcgi_params as _c_fcgi_params
     except ImportError:
         pass
+# The optional C reader of the usual whole head (BEGIN_REQUEST, one PARAMS record, its
+# end, perhaps the empty STDIN record): what _whole_head's Python path does for it, in
+# one call; None for anything else, which the Python path then reads.
+_c_fcgi_head: Callable[[bytearray, int, int, int],
+                       tuple[int, int, bool, dict[str, str], int, bool] | None] | None
+_c_fcgi_head = None
+if _c_fcgi_params is not None:
+    try:
+        from ._speedups import fcgi_head as _c_fcgi_head
+    except ImportError:
+        pass
 
 # --------------------------------------------------------------------- events
 
@@ -309,6 +320,12 @@ class ServerConnection:
         """The usual case in one step: BEGIN_REQUEST and the whole PARAMS stream of a
         request arrived together, with no request in progress. The same checks and
         errors as record by record (which handles everything else), fewer calls."""
+        if _c_fcgi_head is not None:
+            reader = self._reader
+            head = _c_fcgi_head(reader._buf, reader._pos, self._max_header_size,
+                                self._max_headers)
+            if head is not None:
+                return self._c_head(*head)
         found = self._reader.whole_head()
         if found is None:
             return None
@@ -338,6 +355,21 @@ class ServerConnection:
             request.phase = _Phase.STDIN
         self._requests[request_id] = request
         return RequestHead(request_id, request.role, request.keep_conn, environ)
+
+    def _c_head(self, request_id: int, role: int, keep_conn: bool, environ: dict[str, str],
+                end: int, stdin_end: bool) -> RequestHead:
+        """_whole_head's end for a head the C reader took (the same state after it)."""
+        self._reader._pos = end
+        self._first = False
+        request = _Request(_ROLE_OF[role], keep_conn, _NO_PAIRS)
+        if stdin_end or role == Role.AUTHORIZER:
+            request.phase = _Phase.DONE
+            if stdin_end:
+                self._stdin_end = StdinEnd(request_id)
+        else:
+            request.phase = _Phase.STDIN
+        self._requests[request_id] = request
+        return RequestHead(request_id, request.role, keep_conn, environ)
 
     def _next_record(self) -> tuple[int, int, bytes] | None:
         try:

@@ -611,3 +611,105 @@ def test_c_params_parser_takes_the_usual_stream_and_declines_the_rest():
     assert c_fcgi_params(bytearray(b"\x01\x01ab"), 65536, 1000) is None  # not bytes
     # A repeated name that is "HTTP_" and nothing more is a client header too (joined).
     assert c_fcgi_params(fastcgi.encode_pairs([("HTTP_", ""), ("HTTP_", "")]), 65536, 9) is None
+
+
+try:
+    from django_scgi._speedups import fcgi_head as c_fcgi_head
+except ImportError:
+    c_fcgi_head = None
+
+
+def python_fcgi_head(data: bytes, pos: int, max_size: int, max_pairs: int):
+    """What the Python path reads from the same bytes: fcgi_head's answer, None where
+    it takes nothing, "error" where the stream is refused."""
+    reader = fastcgi.RecordReader()
+    reader.feed(data)
+    reader.skip_to(pos)
+    found = reader.whole_head()
+    if found is None:
+        return None
+    rid, begin, chunks, end = found
+    role, flags = fastcgi.BEGIN_BODY.unpack(begin)
+    if role not in (Role.RESPONDER, Role.AUTHORIZER):
+        return None
+    try:
+        pairs = fastcgi.PairReader(max_size, max_pairs)
+        for chunk in chunks:
+            pairs.feed(chunk)
+        environ = fastcgi.params_environ(pairs.finish())
+    except ProtocolError:
+        return "error"
+    stdin_end = role == Role.RESPONDER and reader.skip_head(end, rid)
+    return rid, role, bool(flags & fastcgi.KEEP_CONN), environ, reader._pos, stdin_end
+
+
+@st.composite
+def heads(draw) -> tuple[bytes, int]:
+    """Request heads as front-ends write them, some damaged, after a few stray bytes."""
+    prefix = draw(st.binary(max_size=12))
+    rid = draw(st.sampled_from([0, 1, 2, 0xFFFF]))
+    role = draw(st.sampled_from([Role.RESPONDER, Role.AUTHORIZER, Role.FILTER, 0]))
+    data = request_bytes(rid, draw(PAIRS), draw(st.binary(max_size=20)),
+                         keep_conn=draw(st.booleans()), role=role)
+    data = bytearray(prefix + data[: draw(st.integers(0, len(data)))])
+    for _ in range(draw(st.integers(0, 2))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data), len(prefix)
+
+
+@needs_c
+@FUZZ
+@given(heads() | st.tuples(hostile_streams() | st.binary(max_size=300), st.just(0)),
+       PARAMS_SIZES, st.integers(1, 30), st.booleans())
+def test_c_head_reader_agrees_with_python(case, max_size, max_pairs, as_bytearray):
+    data, pos = case
+    answer = c_fcgi_head(bytearray(data) if as_bytearray else data, pos, max_size, max_pairs)
+    expected = python_fcgi_head(data, pos, max_size, max_pairs)
+    if answer is not None:
+        assert answer == expected
+        assert list(answer[3]) == list(expected[3])  # the order, as Python's dict keeps it
+    elif isinstance(expected, tuple):  # declined: PARAMS not in one record, or for C's
+        reader = fastcgi.RecordReader()  # params parser to decline (a repeated header)
+        reader.feed(data)
+        reader.skip_to(pos)
+        chunks = reader.whole_head()[2]
+        assert len(chunks) != 1 or c_fcgi_params(chunks[0], max_size, max_pairs) is None
+
+
+@needs_c
+def test_c_head_reader_takes_the_usual_head_and_what_follows_stays_unread():
+    usual = [(n, v) for n, v in NGINX_GET if n not in ("HTTP_COOKIE", "HTTP_X_DUP")]
+    get = request_bytes(1, usual, keep_conn=True)
+    answer = c_fcgi_head(bytearray(get + b"next"), 0, 65536, 1000)
+    assert answer == (1, Role.RESPONDER, True, dict(usual), len(get), True)
+    post = request_bytes(7, usual, b"body")
+    rid, role, keep_conn, environ, end, stdin_end = c_fcgi_head(post, 0, 65536, 1000)
+    assert (rid, role, keep_conn, stdin_end) == (7, Role.RESPONDER, False, False)
+    assert post[end:] == encode_stdin(7, b"body") + encode_record(RecordType.STDIN, 7)
+    authorizer = request_bytes(3, usual, role=Role.AUTHORIZER)
+    assert c_fcgi_head(authorizer, 0, 65536, 1000)[4:] == (len(authorizer) - 8, False)
+    assert c_fcgi_head(get[:-1], 0, 65536, 1000)[4:] == (len(get) - 8, False)
+    assert c_fcgi_head(get[:-9], 0, 65536, 1000) is None  # the PARAMS end incomplete
+    for declined in (get[:20], request_bytes(0, usual), request_bytes(1, usual, role=3),
+                     request_bytes(1, NGINX_GET), request_bytes(1, []),
+                     request_bytes(1, usual)[1:]):
+        assert c_fcgi_head(declined, 0, 65536, 1000) is None
+    assert c_fcgi_head(get, 0, 100, 1000) is None  # over the limit: Python refuses it
+    assert c_fcgi_head(memoryview(get), 0, 65536, 1000) is None
+
+
+@needs_c
+@FUZZ
+@given(hostile_streams() | heads().map(lambda case: case[0]),
+       st.lists(st.integers(0, 10**6), max_size=8))
+def test_events_are_the_same_with_and_without_the_c_head_reader(data, points):
+    limits = {"max_body_size": 30, "max_header_size": 4096, "max_headers": 50}
+    with_c = run(cuts(data, points), **limits)
+    saved, fastcgi._c_fcgi_head = fastcgi._c_fcgi_head, None
+    try:
+        without = run(cuts(data, points), **limits)
+    finally:
+        fastcgi._c_fcgi_head = saved
+    assert with_c[0] == without[0]
+    assert type(with_c[1]) is type(without[1])
