@@ -278,6 +278,29 @@ class ServerConnection:
         """Ids of the requests in progress (begun, not yet ended)."""
         return frozenset(self._requests)
 
+    def receive_head(self, data: bytes) -> tuple[RequestHead, bool] | None:
+        """The first bytes after an idle() moment: when ``data`` is exactly the usual
+        head of a request (see _whole_head), that head and whether it has no STDIN
+        to read (an Authorizer, or its empty STDIN record came with it: taken, as
+        take_stdin_end() does), without buffering the bytes. Else None, and ``data``
+        was received as by receive_data()."""
+        if (_c_fcgi_head is not None and data and not self._requests
+                and self._error is None):
+            head = _c_fcgi_head(data, 0, self._max_header_size, self._max_headers)
+            if head is not None and head[4] == len(data):
+                request_id, role, keep_conn, environ, _, stdin_end = head
+                self._first = False
+                request = _Request(_ROLE_OF[role], keep_conn, _NO_PAIRS)
+                if stdin_end or role == Role.AUTHORIZER:
+                    request.phase = _Phase.DONE
+                else:
+                    request.phase = _Phase.STDIN
+                self._requests[request_id] = request
+                return (RequestHead(request_id, request.role, keep_conn, environ),
+                        request.phase is _Phase.DONE)
+        self.receive_data(data)
+        return None
+
     def receive_data(self, data: bytes) -> None:
         """Feed bytes as they arrive; ``b""`` means EOF."""
         if self._error is None:

@@ -640,7 +640,8 @@ def python_fcgi_head(data: bytes, pos: int, max_size: int, max_pairs: int):
     except ProtocolError:
         return "error"
     stdin_end = role == Role.RESPONDER and reader.skip_head(end, rid)
-    return rid, role, bool(flags & fastcgi.KEEP_CONN), environ, reader._pos, stdin_end
+    return (rid, role, bool(flags & fastcgi.KEEP_CONN), environ,
+            reader._pos if stdin_end else end, stdin_end)
 
 
 @st.composite
@@ -713,3 +714,48 @@ def test_events_are_the_same_with_and_without_the_c_head_reader(data, points):
         fastcgi._c_fcgi_head = saved
     assert with_c[0] == without[0]
     assert type(with_c[1]) is type(without[1])
+
+
+def events_after_receive_head(data: bytes, **limits):
+    """run([data]), but through receive_head() first: (events, error, whether taken)."""
+    conn = ServerConnection(**limits)
+    events: list = []
+    taken = conn.receive_head(data) if data else None  # b"" would be EOF
+    if taken is not None:
+        head, no_stdin = taken
+        events.append(head)
+        if no_stdin and head.role is Role.RESPONDER:  # the StdinEnd it took, as drain() would
+            events += [StdinEnd(head.request_id), conn.end_request(head.request_id)]
+    try:
+        drain(conn, events)
+        conn.receive_data(b"")
+        drain(conn, events)
+    except ProtocolError as error:
+        return merge(events), error, taken is not None
+    return merge(events), None, taken is not None
+
+
+@FUZZ
+@given(hostile_streams() | heads().map(lambda case: case[0]))
+def test_receive_head_gives_the_events_receive_data_gives(data):
+    limits = {"max_body_size": 30, "max_header_size": 4096, "max_headers": 50}
+    events, error, _ = events_after_receive_head(data, **limits)
+    expected, expected_error, _ = run([data], **limits)
+    assert events == expected
+    assert type(error) is type(expected_error)
+
+
+def test_receive_head_takes_the_usual_head_whole():
+    usual = [(n, v) for n, v in NGINX_GET if n not in ("HTTP_COOKIE", "HTTP_X_DUP")]
+    get = request_bytes(1, usual, keep_conn=True)
+    conn = ServerConnection()
+    taken = conn.receive_head(get)
+    if fastcgi._c_fcgi_head is None:  # without C (or switched off) the usual way
+        assert taken is None
+        return
+    assert taken == (RequestHead(1, Role.RESPONDER, True, dict(usual)), True)
+    assert conn.next_event() is NEED_DATA
+    conn.end_request(1)
+    assert conn.idle()
+    assert conn.receive_head(get + b"\x01") is None  # more than a head: buffered
+    assert isinstance(conn.next_event(), RequestHead)

@@ -114,7 +114,11 @@ class Channel:
                 data = self._recv_kept(deadline, idle)
                 if data is None:
                     return None
-                self.conn.receive_data(data)
+                taken = self.conn.receive_head(data)  # the usual head: read in one step
+                if taken is not None:
+                    head, self.stdin_done = taken
+                    self._start_taken(head)
+                    return head
             while True:
                 event = self.conn.next_event()
                 if event is fastcgi.NEED_DATA:
@@ -199,13 +203,18 @@ class Channel:
                                self.peer_text, self.config.header_timeout)
 
     def _start(self, head: fastcgi.RequestHead) -> None:
-        self._backlog.clear()
-        self._backlog_size = 0
-        self.requests += 1
-        self.request_id = head.request_id
         # An Authorizer has no body; a GET's empty STDIN record usually came with its head.
         self.stdin_done = (head.role is fastcgi.Role.AUTHORIZER
                            or self.conn.take_stdin_end(head.request_id))
+        self._start_taken(head)
+
+    def _start_taken(self, head: fastcgi.RequestHead) -> None:
+        """A request begins (stdin_done already said)."""
+        if self._backlog_size:
+            self._backlog.clear()
+            self._backlog_size = 0
+        self.requests += 1
+        self.request_id = head.request_id
 
     def _reply(self, reply: fastcgi.Reply) -> bool:
         """Write a reply of the protocol; False when the connection is to close."""
