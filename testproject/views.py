@@ -211,6 +211,7 @@ def info(request, rest=""):
         "authorization": request.META.get("HTTP_AUTHORIZATION"),
         "remote_addr": request.META.get("REMOTE_ADDR"),
         "url_scheme": request.META.get("wsgi.url_scheme"),
+        "content_length": request.META.get("CONTENT_LENGTH"),
     })
 
 

@@ -481,3 +481,20 @@ def test_client_command_exit_codes(server):
         port = unused.getsockname()[1]
     unreachable = run_client(f"127.0.0.1:{port}", "/", "--timeout", "5")
     assert unreachable.returncode == 2 and b"error:" in unreachable.stderr
+
+
+@pytest.mark.parametrize("sent", ["", None])
+def test_a_get_without_a_measured_body_says_content_length_0(server, sent):
+    # nginx sends CONTENT_LENGTH "" on a GET and Apache none; the server has the whole
+    # (empty) STDIN stream by then, so it says "0", as SCGI always does, and Django's
+    # int() of it raises nothing.
+    cgi = environ("/info/")
+    if sent is None:
+        del cgi["CONTENT_LENGTH"]
+    else:
+        cgi["CONTENT_LENGTH"] = sent
+    with Connection(server.address) as conn:
+        conn.begin(1, cgi)
+        conn.send_body(1, b"", end=True)
+        exchange = conn.read_exchange(1)
+    assert json.loads(exchange.stdout.split(b"\r\n\r\n", 1)[1])["content_length"] == "0"

@@ -80,6 +80,7 @@ class Channel:
         self.writing = False  # a write is under way (still set: it was cut short)
         self.pending_replies: list[bytes] = []
         self._io: Any = None  # libev io watcher for the watch (made once per connection)
+        self._kept_waiter: tuple[Any, Any] | None = None  # (hub, read watcher): _recv_kept
         self._watching = False
         # Body bytes the watch took off the socket while the application did not read.
         self._backlog: deque[bytes] = deque()
@@ -182,10 +183,19 @@ class Channel:
             kept[sock] = deadline
         sock.timeout = None  # settimeout(None), one call less
         try:
+            if sock.fd < 0:  # closed already (Connection.wait's check)
+                return None
+            # Connection.wait() without a timeout, minus its calls: the socket's own
+            # read watcher, made once per connection, so that a close wakes this wait.
+            waiter = self._kept_waiter
+            if waiter is None:
+                watcher = sock._watcher(_READ)  # sets sock.hub
+                waiter = self._kept_waiter = (sock.hub, watcher)
+            wait, watcher = waiter[0].wait, waiter[1]
             while True:
                 # Nothing can have arrived yet: the front-end sends the next request only
                 # after our END_REQUEST. Waiting first spares a read that would fail.
-                sock.wait(_READ)
+                wait(watcher)
                 try:
                     data: bytes = os.read(sock.fd, RECV_SIZE)
                     return data

@@ -139,8 +139,8 @@ class FastCGIExchange(Exchange):
 
     def __init__(self, channel: Channel, head: fastcgi.RequestHead, raw_peer: Any,
                  server: SCGIServer) -> None:
-        super().__init__(channel.sock, raw_peer, server.config, server.base_environ,
-                         server.idle_sockets)
+        Exchange.__init__(self, channel.sock, raw_peer, server.config, server.base_environ,
+                          server.idle_sockets)  # not super(): once a request, calls count
         self.channel = channel
         self.ended = False  # END_REQUEST sent
         self.request_id = head.request_id
@@ -149,21 +149,24 @@ class FastCGIExchange(Exchange):
         self.nodelay = True  # set once for the connection (serve_connection)
         cgi = head.environ
         cgi["FCGI_ROLE"] = head.role._name_  # .name is a descriptor: two calls more
-        timeout = self.config.body_timeout
-        length = _content_length(cgi.get("CONTENT_LENGTH"))
+        config = self.config
+        timeout = config.body_timeout
+        value = cgi.get("CONTENT_LENGTH")  # a GET's "" or nothing: no call
+        length = _content_length(value) if value else UNKNOWN_LENGTH
         unknown = length == UNKNOWN_LENGTH
-        limit = self.config.max_body_size
-        self.too_large = bool(limit) and not unknown and length > limit
+        limit = config.max_body_size
+        self.too_large = not unknown and bool(limit) and length > limit
         prefetched, complete = b"", channel.stdin_done
         if not self.too_large and not complete:  # too large: never read, only skipped
             prefetched, complete = channel.prefetch_stdin(PREFETCH_LIMIT, timeout, unknown)
         if unknown and complete:
+            # Measured: say it, "0" too, as SCGI always does. nginx's "" or Apache's
+            # nothing would cost Django's int() an exception on every GET.
             length = len(prefetched)
-            if length:
-                cgi["CONTENT_LENGTH"] = str(length)
+            cgi["CONTENT_LENGTH"] = str(length) if length else "0"
         self.body = body = FastCGIBody(channel, timeout, length, prefetched)
         self.environ = environ = build_environ(
-            cgi, body, self.base_environ, mount_prefix=self.config.mount_prefix,
+            cgi, body, self.base_environ, mount_prefix=config.mount_prefix,
             peer=self._get_peer, fastcgi=True,
         )
         environ["wsgi.errors"] = self.errors = ErrorStream(self)
