@@ -1149,6 +1149,50 @@ fcgi_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                          at, PyBool_FromLong(stdin_end));
 }
 
+/* fcgi_stdout_end(request_id, data): the end of a response that completed, for
+ * fastcgi.ServerConnection.end_with_stdout: `data` (bytes, 1 to 65,535 of them) in one
+ * STDOUT record padded to 8, the empty STDOUT record, END_REQUEST (application status 0,
+ * REQUEST_COMPLETE), in one buffer: the bytes fcgi_records.encode_stdout and
+ * fastcgi._completed give. Anything else: None, and Python frames it. */
+static PyObject *
+fcgi_stdout_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "fcgi_stdout_end(request_id, data) takes 2 arguments");
+        return NULL;
+    }
+    long request_id = PyLong_AsLong(args[0]);
+    if (request_id == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[1]) || request_id < 0 || request_id > 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t length = PyBytes_GET_SIZE(args[1]);
+    if (length < 1 || length > 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t padding = (8 - length % 8) % 8;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 + length + padding + 8 + 16);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char id_high = (unsigned char)(request_id >> 8), id_low = (unsigned char)request_id;
+    unsigned char head[8] = {1, 6, id_high, id_low, (unsigned char)(length >> 8),
+                             (unsigned char)length, (unsigned char)padding, 0};
+    memcpy(at, head, 8);
+    memcpy(at + 8, PyBytes_AS_STRING(args[1]), (size_t)length);
+    at += 8 + length;
+    memset(at, 0, (size_t)padding);
+    at += padding;
+    unsigned char tail[24] = {1, 6, id_high, id_low, 0, 0, 0, 0,  /* empty STDOUT */
+                              1, 3, id_high, id_low, 0, 8, 0, 0,  /* END_REQUEST */
+                              0, 0, 0, 0, 0, 0, 0, 0};            /* 0, COMPLETE */
+    memcpy(at, tail, 24);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"usual_environ", (PyCFunction)(void (*)(void))usual_environ, METH_FASTCALL,
      "usual_environ(cgi, base, body) -> True: the usual request's environ made in place, "
@@ -1175,6 +1219,9 @@ static PyMethodDef methods[] = {
      "fcgi_head(buffer, pos, max_size, max_pairs) -> (request_id, role, keep_conn, "
      "environ, end, stdin_end) for the usual whole FastCGI request head; None: let the "
      "Python code decide."},
+    {"fcgi_stdout_end", (PyCFunction)(void (*)(void))fcgi_stdout_end, METH_FASTCALL,
+     "fcgi_stdout_end(request_id, data) -> data in a STDOUT record, the empty STDOUT "
+     "record and END_REQUEST (0, REQUEST_COMPLETE); None: let the Python code frame it."},
     {NULL, NULL, 0, NULL},
 };
 

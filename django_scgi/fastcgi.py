@@ -133,12 +133,14 @@ if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
 # The optional C reader of the usual whole head (BEGIN_REQUEST, one PARAMS record, its
 # end, perhaps the empty STDIN record): what _whole_head's Python path does for it, in
 # one call; None for anything else, which the Python path then reads.
-_c_fcgi_head: Callable[[bytearray, int, int, int],
+_c_fcgi_head: Callable[[bytes | bytearray, int, int, int],
                        tuple[int, int, bool, dict[str, str], int, bool] | None] | None
 _c_fcgi_head = None
+_c_fcgi_stdout_end: Callable[[int, bytes], bytes | None] | None = None
 if _c_fcgi_params is not None:
     try:
         from ._speedups import fcgi_head as _c_fcgi_head
+        from ._speedups import fcgi_stdout_end as _c_fcgi_stdout_end
     except ImportError:
         pass
 
@@ -511,6 +513,17 @@ class ServerConnection:
         request.phase = _Phase.DONE
         request.aborted = True
         return Abort(request_id)
+
+    def end_with_stdout(self, request_id: int, data: bytes) -> bytes:
+        """The last bytes of a response that completed: ``data`` in STDOUT records,
+        then what end_request() gives; one buffer for the usual response, in one call."""
+        if self._stdin_end is None and self._requests.pop(request_id, None) is not None:
+            if _c_fcgi_stdout_end is not None:
+                framed = _c_fcgi_stdout_end(request_id, data)
+                if framed is not None:
+                    return framed
+            return encode_stdout(request_id, data) + _completed(request_id)
+        return encode_stdout(request_id, data) + self.end_request(request_id)
 
     def end_request(self, request_id: int, app_status: int = 0,
                     protocol_status: int = ProtocolStatus.REQUEST_COMPLETE) -> bytes:

@@ -685,7 +685,7 @@ def test_c_head_reader_takes_the_usual_head_and_what_follows_stays_unread():
     answer = c_fcgi_head(bytearray(get + b"next"), 0, 65536, 1000)
     assert answer == (1, Role.RESPONDER, True, dict(usual), len(get), True)
     post = request_bytes(7, usual, b"body")
-    rid, role, keep_conn, environ, end, stdin_end = c_fcgi_head(post, 0, 65536, 1000)
+    rid, role, keep_conn, _, end, stdin_end = c_fcgi_head(post, 0, 65536, 1000)
     assert (rid, role, keep_conn, stdin_end) == (7, Role.RESPONDER, False, False)
     assert post[end:] == encode_stdin(7, b"body") + encode_record(RecordType.STDIN, 7)
     authorizer = request_bytes(3, usual, role=Role.AUTHORIZER)
@@ -759,3 +759,34 @@ def test_receive_head_takes_the_usual_head_whole():
     assert conn.idle()
     assert conn.receive_head(get + b"\x01") is None  # more than a head: buffered
     assert isinstance(conn.next_event(), RequestHead)
+
+
+try:
+    from django_scgi._speedups import fcgi_stdout_end as c_fcgi_stdout_end
+except ImportError:
+    c_fcgi_stdout_end = None
+
+
+@needs_c
+@FUZZ
+@given(st.integers(-2, 0x10001), st.binary(max_size=300) | st.integers(0, 70000).map(bytes))
+def test_c_stdout_end_agrees_with_python(rid, data):
+    answer = c_fcgi_stdout_end(rid, data)
+    if answer is None:  # declined: what one record cannot carry, or an id out of range
+        assert not 0 < len(data) <= 0xFFFF or not 0 <= rid <= 0xFFFF
+        return
+    assert answer == (fastcgi.encode_stdout(rid, data) + encode_record(RecordType.STDOUT, rid)
+                      + fastcgi.encode_end_request(rid))
+    assert client_events(answer)[-1] == EndRequest(rid, 0, ProtocolStatus.REQUEST_COMPLETE)
+
+
+@pytest.mark.parametrize("data", [b"", b"x" * 9, b"y" * 70000])
+def test_end_with_stdout_frames_the_rest_and_ends_the_request(data):
+    conn = ServerConnection()
+    conn.receive_data(request_bytes(3, [("A", "b")], keep_conn=True))
+    assert isinstance(conn.next_event(), RequestHead)
+    assert conn.end_with_stdout(3, data) == fastcgi.encode_stdout(3, data) + (
+        encode_record(RecordType.STDOUT, 3) + fastcgi.encode_end_request(3))
+    assert not conn.active
+    with pytest.raises(ValueError, match="not in progress"):
+        conn.end_with_stdout(3, data)

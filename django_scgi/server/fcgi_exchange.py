@@ -241,17 +241,19 @@ class FastCGIExchange(Exchange):
         channel = self.channel
         if channel.aborted or channel.broken:
             raise PeerGone("the front-end aborted the request")
-        records = fastcgi.encode_stdout(self.request_id, data)
-        if channel.pending_replies:
-            records = channel.take_replies() + records
         if last:
             # Nothing follows (the exchange knows it for a response sent in one chunk):
             # END_REQUEST goes in the same write, so the front-end has the end of the
             # response and of the request at once.
-            records += channel.conn.end_request(self.request_id)
+            records = channel.conn.end_with_stdout(self.request_id, data)
+            if channel.pending_replies:
+                records = channel.take_replies() + records
             self.ended = True
             self._write_final(records)
             return
+        records = fastcgi.encode_stdout(self.request_id, data)
+        if channel.pending_replies:
+            records = channel.take_replies() + records
         self._write(records)
 
     def _write_final(self, data: bytes) -> None:
@@ -273,7 +275,7 @@ class FastCGIExchange(Exchange):
             channel.release()
         channel.writing = True  # stays set when a write is cut short: the stream is broken
         try:
-            super()._send(data)
+            Exchange._send(self, data)  # not super(): once a request, calls count
         except PeerGone:
             channel.broken = True
             raise
