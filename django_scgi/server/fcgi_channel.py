@@ -118,7 +118,12 @@ class Channel:
                 taken = self.conn.receive_head(data)  # the usual head: read in one step
                 if taken is not None:
                     head, self.stdin_done = taken
-                    self._start_taken(head)
+                    # _start_taken(), inlined: once a request.
+                    if self._backlog_size:
+                        self._backlog.clear()
+                        self._backlog_size = 0
+                    self.requests += 1
+                    self.request_id = head.request_id
                     return head
             while True:
                 event = self.conn.next_event()
@@ -341,8 +346,14 @@ class Channel:
     # -- while the application runs --
 
     def enter_application(self) -> None:
+        """The application starts in this greenlet: watch() for it (inlined: once a
+        request; the same conditions, bar the handler just set)."""
         self._handler = getcurrent()
-        self.watch()
+        if not self._watching and not self.broken and self._backlog_size <= WATCH_BACKLOG:
+            if self._io is None:
+                self._io = get_hub().loop.io(self.sock.fd, _READ)
+            self._watching = True
+            self._io.start(self._on_readable)
 
     def leave_application(self) -> None:
         self._handler = None

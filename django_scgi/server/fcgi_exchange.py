@@ -179,11 +179,20 @@ class FastCGIExchange(Exchange):
     def serve(self, app: Callable[..., Any]) -> bool:
         """Run the application and end the request; whether the connection may serve
         another one."""
+        channel = self.channel
         if self.too_large:
             self._refuse_body()
-        elif not self.channel.broken:
-            self._run(app)
-        channel = self.channel
+        elif not channel.broken:
+            # Run the application (inline: once a request), the watch on meanwhile.
+            channel.enter_application()
+            try:
+                self.run_application(app)
+            except RequestInterrupted:
+                logger.debug("%s %s during %s", self.peer_text,
+                             "aborted the request" if channel.aborted else "went away",
+                             request_line(self.environ or {}))
+            finally:
+                channel.leave_application()
         try:
             if self.abort or channel.broken or channel.writing:
                 # Half a record, a reset or a protocol error: the connection cannot carry
@@ -196,18 +205,6 @@ class FastCGIExchange(Exchange):
             return ended and self.keep_conn
         finally:
             self.errors.exchange = None  # the stream's cycle through the environ
-
-    def _run(self, app: Callable[..., Any]) -> None:
-        channel = self.channel
-        channel.enter_application()
-        try:
-            self.run_application(app)
-        except RequestInterrupted:
-            logger.debug("%s %s during %s", self.peer_text,
-                         "aborted the request" if channel.aborted else "went away",
-                         request_line(self.environ or {}))
-        finally:
-            channel.leave_application()
 
     def _end(self) -> bool:
         """END_REQUEST (after the replies the protocol owes); False when it failed."""
@@ -267,7 +264,16 @@ class FastCGIExchange(Exchange):
                 and (batch.items or batch.loop.pendingcnt) and batch.hold(channel, data)):
             self.bytes_sent += len(data)
             return
-        self._write(data)
+        # _write(), inlined: once a request.
+        if channel.held:  # its previous response is still held: that one goes first
+            channel.release()
+        channel.writing = True  # stays set when a write is cut short: the stream is broken
+        try:
+            Exchange._send(self, data)
+        except PeerGone:
+            channel.broken = True
+            raise
+        channel.writing = False
 
     def _write(self, data: bytes) -> None:
         channel = self.channel
