@@ -1145,8 +1145,24 @@ fcgi_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (environ == NULL || environ == Py_None) {
         return environ;
     }
-    return Py_BuildValue("(IiNNnN)", request_id, role, PyBool_FromLong(keep_conn), environ,
-                         at, PyBool_FromLong(stdin_end));
+    /* Built by hand: Py_BuildValue parses its format string on every call. */
+    PyObject *result = PyTuple_New(6);
+    PyObject *number = PyLong_FromLong((long)request_id);
+    PyObject *end = PyLong_FromSsize_t(at);
+    if (result == NULL || number == NULL || end == NULL) {
+        Py_XDECREF(result);
+        Py_XDECREF(number);
+        Py_XDECREF(end);
+        Py_DECREF(environ);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, number);
+    PyTuple_SET_ITEM(result, 1, PyLong_FromLong(role)); /* 1 or 2: a cached small int */
+    PyTuple_SET_ITEM(result, 2, PyBool_FromLong(keep_conn));
+    PyTuple_SET_ITEM(result, 3, environ);
+    PyTuple_SET_ITEM(result, 4, end);
+    PyTuple_SET_ITEM(result, 5, PyBool_FromLong(stdin_end));
+    return result;
 }
 
 /* fcgi_stdout_end(request_id, data): the end of a response that completed, for

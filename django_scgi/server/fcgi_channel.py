@@ -466,8 +466,9 @@ class FastCGIBody(BodyInput):
         # body_timeout bounds each wait for STDIN records; min_body_rate and
         # request_timeout are SCGI's (BodyLimits) and not applied to them.
         limits = channel.body_limits
-        super().__init__(None, None, limits if limits.timeout == timeout else BodyLimits(timeout),
-                         length)
+        BodyInput.__init__(  # not super(): once a request, calls count
+            self, None, None, limits if limits.timeout == timeout else BodyLimits(timeout),
+            length)
         self.channel = channel
         self.timeout = timeout
         self._eof = channel.stdin_done

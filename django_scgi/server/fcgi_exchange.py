@@ -302,7 +302,7 @@ class FastCGIExchange(Exchange):
             self._send(chunk)
 
     def _head(self, streaming: bool) -> bytes:
-        head = super()._head(streaming)
+        head = Exchange._head(self, streaming)  # not super(): once a request
         if not self.channel.stdin_done:
             self._discard_unread_body()
         return head
