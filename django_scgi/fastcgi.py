@@ -116,6 +116,9 @@ __all__ = [  # noqa: RUF022 -- grouped by module, not sorted
     "StdinEnd", "Stdout", "UnknownTypeReply", "ValuesResult",
 ]
 
+# An instance without its __init__ call, for the few objects made on every request.
+_new = object.__new__
+
 _SERVED_ROLES = frozenset({Role.RESPONDER, Role.AUTHORIZER})
 # Role(number) without the enum machinery's calls, for the served roles.
 _ROLE_OF = {int(role): role for role in _SERVED_ROLES}
@@ -205,6 +208,7 @@ class _Phase(enum.Enum):
 
 class _Request:
     __slots__ = ("aborted", "keep_conn", "pairs", "phase", "received", "role")
+    # (ServerConnection.receive_head makes one without __init__: keep the two alike.)
 
     def __init__(self, role: Role, keep_conn: bool, pairs: PairReader) -> None:
         self.role, self.keep_conn, self.pairs = role, keep_conn, pairs
@@ -292,14 +296,19 @@ class ServerConnection:
             if head is not None and head[4] == len(data):
                 request_id, role, keep_conn, environ, _, stdin_end = head
                 self._first = False
-                request = _Request(_ROLE_OF[role], keep_conn, _NO_PAIRS)
-                if stdin_end or role == Role.AUTHORIZER:
-                    request.phase = _Phase.DONE
-                else:
-                    request.phase = _Phase.STDIN
+                # _Request(...) and RequestHead(...) without their __init__ frames (once
+                # a request): the same slots, set here.
+                request = _new(_Request)
+                request.role = started = _ROLE_OF[role]
+                request.keep_conn, request.pairs = keep_conn, _NO_PAIRS
+                request.aborted, request.received = False, 0
+                done = stdin_end or role == Role.AUTHORIZER
+                request.phase = _Phase.DONE if done else _Phase.STDIN
                 self._requests[request_id] = request
-                return (RequestHead(request_id, request.role, keep_conn, environ),
-                        request.phase is _Phase.DONE)
+                event = _new(RequestHead)
+                event.request_id, event.role = request_id, started
+                event.keep_conn, event.environ = keep_conn, environ
+                return event, done
         self.receive_data(data)
         return None
 

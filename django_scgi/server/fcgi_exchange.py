@@ -96,6 +96,9 @@ def _content_length(value: str | None) -> int:
     return UNKNOWN_LENGTH
 
 
+_new_stream = object.__new__
+
+
 class ErrorStream:
     """``wsgi.errors`` of a FastCGI request: STDERR records (the front-end logs them)
     and this module's logger.
@@ -169,7 +172,10 @@ class FastCGIExchange(Exchange):
             cgi, body, self.base_environ, mount_prefix=config.mount_prefix,
             peer=self._get_peer, fastcgi=True,
         )
-        environ["wsgi.errors"] = self.errors = ErrorStream(self)
+        # ErrorStream(self) without its __init__ frame: once a request.
+        self.errors = errors = _new_stream(ErrorStream)
+        errors.exchange = self
+        environ["wsgi.errors"] = errors
         # A server extension key (PEP 3333): which request of its connection this is.
         environ["django_scgi.requests_on_connection"] = channel.requests
         self.is_head = environ["REQUEST_METHOD"] == "HEAD"
