@@ -498,3 +498,17 @@ def test_a_get_without_a_measured_body_says_content_length_0(server, sent):
         conn.send_body(1, b"", end=True)
         exchange = conn.read_exchange(1)
     assert json.loads(exchange.stdout.split(b"\r\n\r\n", 1)[1])["content_length"] == "0"
+
+
+def test_fastcgi_body_sets_every_slot_of_the_body_it_extends():
+    # FastCGIBody sets BodyInput's slots itself (its __init__ is on the hot path): a slot
+    # added to BodyInput must be set there too, or reading it raises AttributeError.
+    from django_scgi.conf import resolve
+    from django_scgi.server.body import BodyInput
+    from django_scgi.server.fcgi_channel import Channel, FastCGIBody
+
+    channel = Channel(None, resolve({}, settings=None), "test")  # no I/O: a socket unused
+    body = FastCGIBody(channel, 5.0, 0)
+    for cls in BodyInput.__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            getattr(body, name)  # raises when unset

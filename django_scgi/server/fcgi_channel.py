@@ -466,9 +466,14 @@ class FastCGIBody(BodyInput):
         # body_timeout bounds each wait for STDIN records; min_body_rate and
         # request_timeout are SCGI's (BodyLimits) and not applied to them.
         limits = channel.body_limits
-        BodyInput.__init__(  # not super(): once a request, calls count
-            self, None, None, limits if limits.timeout == timeout else BodyLimits(timeout),
-            length)
+        # BodyInput.__init__(self, None, None, limits, length), inlined (once a request;
+        # tests/test_fastcgi_server.py checks that every slot of the base is set).
+        self._sock = self.parser = self.failure = None
+        self._limits = limits if limits.timeout == timeout else BodyLimits(timeout)
+        self.length = length
+        self._waited = 0.0
+        self.bytes_read = 0
+        self.timed_out = False
         self.channel = channel
         self.timeout = timeout
         self._eof = channel.stdin_done
