@@ -256,3 +256,24 @@ def test_an_authorizer_scripts_name_is_the_resource_not_a_mount():
     plain = environ_for("apache/authorizer", SCRIPT_NAME="/protected-files/r.txt",
                         FCGI_ROLE="RESPONDER")
     assert (plain["SCRIPT_NAME"], plain["PATH_INFO"]) == ("/protected-files/r.txt", "")
+
+
+@pytest.mark.parametrize("mount", [None, "/app"])
+@pytest.mark.parametrize("case", DUMPS)
+@pytest.mark.parametrize("extra", [{}, {"SCRIPT_NAME": ""}, {"DOCUMENT_URI": "/app/x"},
+                                   {"PATH_INFO": "/a%2Fb", "REQUEST_URI": "/a%2Fb"}])
+def test_fastcgi_rules_change_nothing_for_a_responder_without_script_name(case, mount, extra):
+    # FastCGIExchange asks for FastCGI's path rules only with a SCRIPT_NAME or for an
+    # Authorizer, so that the usual request takes build_environ's quick paths.
+    params = {name: value for name, value in fastcgi.params_environ(DUMPS[case]).items()
+              if name != "SCRIPT_NAME"}
+    if params.get("FCGI_ROLE") == "AUTHORIZER":
+        return
+    variables = {**params, **extra}
+    with_rules = build_environ(dict(variables), io.BytesIO(), make_base_environ(
+        errors=io.StringIO()), mount, None, True)
+    without = build_environ(dict(variables), io.BytesIO(), make_base_environ(
+        errors=io.StringIO()), mount, None, False)
+    for environ in (with_rules, without):
+        del environ["wsgi.input"], environ["wsgi.errors"]
+    assert with_rules == without

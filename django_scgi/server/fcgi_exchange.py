@@ -168,10 +168,13 @@ class FastCGIExchange(Exchange):
             length = len(prefetched)
             cgi["CONTENT_LENGTH"] = str(length) if length else "0"
         self.body = body = FastCGIBody(channel, timeout, length, prefetched)
+        # FastCGI's own path rules (environ._locate) read a SCRIPT_NAME or serve an
+        # Authorizer: without either the request is an SCGI-shaped one, which may take
+        # build_environ's quick paths (tests/test_fastcgi_environ.py holds the two equal).
+        # By position: a call with keywords takes Python 3.11's slower path.
         self.environ = environ = build_environ(
-            cgi, body, self.base_environ, mount_prefix=config.mount_prefix,
-            peer=self._get_peer, fastcgi=True,
-        )
+            cgi, body, self.base_environ, config.mount_prefix, self._get_peer,
+            bool(cgi.get("SCRIPT_NAME")) or head.role is fastcgi.Role.AUTHORIZER)
         # ErrorStream(self) without its __init__ frame: once a request.
         self.errors = errors = _new_stream(ErrorStream)
         errors.exchange = self
