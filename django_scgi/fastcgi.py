@@ -49,14 +49,19 @@ from __future__ import annotations
 import enum
 import functools
 import os
-import re
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from .fcgi_events import (
+    Abort,
+    Reply,
+    RequestHead,
+    ServerEvent,
+    Stdin,
+    StdinEnd,
+    foreign_protocol,
+)
 from .fcgi_records import (
     BEGIN_BODY,
-    END_BODY,
     HEADER_SIZE,
     KEEP_CONN,
     MAX_CONTENT,
@@ -91,6 +96,15 @@ from .fcgi_records import (
     encode_stdin,
     encode_stdout,
     params_environ,
+)
+from .fcgi_response import (
+    ClientEvent,
+    EndRequest,
+    ResponseParser,
+    Stderr,
+    Stdout,
+    UnknownTypeReply,
+    ValuesResult,
 )
 from .protocol import (
     DEFAULT_MAX_HEADER_SIZE,
@@ -147,56 +161,6 @@ if _c_fcgi_params is not None:
     except ImportError:
         pass
 
-# --------------------------------------------------------------------- events
-
-
-@dataclass(slots=True)
-class RequestHead:
-    """BEGIN_REQUEST and the whole PARAMS stream arrived: start the application.
-    ``environ`` holds latin-1-decoded names and values as sent."""
-
-    request_id: int
-    role: Role
-    keep_conn: bool
-    environ: dict[str, str]
-
-
-@dataclass(slots=True)
-class Stdin:
-    """Body bytes of a request (never empty)."""
-
-    request_id: int
-    data: bytes
-
-
-@dataclass(slots=True)
-class StdinEnd:
-    """The request's body is complete."""
-
-    request_id: int
-
-
-@dataclass(slots=True)
-class Abort:
-    """The front-end gave up on a request whose RequestHead was delivered: close the
-    application's iterable, then send ``end_request()``."""
-
-    request_id: int
-
-
-@dataclass(slots=True)
-class Reply:
-    """Bytes the protocol answers by itself (GET_VALUES_RESULT, UNKNOWN_TYPE, an
-    END_REQUEST refusing a request): write them as they are; close the connection
-    afterwards when ``close`` is true."""
-
-    data: bytes
-    close: bool = False
-
-
-ServerEvent = RequestHead | Stdin | StdinEnd | Abort | Reply | ConnectionClosed
-
-
 # --------------------------------------------------------------------- the server side
 
 
@@ -215,22 +179,6 @@ class _Request:
         self.phase = _Phase.PARAMS
         self.aborted = False
         self.received = 0  # STDIN bytes so far
-
-
-# Sniffing the first bytes of a connection that is not FastCGI, for a useful error.
-_HTTP_START = re.compile(rb"[A-Z][A-Z-]{2,7}(?: |$)")
-_SCGI_START = re.compile(rb"[1-9][0-9]{0,6}(?::|$)")
-_TLS_START = re.compile(rb"\x16\x03[\x00-\x04]")
-
-
-def _foreign_protocol(start: bytes) -> ProtocolError | None:
-    if _HTTP_START.match(start):
-        return HTTPOnFastCGIPort()
-    if _SCGI_START.match(start):
-        return SCGIOnFastCGIPort()
-    if _TLS_START.match(start):
-        return TLSOnFastCGIPort()
-    return None
 
 
 class ServerConnection:
@@ -421,7 +369,7 @@ class ServerConnection:
     def _foreign(self) -> ProtocolError | None:
         """The error naming the protocol a peer speaks instead, judged on the first
         bytes of the connection only."""
-        return _foreign_protocol(self._reader.pending()) if self._first else None
+        return foreign_protocol(self._reader.pending()) if self._first else None
 
     def _dispatch(self, rtype: int, request_id: int, content: bytes) -> ServerEvent | None:
         if request_id == 0:
@@ -556,76 +504,3 @@ def _completed(request_id: int) -> bytes:
 
 
 _NO_PAIRS = PairReader(0, 0)
-
-
-# --------------------------------------------------------------------- the client side
-
-
-@dataclass(slots=True)
-class Stdout:
-    request_id: int
-    data: bytes  # b"": the stream's end
-
-
-@dataclass(slots=True)
-class Stderr:
-    request_id: int
-    data: bytes  # b"": the stream's end
-
-
-@dataclass(slots=True)
-class EndRequest:
-    request_id: int
-    app_status: int
-    protocol_status: int
-
-
-@dataclass(slots=True)
-class ValuesResult:
-    values: dict[str, str]
-
-
-@dataclass(slots=True)
-class UnknownTypeReply:
-    record_type: int
-
-
-ClientEvent = Stdout | Stderr | EndRequest | ValuesResult | UnknownTypeReply | ConnectionClosed
-
-
-class ResponseParser:
-    """The web server's side: the application's records as events (for clients)."""
-
-    def __init__(self) -> None:
-        self._reader = RecordReader()
-
-    def receive_data(self, data: bytes) -> None:
-        self._reader.feed(data)
-
-    def next_event(self) -> ClientEvent | _NeedData:
-        record = self._reader.next_record()
-        if record is None:
-            if not self._reader.eof:
-                return NEED_DATA
-            if not self._reader.at_boundary():
-                raise IncompleteRecord()
-            return ConnectionClosed()
-        rtype, request_id, content = record
-        return _client_event(rtype, request_id, content)
-
-
-def _client_event(rtype: int, request_id: int, content: bytes) -> ClientEvent:
-    if rtype == RecordType.STDOUT:
-        return Stdout(request_id, content)
-    if rtype == RecordType.STDERR:
-        return Stderr(request_id, content)
-    try:
-        if rtype == RecordType.END_REQUEST:
-            return EndRequest(request_id, *END_BODY.unpack(content))
-        if rtype == RecordType.GET_VALUES_RESULT:
-            return ValuesResult(dict(decode_pairs(content, MAX_CONTENT)))
-        if rtype == RecordType.UNKNOWN_TYPE:
-            return UnknownTypeReply(UNKNOWN_TYPE_BODY.unpack(content)[0])
-    except (struct.error, ProtocolError):
-        raise BadRecord() from None
-    raise UnexpectedRecord()

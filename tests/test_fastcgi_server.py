@@ -505,7 +505,8 @@ def test_fastcgi_body_sets_every_slot_of_the_body_it_extends():
     # added to BodyInput must be set there too, or reading it raises AttributeError.
     from django_scgi.conf import resolve
     from django_scgi.server.body import BodyInput
-    from django_scgi.server.fcgi_channel import Channel, FastCGIBody
+    from django_scgi.server.fcgi_body import FastCGIBody
+    from django_scgi.server.fcgi_channel import Channel
 
     channel = Channel(None, resolve({}, settings=None), "test")  # no I/O: a socket unused
     body = FastCGIBody(channel, 5.0, 0)

@@ -29,6 +29,8 @@ TABLE = {
     "django_scgi.scgi_events": (False, False),
     "django_scgi.fastcgi": (False, False),
     "django_scgi.fcgi_records": (False, False),
+    "django_scgi.fcgi_events": (False, False),
+    "django_scgi.fcgi_response": (False, False),
     "django_scgi.fastcgi_client": (False, False),
     "django_scgi.environ": (False, False),
     "django_scgi.logtext": (False, False),
@@ -54,6 +56,7 @@ TABLE = {
     "django_scgi.server.fcgi_channel": (False, True),
     "django_scgi.server.fcgi_exchange": (False, True),
     "django_scgi.server.fcgi_batch": (False, True),
+    "django_scgi.server.fcgi_body": (False, True),
     "django_scgi.connection": (False, True),
     "django_scgi.workers": (False, True),
     "django_scgi.workers.handoff": (False, True),
@@ -147,7 +150,10 @@ ALLOWED_INTERNAL = {
     # FastCGI: the wire codec and the connection state machine beside protocol; the
     # client beside client.
     "fcgi_records": {"protocol"},
-    "fastcgi": {"protocol", "fcgi_records", "_speedups"},  # and its C accelerator
+    "fastcgi": {"protocol", "fcgi_records", "fcgi_events", "fcgi_response",
+                "_speedups"},  # and its C accelerator; it re-exports the other two
+    "fcgi_events": {"fcgi_records", "scgi_events"},
+    "fcgi_response": {"fcgi_records", "scgi_events"},  # the client's side
     "fastcgi_client": {"fastcgi", "client", "protocol", "response_head"},
     # _speedups: the access line's C accelerator (server/accesslog.py).
     "server": {"protocol", "environ", "logtext", "gemini", "conf", "connection", "fastcgi",

@@ -25,7 +25,8 @@ from ..protocol import encode_response_head
 from .closing import close_abortive
 from .exchange import Exchange, PeerGone, _set_nodelay
 from .fcgi_batch import HeldWrites
-from .fcgi_channel import UNKNOWN_LENGTH, Channel, FastCGIBody, RequestInterrupted
+from .fcgi_body import UNKNOWN_LENGTH, FastCGIBody
+from .fcgi_channel import Channel, RequestInterrupted
 
 if TYPE_CHECKING:
     from .lifecycle import SCGIServer
