@@ -523,52 +523,6 @@ is_optional_whitespace(Py_UCS1 c)
     return c == ' ' || c == '\t';
 }
 
-/* The header's name and value as latin-1 text with the value's optional whitespace
- * trimmed; 0 when the header is not a plain, valid (str, str) pair. */
-static int
-plain_header(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
-             const Py_UCS1 **value, Py_ssize_t *value_length)
-{
-    if (!PyTuple_CheckExact(header) || PyTuple_GET_SIZE(header) != 2) {
-        return 0;
-    }
-    PyObject *name_text = PyTuple_GET_ITEM(header, 0);
-    PyObject *value_text = PyTuple_GET_ITEM(header, 1);
-    if (!PyUnicode_CheckExact(name_text) || !PyUnicode_CheckExact(value_text)
-        || ENSURE_READY(name_text) < 0 || ENSURE_READY(value_text) < 0
-        || PyUnicode_KIND(name_text) != PyUnicode_1BYTE_KIND
-        || PyUnicode_KIND(value_text) != PyUnicode_1BYTE_KIND) {
-        PyErr_Clear();
-        return 0;
-    }
-    *name = PyUnicode_1BYTE_DATA(name_text);
-    *name_length = PyUnicode_GET_LENGTH(name_text);
-    if (*name_length == 0) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < *name_length; i++) {
-        if (bad_in_name[(*name)[i]]) {
-            return 0;
-        }
-    }
-    const Py_UCS1 *start = PyUnicode_1BYTE_DATA(value_text);
-    const Py_UCS1 *end = start + PyUnicode_GET_LENGTH(value_text);
-    for (const Py_UCS1 *c = start; c < end; c++) {
-        if (bad_in_value[*c]) {
-            return 0;
-        }
-    }
-    while (start < end && is_optional_whitespace(start[0])) {
-        start++;
-    }
-    while (end > start && is_optional_whitespace(end[-1])) {
-        end--;
-    }
-    *value = start;
-    *value_length = end - start;
-    return 1;
-}
-
 /* The header's name and value as latin-1 text, unchecked: 0 when it is not a (str, str)
  * pair of latin-1 strings. For what does not depend on the bytes being valid. */
 static int
@@ -591,6 +545,39 @@ header_texts(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
     *name_length = PyUnicode_GET_LENGTH(name_text);
     *value = PyUnicode_1BYTE_DATA(value_text);
     *value_length = PyUnicode_GET_LENGTH(value_text);
+    return 1;
+}
+
+/* The header's name and value as latin-1 text with the value's optional whitespace
+ * trimmed; 0 when the header is not a plain, valid (str, str) pair. */
+static int
+plain_header(PyObject *header, const Py_UCS1 **name, Py_ssize_t *name_length,
+             const Py_UCS1 **value, Py_ssize_t *value_length)
+{
+    Py_ssize_t length;
+    if (!header_texts(header, name, name_length, value, &length) || *name_length == 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *name_length; i++) {
+        if (bad_in_name[(*name)[i]]) {
+            return 0;
+        }
+    }
+    const Py_UCS1 *start = *value;
+    const Py_UCS1 *end = start + length;
+    for (const Py_UCS1 *c = start; c < end; c++) {
+        if (bad_in_value[*c]) {
+            return 0;
+        }
+    }
+    while (start < end && is_optional_whitespace(start[0])) {
+        start++;
+    }
+    while (end > start && is_optional_whitespace(end[-1])) {
+        end--;
+    }
+    *value = start;
+    *value_length = end - start;
     return 1;
 }
 
