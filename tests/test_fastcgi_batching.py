@@ -60,12 +60,22 @@ def batches(server) -> list[int]:
     return [int(n) for n in HELD.findall(server.output)]
 
 
+@contextmanager
+def kept_connections(server, count: int) -> Iterator[list[Connection]]:
+    """``count`` connections, each kept after a first request: the next are follow-ups."""
+    connections = [Connection(server.address, timeout=30) for _ in range(count)]
+    try:
+        for conn in connections:
+            assert conn.request("/").status == 200
+        yield connections
+    finally:
+        for conn in connections:
+            conn.close()
+
+
 def test_responses_ready_together_are_written_together_and_all_arrive(start_server):
     server = fcgi_server(start_server)
-    connections = [Connection(server.address, timeout=30) for _ in range(6)]
-    try:
-        for conn in connections:  # connected and kept: the next requests are follow-ups
-            assert conn.request("/").status == 200
+    with kept_connections(server, 6) as connections:
         assert batches(server) == [], server.output  # one request at a time: nothing is ever held
         # Rounds until one batch had several responses: a batch spans at most 1 ms
         # (CLOSE_HOLD), which a slow machine may cut into batches of one now and then.
@@ -83,25 +93,16 @@ def test_responses_ready_together_are_written_together_and_all_arrive(start_serv
         assert max(batches(server)) <= 7
         for conn in connections:  # the kept connections serve on
             assert conn.request("/").status == 200
-    finally:
-        for conn in connections:
-            conn.close()
 
 
 def test_close_batch_1_holds_nothing(start_server):
     server = fcgi_server(start_server, "--close-batch", "1")
-    connections = [Connection(server.address, timeout=30) for _ in range(4)]
-    try:
-        for conn in connections:
-            assert conn.request("/").status == 200
+    with kept_connections(server, 4) as connections:
         with stopped(server):
             for index, conn in enumerate(connections):
                 send_request(conn, f"/info/{index}")
         assert [path_of(conn) for conn in connections] == [f"/info/{i}" for i in range(4)]
         assert batches(server) == []
-    finally:
-        for conn in connections:
-            conn.close()
 
 
 def test_a_lone_client_is_never_held(start_server):
@@ -115,10 +116,7 @@ def test_a_lone_client_is_never_held(start_server):
 
 def test_order_per_connection_is_kept_when_requests_follow_a_held_one(start_server):
     server = fcgi_server(start_server)
-    connections = [Connection(server.address, timeout=30) for _ in range(4)]
-    try:
-        for conn in connections:
-            assert conn.request("/").status == 200
+    with kept_connections(server, 4) as connections:
         with stopped(server):
             for index, conn in enumerate(connections):
                 # Two requests back to back on each (the same id once the first ended):
@@ -129,17 +127,11 @@ def test_order_per_connection_is_kept_when_requests_follow_a_held_one(start_serv
             assert path_of(conn) == f"/info/a{index}"
             assert path_of(conn) == f"/info/b{index}"
         assert batches(server), server.output
-    finally:
-        for conn in connections:
-            conn.close()
 
 
 def test_sigterm_with_held_responses_delivers_them_then_closes(start_server):
     server = fcgi_server(start_server, "--graceful-timeout", "30")
-    connections = [Connection(server.address, timeout=30) for _ in range(6)]
-    try:
-        for conn in connections:
-            assert conn.request("/").status == 200
+    with kept_connections(server, 6) as connections:
         with stopped(server):
             for index, conn in enumerate(connections):
                 send_request(conn, f"/info/{index}")
@@ -150,6 +142,3 @@ def test_sigterm_with_held_responses_delivers_them_then_closes(start_server):
             assert conn.sock.recv(1) == b""  # then closed: the server stops
         assert server.wait(20) == 0
         assert batches(server), server.output  # some were held as the server stopped
-    finally:
-        for conn in connections:
-            conn.close()
