@@ -796,21 +796,9 @@ def render_rst(data: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-# The FastCGI section at the end of docs/benchmarks.rst is written by hand from a run
-# with the FastCGI servers (docs/fastcgi.rst has the details): a rewrite keeps everything
-# from this comment on.
-KEPT_MARKER = ".. FastCGI figures: kept as they are when bench/report.py rewrites this page."
-
-
 def write_docs(data: dict, path: Path = DOCS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""
-    if path.exists():
-        old = path.read_text()
-        at = old.find(KEPT_MARKER)
-        if at >= 0:
-            kept = "\n" + old[at:]
-    path.write_text(render_rst(data) + kept)
+    path.write_text(render_rst(data))
 
 
 def merge(data: dict, other: dict, name: str) -> dict:
@@ -818,9 +806,11 @@ def merge(data: dict, other: dict, name: str) -> dict:
     for metric, servers in other["summary"].items():
         data["summary"].setdefault(metric, {}).update(servers)
     data["checks"].update(other.get("checks", {}))
+    commit = other["meta"].get("versions", {}).get("django-scgi commit")
     data["meta"].setdefault("merged", []).append(
-        f"{', '.join(other['summary'])} from {name} ({other['meta'].get('date')}: "
-        f"``{other['meta'].get('command')}``)")
+        f"{', '.join(other['summary'])} from {name} ({other['meta'].get('date')}"
+        + (f", django-scgi commit {commit}" if commit else "")
+        + f": ``{other['meta'].get('command')}``)")
     return data
 
 
