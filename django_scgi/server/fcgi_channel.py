@@ -9,7 +9,10 @@ UNKNOWN_TYPE, END_REQUEST refusing a second request) are written as they come.
 While the application runs and is not reading its body, nothing else would read the
 socket, so a libev watcher does: an ABORT_REQUEST, the front-end's close or garbage
 interrupts the application at once (``RequestInterrupted`` thrown into its greenlet),
-which closes its iterable and frees the slot.
+which closes its iterable and frees the slot. The same watcher, the socket's own read
+watcher with a callback (``Channel._on_readable``), wakes the greenlet waiting for the
+next request on a kept connection: started once, it runs from request to request
+(a start and a stop per request and per wait would cost more than the wait itself).
 """
 
 from __future__ import annotations
@@ -76,9 +79,14 @@ class Channel:
         self.broken = False  # EOF, a protocol error or a failed write: close, do not reuse
         self.writing = False  # a write is under way (still set: it was cut short)
         self.pending_replies: list[bytes] = []
-        self._io: Any = None  # libev io watcher for the watch (made once per connection)
-        self._kept_waiter: tuple[Any, Any] | None = None  # (hub, read watcher): _recv_kept
+        # The socket's own read watcher (Connection._watcher), started with the callback
+        # _on_readable while _watching; Connection.recv's waits use it stopped.
+        self._io: Any = None
         self._watching = False
+        self._switch: Any = None  # the hub's switch(), set with _io
+        # The connection's greenlet: it waits for requests and runs the application.
+        self._greenlet = getcurrent()
+        self._waiting: Any = None  # the greenlet, while _recv_kept waits for _on_readable
         # Body bytes the watch took off the socket while the application did not read.
         self._backlog: deque[bytes] = deque()
         self._backlog_size = 0
@@ -157,6 +165,8 @@ class Channel:
         if remaining <= 0:
             self._timed_out(idle_set)
             return None
+        if self._watching:  # Connection.recv waits on the same watcher
+            self.leave_watching()
         if idle_set is not None:
             idle_set.add(self.sock)
         try:
@@ -183,21 +193,18 @@ class Channel:
             self.kept_wait = (kept, deadline)
         else:
             kept[sock] = deadline
-        sock.timeout = None  # settimeout(None), one call less
         try:
             if sock.fd < 0:  # closed already (Connection.wait's check)
                 return None
-            # Connection.wait() without a timeout, minus its calls: the socket's own
-            # read watcher, made once per connection, so that a close wakes this wait.
-            waiter = self._kept_waiter
-            if waiter is None:
-                watcher = sock._watcher(_READ)  # sets sock.hub
-                waiter = self._kept_waiter = (sock.hub, watcher)
-            wait, watcher = waiter[0].wait, waiter[1]
+            if not self._watching:  # else it runs since the previous request
+                self._start_watching()
             while True:
                 # Nothing can have arrived yet: the front-end sends the next request only
                 # after our END_REQUEST. Waiting first spares a read that would fail.
-                wait(watcher)
+                # _on_readable switches back here; a close of the socket throws EBADF
+                # here (Channel.throw).
+                self._waiting = self._greenlet
+                self._switch()
                 try:
                     data: bytes = os.read(sock.fd, RECV_SIZE)
                     return data
@@ -206,7 +213,7 @@ class Channel:
         except OSError:  # closed by the sweeper or shutdown, or reset
             return None
         finally:
-            self.kept_wait = None
+            self._waiting = self.kept_wait = None
             kept.pop(sock, None)
 
     def _timed_out(self, idle_set: set[Any] | None) -> None:
@@ -317,6 +324,8 @@ class Channel:
         return b"".join(chunks), False
 
     def _receive_body(self, timeout: float) -> None:
+        if self._watching:  # Connection.recv waits on the same watcher
+            self.leave_watching()
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -343,20 +352,17 @@ class Channel:
     # -- while the application runs --
 
     def enter_application(self) -> None:
-        """The application starts in this greenlet: watch() for it (inlined: once a
-        request; the same conditions, bar the handler just set)."""
-        self._handler = getcurrent()
+        """The application starts in the connection's greenlet: watch() for it (inlined:
+        once a request; the same conditions, bar the handler just set). On a kept
+        connection the watcher runs already, since the wait for this request."""
+        self._handler = self._greenlet
         if not self._watching and not self.broken and self._backlog_size <= WATCH_BACKLOG:
-            if self._io is None:
-                self._io = get_hub().loop.io(self.sock.fd, _READ)
-            self._watching = True
-            self._io.start(self._on_readable)
+            self._start_watching()
 
     def leave_application(self) -> None:
+        # The watcher goes on running, for the wait for the next request; until then
+        # _on_readable stops it if anything arrives.
         self._handler = None
-        if self._watching:
-            self._watching = False
-            self._io.stop()
 
     def watch(self) -> None:
         """Watch the socket while the application runs and is not reading its body.
@@ -368,13 +374,31 @@ class Channel:
         """
         if (self._handler is not None and not self._watching and not self.broken
                 and self._backlog_size <= WATCH_BACKLOG):
-            if self._io is None:
-                self._io = get_hub().loop.io(self.sock.fd, _READ)
-            self._watching = True
-            self._io.start(self._on_readable)
+            self._start_watching()
+
+    def _start_watching(self) -> None:
+        io = self._io
+        if io is None:
+            if self.sock.fd < 0:
+                return  # closed (and its watchers with it): nothing to watch
+            # The socket's own read watcher, so that Connection.close() finds it (throw).
+            io = self._io = self.sock._watcher(_READ)  # sets sock.hub
+            self._switch = self.sock.hub.switch
+        self._watching = True
+        io.start(self._on_readable)
 
     def _on_readable(self) -> None:
-        """In the hub: what the front-end sent while the application runs."""
+        """In the hub: the socket is readable. Wake the greenlet waiting for the next
+        request; or take what the front-end sent while the application runs; or, with
+        neither (the response is being finished), stop until one of them starts it."""
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            waiting.switch()
+            return
+        if self._handler is None:
+            self.leave_watching()
+            return
         try:
             data = os.read(self.sock.fd, RECV_SIZE)
         except BlockingIOError:
@@ -389,6 +413,21 @@ class Channel:
         if self._watching:
             self._watching = False
             self._io.stop()
+
+    def throw(self, error: BaseException) -> None:
+        """The socket was closed while the watcher ran with this channel's callback.
+
+        Connection.close() has the hub cancel the waits on the socket's watchers
+        (gevent's ``Hub.cancel_waits_close_and_then``), which closes each active one and
+        throws the error to its callback's ``__self__``: for a Waiter, the greenlet it
+        holds; here, the greenlet waiting for the next request, if one is.
+        """
+        self._watching = False
+        self._io = None  # closed with the socket
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            waiting.throw(error)
 
     def _take_watched_events(self) -> bool:
         """Handle what arrived while the application runs; False once it is interrupted."""
@@ -436,8 +475,7 @@ class Channel:
             self.release()
         if self._io is not None:
             self.leave_watching()
-            self._io.close()
-            self._io = None
+            self._io = None  # the socket's own watcher: the socket closes it
         if self.sock.fd < 0:
             return  # closed already (a broken exchange closes at once)
         try:
