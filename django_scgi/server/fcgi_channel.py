@@ -80,17 +80,17 @@ class Channel:
         self.writing = False  # a write is under way (still set: it was cut short)
         self.pending_replies: list[bytes] = []
         # The socket's own read watcher (Connection._watcher), started with the callback
-        # _on_readable while _watching; Connection.recv's waits use it stopped.
+        # _on_readable while watching; Connection.recv's waits use it stopped.
         self._io: Any = None
-        self._watching = False
+        self.watching = False
         self._switch: Any = None  # the hub's switch(), set with _io
         # The connection's greenlet: it waits for requests and runs the application.
-        self._greenlet = getcurrent()
+        self.greenlet = getcurrent()
         self._waiting: Any = None  # the greenlet, while _recv_kept waits for _on_readable
         # Body bytes the watch took off the socket while the application did not read.
         self._backlog: deque[bytes] = deque()
         self._backlog_size = 0
-        self._handler: Any = None  # the greenlet running the application, while it does
+        self.handler: Any = None  # the greenlet running the application, while it does
         # The server's held final writes (fcgi_batch); whether one of them is this
         # connection's; and, while it is and the greenlet already waits for the next
         # request, the kept-connection registration the write will make (_recv_kept).
@@ -165,7 +165,7 @@ class Channel:
         if remaining <= 0:
             self._timed_out(idle_set)
             return None
-        if self._watching:  # Connection.recv waits on the same watcher
+        if self.watching:  # Connection.recv waits on the same watcher
             self.leave_watching()
         if idle_set is not None:
             idle_set.add(self.sock)
@@ -196,14 +196,14 @@ class Channel:
         try:
             if sock.fd < 0:  # closed already (Connection.wait's check)
                 return None
-            if not self._watching:  # else it runs since the previous request
+            if not self.watching:  # else it runs since the previous request
                 self._start_watching()
             while True:
                 # Nothing can have arrived yet: the front-end sends the next request only
                 # after our END_REQUEST. Waiting first spares a read that would fail.
                 # _on_readable switches back here; a close of the socket throws EBADF
                 # here (Channel.throw).
-                self._waiting = self._greenlet
+                self._waiting = self.greenlet
                 self._switch()
                 try:
                     data: bytes = os.read(sock.fd, RECV_SIZE)
@@ -324,7 +324,7 @@ class Channel:
         return b"".join(chunks), False
 
     def _receive_body(self, timeout: float) -> None:
-        if self._watching:  # Connection.recv waits on the same watcher
+        if self.watching:  # Connection.recv waits on the same watcher
             self.leave_watching()
         self.sock.settimeout(timeout)
         try:
@@ -351,28 +351,16 @@ class Channel:
 
     # -- while the application runs --
 
-    def enter_application(self) -> None:
-        """The application starts in the connection's greenlet: watch() for it (inlined:
-        once a request; the same conditions, bar the handler just set). On a kept
-        connection the watcher runs already, since the wait for this request."""
-        self._handler = self._greenlet
-        if not self._watching and not self.broken and self._backlog_size <= WATCH_BACKLOG:
-            self._start_watching()
-
-    def leave_application(self) -> None:
-        # The watcher goes on running, for the wait for the next request; until then
-        # _on_readable stops it if anything arrives.
-        self._handler = None
-
     def watch(self) -> None:
-        """Watch the socket while the application runs and is not reading its body.
+        """Watch the socket while the application runs (``handler`` is set while it
+        does, by FastCGIExchange.serve) and is not reading its body.
 
         A libev watcher with a callback, not a greenlet: started and stopped before the
         loop runs again (a quick request), it costs neither a spawn nor a system call.
         Body records it finds wait in a backlog for the application, up to
         WATCH_BACKLOG bytes; beyond that it stops until the application reads.
         """
-        if (self._handler is not None and not self._watching and not self.broken
+        if (self.handler is not None and not self.watching and not self.broken
                 and self._backlog_size <= WATCH_BACKLOG):
             self._start_watching()
 
@@ -384,7 +372,7 @@ class Channel:
             # The socket's own read watcher, so that Connection.close() finds it (throw).
             io = self._io = self.sock._watcher(_READ)  # sets sock.hub
             self._switch = self.sock.hub.switch
-        self._watching = True
+        self.watching = True
         io.start(self._on_readable)
 
     def _on_readable(self) -> None:
@@ -396,7 +384,7 @@ class Channel:
             self._waiting = None
             waiting.switch()
             return
-        if self._handler is None:
+        if self.handler is None:
             self.leave_watching()
             return
         try:
@@ -410,8 +398,8 @@ class Channel:
             self.leave_watching()
 
     def leave_watching(self) -> None:
-        if self._watching:
-            self._watching = False
+        if self.watching:
+            self.watching = False
             self._io.stop()
 
     def throw(self, error: BaseException) -> None:
@@ -422,7 +410,7 @@ class Channel:
         throws the error to its callback's ``__self__``: for a Waiter, the greenlet it
         holds; here, the greenlet waiting for the next request, if one is.
         """
-        self._watching = False
+        self.watching = False
         self._io = None  # closed with the socket
         waiting = self._waiting
         if waiting is not None:
@@ -455,14 +443,14 @@ class Channel:
         return True
 
     def _interrupt(self) -> bool:
-        handler = self._handler
+        handler = self.handler
         if handler is not None:
             # From the loop, so the throw happens only if the application still runs.
             get_hub().loop.run_callback(self._throw, handler)
         return False
 
     def _throw(self, handler: Any) -> None:
-        if self._handler is handler and not handler.dead:
+        if self.handler is handler and not handler.dead:
             handler.throw(RequestInterrupted())
 
     # -- the end --

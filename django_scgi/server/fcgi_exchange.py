@@ -193,8 +193,12 @@ class FastCGIExchange(Exchange):
         if self.too_large:
             self._refuse_body()
         elif not channel.broken:
-            # Run the application (inline: once a request), the watch on meanwhile.
-            channel.enter_application()
+            # Run the application (inline: once a request), the watch on meanwhile. On a
+            # kept connection it runs already, since the wait for this request, and goes
+            # on running after it, for the wait for the next one.
+            channel.handler = channel.greenlet
+            if not channel.watching:
+                channel.watch()
             try:
                 self.run_application(app)
             except RequestInterrupted:
@@ -202,7 +206,7 @@ class FastCGIExchange(Exchange):
                              "aborted the request" if channel.aborted else "went away",
                              request_line(self.environ or {}))
             finally:
-                channel.leave_application()
+                channel.handler = None
         try:
             if self.abort or channel.broken or channel.writing:
                 # Half a record, a reset or a protocol error: the connection cannot carry
