@@ -112,52 +112,60 @@ class Channel:
         """
         self.request_id, self.stdin_done, self.aborted = 0, True, False
         now = time.monotonic()
-        deadline, started = now + idle_timeout, False
+        deadline = now + idle_timeout
+        if isinstance(idle, dict) and self.conn.idle():
+            # A kept connection between requests: nothing to parse before a read. While
+            # it waits it is in ``idle`` only, where shedding finds it too (its deadline
+            # says since when it waits).
+            data = self._recv_kept(deadline, idle)
+            if data is None:
+                return None
+            taken = self.conn.receive_head(data)  # the usual head: read in one step
+            if taken is not None:
+                head, self.stdin_done = taken
+                # _start_taken(), inlined: once a request.
+                if self._backlog_size:
+                    self._backlog.clear()
+                    self._backlog_size = 0
+                self.requests += 1
+                self.request_id = head.request_id
+                return head
         self.heads_waiting[self.sock] = now
         try:
-            if isinstance(idle, dict) and self.conn.idle():
-                # A kept connection between requests: nothing to parse before a read.
-                data = self._recv_kept(deadline, idle)
-                if data is None:
-                    return None
-                taken = self.conn.receive_head(data)  # the usual head: read in one step
-                if taken is not None:
-                    head, self.stdin_done = taken
-                    # _start_taken(), inlined: once a request.
-                    if self._backlog_size:
-                        self._backlog.clear()
-                        self._backlog_size = 0
-                    self.requests += 1
-                    self.request_id = head.request_id
-                    return head
-            while True:
-                event = self.conn.next_event()
-                if event is fastcgi.NEED_DATA:
-                    if not started and self.conn.mid_request:
-                        started = True
-                        deadline = time.monotonic() + self.config.header_timeout
-                    if started:
-                        data = self._recv_until(deadline, None)
-                    elif isinstance(idle, dict):
-                        data = self._recv_kept(deadline, idle)
-                    else:
-                        data = self._recv_until(deadline, idle)
-                    if data is None:
-                        return None
-                    self.conn.receive_data(data)
-                elif type(event) is fastcgi.RequestHead:
-                    self._start(event)
-                    return event
-                elif isinstance(event, fastcgi.Reply):
-                    if not self._reply(event):
-                        return None
-                else:  # ConnectionClosed; no request is in progress for anything else
-                    return None
+            return self._read_head(deadline, idle)
         except ProtocolError as error:
             self._refuse(error)
             return None
         finally:
             self.heads_waiting.pop(self.sock, None)
+
+    def _read_head(self, deadline: float, idle: set[Any] | dict[Any, float]
+                   ) -> fastcgi.RequestHead | None:
+        """next_request() record by record: anything but the usual head in one read."""
+        started = False
+        while True:
+            event = self.conn.next_event()
+            if event is fastcgi.NEED_DATA:
+                if not started and self.conn.mid_request:
+                    started = True
+                    deadline = time.monotonic() + self.config.header_timeout
+                if started:
+                    data = self._recv_until(deadline, None)
+                elif isinstance(idle, dict):
+                    data = self._recv_kept(deadline, idle)
+                else:
+                    data = self._recv_until(deadline, idle)
+                if data is None:
+                    return None
+                self.conn.receive_data(data)
+            elif type(event) is fastcgi.RequestHead:
+                self._start(event)
+                return event
+            elif isinstance(event, fastcgi.Reply):
+                if not self._reply(event):
+                    return None
+            else:  # ConnectionClosed; no request is in progress for anything else
+                return None
 
     def _recv_until(self, deadline: float, idle_set: set[Any] | None) -> bytes | None:
         """One read within the deadline; None (logged when it matters) when it fails."""

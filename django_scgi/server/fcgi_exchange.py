@@ -98,6 +98,7 @@ def _content_length(value: str | None) -> int:
 
 
 _new_stream = object.__new__
+_AUTHORIZER = fastcgi.Role.AUTHORIZER  # a global: no lookup on the enum class
 
 
 class ErrorStream:
@@ -175,7 +176,7 @@ class FastCGIExchange(Exchange):
         # By position: a call with keywords takes Python 3.11's slower path.
         self.environ = environ = build_environ(
             cgi, body, self.base_environ, config.mount_prefix, self._get_peer,
-            bool(cgi.get("SCRIPT_NAME")) or head.role is fastcgi.Role.AUTHORIZER)
+            bool(cgi.get("SCRIPT_NAME")) or head.role is _AUTHORIZER)
         # ErrorStream(self) without its __init__ frame: once a request.
         self.errors = errors = _new_stream(ErrorStream)
         errors.exchange = self

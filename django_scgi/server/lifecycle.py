@@ -323,6 +323,11 @@ class SCGIServer:
         cannot keep a good request waiting for header_timeout."""
         cutoff = time.monotonic() - SHED_AFTER
         stale = [sock for sock, since in self.heads_waiting.items() if since < cutoff]
+        # Kept FastCGI connections between requests (not in heads_waiting while they wait
+        # for a request's first byte): their deadline is since + keepalive_timeout.
+        kept_cutoff = cutoff + self.config.keepalive_timeout
+        stale += [sock for sock, until in self.keepalive_sockets.items()
+                  if until < kept_cutoff and sock not in self.heads_waiting]
         for sock in stale:
             sock.close()  # its greenlet wakes with EBADF and ends quietly
         if stale:
