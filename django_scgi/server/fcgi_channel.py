@@ -86,7 +86,8 @@ class Channel:
         self._switch: Any = None  # the hub's switch(), set with _io
         # The connection's greenlet: it waits for requests and runs the application.
         self.greenlet = getcurrent()
-        self._waiting: Any = None  # the greenlet, while _recv_kept waits for _on_readable
+        self._wake = self.greenlet.switch  # the watcher's callback while it waits
+        self._callback: Any = None  # _on_readable, bound once (close() unbinds it)
         # Body bytes the watch took off the socket while the application did not read.
         self._backlog: deque[bytes] = deque()
         self._backlog_size = 0
@@ -206,22 +207,29 @@ class Channel:
                 return None
             if not self.watching:  # else it runs since the previous request
                 self._start_watching()
-            while True:
-                # Nothing can have arrived yet: the front-end sends the next request only
-                # after our END_REQUEST. Waiting first spares a read that would fail.
-                # _on_readable switches back here; a close of the socket throws EBADF
-                # here (Channel.throw).
-                self._waiting = self.greenlet
-                self._switch()
-                try:
-                    data: bytes = os.read(sock.fd, RECV_SIZE)
-                    return data
-                except BlockingIOError:  # woken without bytes after all
-                    continue
+            # While this greenlet waits, the watcher's callback is its switch(), as a
+            # Waiter's would be: the loop wakes it without a Python frame, and a close of
+            # the socket throws EBADF here (gevent's cancel of the socket's waits throws
+            # to the callback's __self__). _on_readable is the callback again before
+            # anything else runs.
+            io = self._io
+            io.callback = self._wake
+            try:
+                while True:
+                    # Nothing can have arrived yet: the front-end sends the next request
+                    # only after our END_REQUEST. Waiting first spares a failing read.
+                    self._switch()
+                    try:
+                        data: bytes = os.read(sock.fd, RECV_SIZE)
+                        return data
+                    except BlockingIOError:  # woken without bytes after all
+                        continue
+            finally:
+                io.callback = self._callback
         except OSError:  # closed by the sweeper or shutdown, or reset
             return None
         finally:
-            self._waiting = self.kept_wait = None
+            self.kept_wait = None
             kept.pop(sock, None)
 
     def _timed_out(self, idle_set: set[Any] | None) -> None:
@@ -380,18 +388,14 @@ class Channel:
             # The socket's own read watcher, so that Connection.close() finds it (throw).
             io = self._io = self.sock._watcher(_READ)  # sets sock.hub
             self._switch = self.sock.hub.switch
+            self._callback = self._on_readable
         self.watching = True
-        io.start(self._on_readable)
+        io.start(self._callback)
 
     def _on_readable(self) -> None:
-        """In the hub: the socket is readable. Wake the greenlet waiting for the next
-        request; or take what the front-end sent while the application runs; or, with
-        neither (the response is being finished), stop until one of them starts it."""
-        waiting = self._waiting
-        if waiting is not None:
-            self._waiting = None
-            waiting.switch()
-            return
+        """In the hub: the socket is readable. Take what the front-end sent while the
+        application runs; or, when it does not (the response is being finished), stop
+        until the wait for the next request (_recv_kept) or the application starts it."""
         if self.handler is None:
             self.leave_watching()
             return
@@ -411,19 +415,15 @@ class Channel:
             self._io.stop()
 
     def throw(self, error: BaseException) -> None:
-        """The socket was closed while the watcher ran with this channel's callback.
+        """The socket was closed while the watcher ran with _on_readable.
 
         Connection.close() has the hub cancel the waits on the socket's watchers
         (gevent's ``Hub.cancel_waits_close_and_then``), which closes each active one and
-        throws the error to its callback's ``__self__``: for a Waiter, the greenlet it
-        holds; here, the greenlet waiting for the next request, if one is.
+        throws the error to its callback's ``__self__``: a waiting greenlet's own, or
+        this channel, where nobody waits (_recv_kept's wait has another callback).
         """
         self.watching = False
         self._io = None  # closed with the socket
-        waiting = self._waiting
-        if waiting is not None:
-            self._waiting = None
-            waiting.throw(error)
 
     def _take_watched_events(self) -> bool:
         """Handle what arrived while the application runs; False once it is interrupted."""
@@ -471,7 +471,7 @@ class Channel:
             self.release()
         if self._io is not None:
             self.leave_watching()
-            self._io = None  # the socket's own watcher: the socket closes it
+            self._io = self._callback = None  # the socket's own watcher: the socket closes it
         if self.sock.fd < 0:
             return  # closed already (a broken exchange closes at once)
         try:
