@@ -534,3 +534,30 @@ def test_fastcgi_body_sets_every_slot_of_the_body_it_extends():
     for cls in BodyInput.__mro__:
         for name in getattr(cls, "__slots__", ()):
             getattr(body, name)  # raises when unset
+
+
+def test_fastcgi_exchange_sets_every_slot_of_the_exchange_it_extends():
+    # FastCGIExchange sets Exchange's slots itself (its __init__ is on the hot path): a
+    # slot added to Exchange must be set there too, or reading it raises AttributeError.
+    import types
+
+    from django_scgi.conf import resolve
+    from django_scgi.environ import make_base_environ
+    from django_scgi.server.exchange import Exchange
+    from django_scgi.server.fcgi_channel import Channel
+    from django_scgi.server.fcgi_exchange import FastCGIExchange
+
+    config = resolve({}, settings=None)
+    conn = fastcgi.ServerConnection()
+    conn.receive_data(fastcgi.encode_begin_request(1, fastcgi.Role.RESPONDER, True)
+                      + fastcgi.encode_params(1, environ("/"))
+                      + fastcgi.encode_record(fastcgi.RecordType.STDIN, 1))
+    head = conn.next_event()
+    assert isinstance(head, fastcgi.RequestHead)
+    channel = Channel(None, config, "test")  # no I/O: the body came whole with the head
+    server = types.SimpleNamespace(config=config, idle_sockets=set(),
+                                   base_environ=make_base_environ(errors=sys.stderr))
+    exchange = FastCGIExchange(channel, head, None, server)
+    for cls in Exchange.__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            getattr(exchange, name)  # raises when unset

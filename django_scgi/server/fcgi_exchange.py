@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from ..connection import Connection, peer_address
 from ..environ import build_environ, request_line
 from ..protocol import encode_response_head
 from .closing import close_abortive
-from .exchange import Exchange, PeerGone, _set_nodelay
+from .exchange import _UNDECODED, Exchange, PeerGone, _set_nodelay
 from .fcgi_batch import HeldWrites
 from .fcgi_body import UNKNOWN_LENGTH, FastCGIBody
 from .fcgi_channel import Channel, RequestInterrupted
@@ -144,14 +145,28 @@ class FastCGIExchange(Exchange):
 
     def __init__(self, channel: Channel, head: fastcgi.RequestHead, raw_peer: Any,
                  server: SCGIServer) -> None:
-        Exchange.__init__(self, channel.sock, raw_peer, server.config, server.base_environ,
-                          server.idle_sockets)  # not super(): once a request, calls count
+        # Exchange.__init__, inlined (once a request; and a FastCGI request starts with
+        # some of its slots otherwise): tests/test_fastcgi_server.py checks that every
+        # slot of Exchange is set. environ, body and is_head are set below.
+        self.config = server.config
+        self.base_environ = server.base_environ
+        self.idle_sockets = server.idle_sockets
+        self.heads_waiting = channel.heads_waiting  # the server's (read by SCGI heads only)
+        self.sock = channel.sock
+        self.raw_peer = raw_peer
+        self._peer = _UNDECODED
+        self.status = self.result = None
+        self.headers = []
+        self.head_sent = self.abort = self.head_is_all = False
+        self.fin_awaited = self.gemini = self.overread = False
+        self.bytes_sent = 0
+        self.started = time.monotonic()
+        self.write_waited = 0.0
+        self.nodelay = True  # set once for the connection (serve_connection)
         self.channel = channel
         self.ended = False  # END_REQUEST sent
         self.request_id = head.request_id
         self.keep_conn = head.keep_conn
-        self.overread = False
-        self.nodelay = True  # set once for the connection (serve_connection)
         cgi = head.environ
         cgi["FCGI_ROLE"] = head.role._name_  # .name is a descriptor: two calls more
         config = self.config
