@@ -46,6 +46,7 @@ SETTING_CHECK_IDS: dict[str, str] = {
     "static": "django_scgi.E029",
     "insecure": "django_scgi.E030",
     "log_level": "django_scgi.E031",
+    "defer_accept": "django_scgi.E032",
 }
 OPEN_TCP_WITHOUT_ALLOW_LIST = "django_scgi.W001"
 ALLOW_ANY_PEER = "django_scgi.W002"

@@ -150,6 +150,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "defer_accept", non_negative_int, 1,
+        "TCP listeners we bind: the kernel hands a connection over only once its first "
+        "bytes have come (TCP_DEFER_ACCEPT), so a request costs no wake-up and no read "
+        "that finds nothing yet. A peer that stays silent is handed over after about "
+        "this many seconds all the same, and --header-timeout runs from then. 0 turns "
+        "it off. Inherited sockets (fd:N, systemd) keep their own setting "
+        "(systemd: DeferAcceptSec=).",
+        metavar="SECONDS",
+    ),
+    Option(
         "max_header_size", positive_int, 64 * 1024,
         "Largest SCGI header block (FastCGI: PARAMS stream) accepted, in bytes; larger "
         "requests get 431 (FastCGI: the connection is closed).",
@@ -341,6 +351,7 @@ class ServerConfig:
     socket_mode: int
     max_connections: int
     backlog: int
+    defer_accept: int
     max_header_size: int
     max_body_size: int
     header_timeout: float

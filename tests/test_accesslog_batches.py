@@ -52,7 +52,7 @@ def test_a_line_for_a_nearly_due_batch_writes_it_without_the_timer(output):
     at(1000.0)
     output.add(exchange(1))
     assert stream.getvalue() == ""
-    assert output.timer is not None and output.timer.active  # due at 1000.5
+    assert output.timer is not None and output.timer.active  # due FLUSH_INTERVAL later
     at(1000.0 + accesslog.FLUSH_IN_LINE_AFTER / 2)
     output.add(exchange(2))
     assert stream.getvalue() == ""

@@ -45,6 +45,7 @@ BAD_AND_GOOD = {
     "static": ("perhaps", False),
     "insecure": ("2", True),
     "log_level": ("chatty", "debug"),
+    "defer_accept": (-1, 0),
 }
 
 

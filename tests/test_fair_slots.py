@@ -146,7 +146,8 @@ def test_reader_below_the_min_write_rate_is_cut(start_server):
 
 
 def test_one_peer_address_cannot_take_every_slot(start_server):
-    # Six slots, three per peer address: twelve idle connections from 127.0.0.1 keep
+    # Six slots, three per peer address: twelve stalled connections from 127.0.0.1 (one
+    # byte of a head each, so that the kernel hands them over: deferred accept) keep
     # three slots for the header timeout (10 s) and lose the rest at once, so a good
     # request from 127.0.0.2 is answered at once instead of after 10 s.
     server = start_server("127.0.0.1:0", "--max-connections", "6",
@@ -155,7 +156,9 @@ def test_one_peer_address_cannot_take_every_slot(start_server):
     idle, refused = [], 0
     for _ in range(12):
         try:
-            idle.append(connect_from(server.address, "127.0.0.1"))
+            stalled = connect_from(server.address, "127.0.0.1")
+            stalled.sendall(b"3")
+            idle.append(stalled)
         except ConnectionResetError:  # the reset came before connect() returned
             refused += 1
     try:
@@ -214,10 +217,12 @@ def test_failed_uploads_log_one_line_each_and_no_traceback(start_server):
 
 def test_idle_peers_are_shed_when_every_slot_is_taken(start_server):
     # No per-peer cap here (one address, as a local front-end and a local attacker
-    # share 127.0.0.1): when every slot holds a connection that sent no request head,
-    # those waiting over a second are closed to make room, so a good request waits
-    # about that long instead of the 30 s header timeout.
-    server = start_server("127.0.0.1:0", "--max-connections", "4", "--header-timeout", "30")
+    # share 127.0.0.1): when every slot holds a connection that sent no whole request
+    # head, those waiting over a second are closed to make room, so a good request waits
+    # about that long instead of the 30 s header timeout. The silent ones are handed
+    # over by the kernel at once only without deferred accept.
+    server = start_server("127.0.0.1:0", "--max-connections", "4", "--header-timeout", "30",
+                          "--defer-accept", "0")
     mark = len(server.lines)
     idle = [client.connect(server.address, 10) for _ in range(4)]
     half = client.connect(server.address, 10)

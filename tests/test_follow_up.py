@@ -137,6 +137,18 @@ def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server)
     assert 17 <= accepts <= 17 + 3, accepts
 
 
+def test_a_server_gone_quiet_soon_stops_trying_to_follow_up(follow_up_server):
+    address, go = follow_up_server
+    go()
+    before = server_log(address)["accepts"]
+    for _ in range(200):
+        assert client.request(address, "/pass", timeout=10).status == 200
+    accepts = server_log(address)["accepts"] - before
+    # 201 connections; the cool-down after each failed attempt grows fourfold (7, 31,
+    # 127, ...): four failures in 200, where doubling it would pay five or more.
+    assert 201 <= accepts <= 201 + 4, accepts
+
+
 # --- closing finished connections together ---------------------------------------------
 
 

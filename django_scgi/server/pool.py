@@ -43,14 +43,15 @@ CLOSE_HOLD = 0.001
 # After a follow-up accept found the backlog empty, the next this many connections skip
 # the attempt: one connection at a time, each attempt would be a wasted accept4().
 FOLLOW_UP_COOLDOWN = 7
-# Each further attempt that finds the backlog empty doubles the cool-down, up to this
+# Each further attempt that finds the backlog empty quadruples the cool-down, up to this
 # many connections; one that finds a connection waiting brings it back to
 # FOLLOW_UP_COOLDOWN. Requests arriving one at a time then pay a failed accept4() once
-# per 256 instead of once per 8 (issues 18 and 21: at one per 64 it was 0.016 of the
-# 6 system calls of a request); a burst after a quiet spell goes through the loop for
-# at most this many connections before follow-ups resume, which costs it what the
-# loop costs anyway (an epoll_wait per connection), not a failure.
-FOLLOW_UP_COOLDOWN_MAX = 255
+# per 1,024 instead of once per 8 (issues 18 and 21: at one per 64 it was 0.016 of the
+# 6 system calls of a request, at one per 256 0.004), and a server that has just
+# gone quiet pays four (7, 31, 127, 511) before that; a burst after a quiet spell goes
+# through the loop for at most this many connections before follow-ups resume, which
+# costs it what the loop costs anyway (an epoll_wait per connection), not a failure.
+FOLLOW_UP_COOLDOWN_MAX = 1023
 
 # While every slot is taken and connections wait, how often the acceptor asks the
 # server to shed connections that hold a slot without sending their request
@@ -319,7 +320,7 @@ class Acceptor:
             return None
         if accepted is None:
             self._cooldown = cooldown = self._next_cooldown
-            self._next_cooldown = min(2 * cooldown + 1, FOLLOW_UP_COOLDOWN_MAX)
+            self._next_cooldown = min(4 * cooldown + 3, FOLLOW_UP_COOLDOWN_MAX)
             return None
         self._next_cooldown = FOLLOW_UP_COOLDOWN
         return (accepted[0], accepted[1], self.family, self)

@@ -353,7 +353,8 @@ class Command(BaseCommand):
             for address in config.bind:
                 try:
                     listeners.append(open_listener(address, socket_mode=config.socket_mode,
-                                                   backlog=config.backlog))
+                                                   backlog=config.backlog,
+                                                   defer_accept=config.defer_accept))
                 except ListenerError as error:
                     raise CommandError(error.strerror) from None
                 except OSError as error:
