@@ -467,6 +467,13 @@ def _ceiling_rows(data: dict, metric: str) -> list[list]:
         rows.append([text, _with_rep_range(ceiling / flup,
                                            _rep_ratios(data, metric, "flup", ours="ceiling")),
                      "–"])
+    alone = _get(s, "inprocess", "inprocess", "req_per_s")
+    if alone and metric == "apache":
+        # Django called in a loop, no server and no front-end, on one core: what the
+        # Apache target would need runscgi to pass is above what Django itself can do.
+        rows.append(["(for reference) Django alone in-process (no server) ÷ Apache's "
+                     "ceiling: the most any server of this Django could reach",
+                     round(alone / ceiling, 3), "–"])
     return rows
 
 
