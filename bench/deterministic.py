@@ -11,8 +11,8 @@ loop.
 
 System calls: ``strace -c -f`` attached to the server's processes (every thread)
 after the warm-up, over ``requests`` sequential requests, detached with SIGINT; the same
-again with 32 connections at once (under load a server may take several connections per
-wake-up); plus a plain ``strace -f`` over three requests whose middle one is kept, to
+again with 32 connections at once, after a warm-up at that concurrency (under load a
+server may take several connections per wake-up); plus a plain ``strace -f`` over three requests whose middle one is kept, to
 show the sequence.
 """
 
@@ -125,6 +125,8 @@ def top_functions(path: Path, limit: int = 150) -> tuple[list[dict], list[dict]]
 # needs after its answer under callgrind (~50 times slower) or strace.
 CALLGRIND_GAP = 0.02
 STRACE_GAP = 0.002
+# Requests at --concurrency before the loaded system-call count (strace_server).
+LOADED_WARMUP = 3000
 
 
 def one_at_a_time(target: measure.Target, count: int, gap: float,
@@ -386,8 +388,15 @@ def strace_server(server, target: measure.Target, workdir: Path, *, requests: in
         return {"errors": 1, "log": "strace did not attach"}
     # FastCGI: the concurrent client opens a connection per request, which is not how
     # the front-ends that keep connections load it; left out rather than misleading.
-    loaded = {} if target.protocol == "fastcgi" else _strace_count(
-        server, target, workdir, requests=requests, concurrency=concurrency, cpu=cpu) or {}
+    loaded: dict = {}
+    if target.protocol != "fastcgi":
+        # A warm-up at the same concurrency first: what a server adapts to one connection
+        # at a time (runscgi's follow-up cool-down, up to 1,023 connections) would
+        # otherwise be counted as its cost under load.
+        scgi_load.run_load(target.address, request, total=LOADED_WARMUP,
+                           concurrency=concurrency, timeout=60.0)
+        loaded = _strace_count(server, target, workdir, requests=requests,
+                               concurrency=concurrency, cpu=cpu) or {}
     sequence = strace_sequence(server, target, workdir, cpu=cpu)
     return {
         "syscalls_per_req": sequential["per_req"], "requests": sequential["requests"],

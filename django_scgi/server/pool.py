@@ -48,9 +48,10 @@ FOLLOW_UP_COOLDOWN = 7
 # FOLLOW_UP_COOLDOWN. Requests arriving one at a time then pay a failed accept4() once
 # per 1,024 instead of once per 8 (issues 18 and 21: at one per 64 it was 0.016 of the
 # 6 system calls of a request, at one per 256 0.004), and a server that has just
-# gone quiet pays four (7, 31, 127, 511) before that; a burst after a quiet spell goes
-# through the loop for at most this many connections before follow-ups resume, which
-# costs it what the loop costs anyway (an epoll_wait per connection), not a failure.
+# gone quiet pays four (7, 31, 127, 511) before that. The price: a burst after a quiet
+# spell goes through the loop for at most this many connections before follow-ups
+# resume (a tenth of a second at 10,000 requests a second), each paying the loop pass
+# (epoll_wait, libev's getpid) that a follow-up would have spared it, not a failure.
 FOLLOW_UP_COOLDOWN_MAX = 1023
 
 # While every slot is taken and connections wait, how often the acceptor asks the
