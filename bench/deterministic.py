@@ -12,8 +12,8 @@ loop.
 System calls: ``strace -c -f`` attached to the server's processes (every thread)
 after the warm-up, over ``requests`` sequential requests, detached with SIGINT; the same
 again with 32 connections at once, after a warm-up at that concurrency (under load a
-server may take several connections per wake-up); plus a plain ``strace -f`` over three requests whose middle one is kept, to
-show the sequence.
+server may take several connections per wake-up); plus a plain ``strace -f`` over three
+requests whose middle one is kept, to show the sequence.
 """
 
 from __future__ import annotations
