@@ -63,7 +63,7 @@ if not os.environ.get("DJANGO_SCGI_PURE_PYTHON"):
 access_logger = logging.getLogger("django.server")
 
 # The most an access line waits in memory before it is written, in seconds: short enough
-# that a person watching the log sees it come at once, long enough that a busy server
+# that a person watching the log sees it within a second, long enough that a busy server
 # writes its lines in a few large writes instead of one per request. A write costs about
 # as much as six lines (the handler's lock, the write and flush, the timer's wake-up).
 FLUSH_INTERVAL = 1.0
