@@ -125,25 +125,26 @@ def test_no_follow_up_while_another_connection_is_in_progress(follow_up_server):
     body_of(waiting)
 
 
-def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server):
+def accepts_one_at_a_time(follow_up_server, count: int) -> int:
+    """accept() calls the server made for ``count`` sequential /pass requests and the
+    second /log (``count + 1`` connections, plus one per failed follow-up attempt)."""
     address, go = follow_up_server
     go()
     before = server_log(address)["accepts"]
-    for _ in range(16):
+    for _ in range(count):
         assert client.request(address, "/pass", timeout=10).status == 200
-    accepts = server_log(address)["accepts"] - before
-    # 17 connections (the 16 and the second /log); each failed attempt to follow up
-    # (found the backlog empty) is followed by a cool-down of 7 connections.
+    return server_log(address)["accepts"] - before
+
+
+def test_one_at_a_time_a_failed_accept_is_not_paid_per_request(follow_up_server):
+    accepts = accepts_one_at_a_time(follow_up_server, 16)
+    # 17 connections; each failed attempt to follow up (found the backlog empty) is
+    # followed by a cool-down of 7 connections.
     assert 17 <= accepts <= 17 + 3, accepts
 
 
 def test_a_server_gone_quiet_soon_stops_trying_to_follow_up(follow_up_server):
-    address, go = follow_up_server
-    go()
-    before = server_log(address)["accepts"]
-    for _ in range(200):
-        assert client.request(address, "/pass", timeout=10).status == 200
-    accepts = server_log(address)["accepts"] - before
+    accepts = accepts_one_at_a_time(follow_up_server, 200)
     # 201 connections; the cool-down after each failed attempt grows fourfold (7, 31,
     # 127, ...): four failures in 200, where doubling it would pay five or more.
     assert 201 <= accepts <= 201 + 4, accepts
